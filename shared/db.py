@@ -1,0 +1,112 @@
+"""The SQLAlchemy engine of the hot tier, created lazily once per process, and migrations.
+
+Locally the URL is a plain ``postgresql+pg8000://`` URL (a Unix socket is given as the
+``unix_sock`` query parameter). In production the Cloud SQL Python Connector with IAM
+authentication is used when ``TELEMETRY_CLOUDSQL_INSTANCE`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from shared.errors import ConfigurationError, ServiceUnavailable
+from shared.partitions import ensure_partitions
+from shared.settings import Settings, get_settings
+from shared.tracing import instrument_engine
+
+logger = logging.getLogger(__name__)
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+_engine: Engine | None = None
+_engine_lock = threading.Lock()
+
+
+def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> Engine:
+    """An engine for a ``postgresql+pg8000://`` URL; a clear error for any other URL."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigurationError(
+            "DATABASE_URL is not a SQLAlchemy URL like postgresql+pg8000://user@host/db",
+            ["DATABASE_URL"],
+        ) from None
+    if parsed.drivername != "postgresql+pg8000":
+        raise ConfigurationError(
+            f"DATABASE_URL uses driver {parsed.drivername!r}; expected postgresql+pg8000",
+            ["DATABASE_URL"],
+        )
+    return create_engine(
+        parsed,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=10,
+    )
+
+
+def get_engine(settings: Settings | None = None) -> Engine:
+    """The process-wide engine, built on first use from the settings."""
+    global _engine
+    if _engine is not None:
+        return _engine
+    with _engine_lock:
+        if _engine is None:
+            settings = settings or get_settings()
+            if settings.database_url is None:
+                raise ConfigurationError(
+                    "DATABASE_URL is not set (run `telemetry dev`, or point it at a server)",
+                    ["DATABASE_URL"],
+                )
+            _engine = make_engine(settings.database_url.get_secret_value())
+            instrument_engine(_engine)
+    return _engine
+
+
+def dispose_engine() -> None:
+    """Close the process-wide engine's connections (tests, shutdown)."""
+    global _engine
+    with _engine_lock:
+        if _engine is not None:
+            _engine.dispose()
+        _engine = None
+
+
+def check_connection(engine: Engine) -> None:
+    """Fail with :class:`ServiceUnavailable` unless the database answers a query."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (DBAPIError, OSError) as exc:
+        raise ServiceUnavailable(
+            f"PostgreSQL at {engine.url.render_as_string(hide_password=True)} is unreachable: "
+            f"{type(exc).__name__}",
+            service="postgresql",
+        ) from None
+
+
+def alembic_config() -> Config:
+    """An Alembic config pointing at the bundled migrations (no alembic.ini needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def run_migrations(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the schema to ``revision`` and create the partitions around today."""
+    check_connection(engine)
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, revision)
+    with engine.begin() as conn:
+        created = ensure_partitions(conn)
+    logger.info("migrations applied", extra={"revision": revision, "partitions_created": len(created)})

@@ -1,0 +1,85 @@
+"""Typed errors of the pipeline.
+
+Every error derives from :class:`TelemetryError`, carries its context as attributes, and says
+whether a retry can help (:attr:`TelemetryError.transient`). The boundary that catches an error
+(an HTTP handler, the sink, the CLI) decides from that one flag whether to answer "try again"
+or to give up and report, so no caller needs to know every concrete class.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TelemetryError(Exception):
+    """Base of every error raised by the pipeline's own code."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context: dict[str, Any] = context
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class TransientError(TelemetryError):
+    """A retry may succeed: a service was unreachable, busy, or timed out."""
+
+    transient = True
+
+
+class TerminalError(TelemetryError):
+    """A retry cannot succeed: the input or the configuration is wrong."""
+
+    transient = False
+
+
+class ConfigurationError(TerminalError):
+    """Settings are missing or invalid; names every variable at fault."""
+
+    def __init__(self, message: str, variables: list[str] | None = None) -> None:
+        super().__init__(message, variables=variables or [])
+        self.variables: list[str] = variables or []
+
+
+class RegistryError(TerminalError):
+    """The event registry file is malformed or breaks a registry rule."""
+
+    def __init__(self, message: str, path: str, line: int | None = None) -> None:
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}", path=path, line=line)
+        self.path = path
+        self.line = line
+
+
+class ContractViolation(TerminalError):
+    """An event or envelope does not match the contract (schema, registry, time window)."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(reason, field=field)
+        self.reason = reason
+        self.field = field
+
+
+class UnknownEvent(ContractViolation):
+    """The event's name and version are not in the registry."""
+
+
+class ServiceUnavailable(TransientError):
+    """A backing service (database, Pub/Sub, GCS) could not be reached in time."""
+
+    def __init__(self, message: str, service: str) -> None:
+        super().__init__(message, service=service)
+        self.service = service
+
+
+class StackError(TerminalError):
+    """The local stack could not start; names the cause and the log file to read."""
+
+    def __init__(self, message: str, log_file: str | None = None) -> None:
+        text = f"{message} (see {log_file})" if log_file else message
+        super().__init__(text, log_file=log_file)
+        self.log_file = log_file

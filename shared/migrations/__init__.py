@@ -1,0 +1,1 @@
+"""Alembic migrations of the hot tier (run with ``telemetry migrate``)."""

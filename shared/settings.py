@@ -1,0 +1,204 @@
+"""One frozen settings object, read from the environment once.
+
+Every variable has a safe default for ``dev``. In ``staging`` and ``prod`` the variables that
+production needs must be set: :func:`load_settings` raises one :class:`ConfigurationError`
+naming each one that is missing, so a bad deploy fails at start-up, not on the first request.
+Secrets are :class:`pydantic.SecretStr` and never appear in ``repr`` or logs.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigurationError
+
+Environment = Literal["dev", "staging", "prod"]
+Category = Literal["ui", "domain", "llm"]
+
+DEV_PSEUDONYM_KEY = "dev:dev-only-pseudonym-key-not-secret"
+DEFAULT_SAMPLE_RATES: dict[str, dict[str, float]] = {
+    "dev": {"ui": 1.0, "domain": 1.0, "llm": 1.0},
+    "staging": {"ui": 1.0, "domain": 1.0, "llm": 1.0},
+    "prod": {"ui": 0.2, "domain": 1.0, "llm": 1.0},
+}
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
+
+#: Variables that ``staging`` and ``prod`` must set explicitly (no dev default is safe there).
+REQUIRED_IN_PRODUCTION: tuple[str, ...] = (
+    "GOOGLE_CLOUD_PROJECT",
+    "TELEMETRY_BUCKET",
+    "TELEMETRY_PSEUDONYM_KEY",
+    "TELEMETRY_ALLOWED_ORIGINS",
+)
+
+
+class Settings(BaseSettings):
+    """The pipeline's configuration (names as in ARCHITECTURE.md)."""
+
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=False, extra="ignore")
+
+    telemetry_env: Environment = Field("dev", alias="TELEMETRY_ENV")
+    database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
+    google_cloud_project: str = Field("telemetry-local", alias="GOOGLE_CLOUD_PROJECT")
+    pubsub_emulator_host: str | None = Field(None, alias="PUBSUB_EMULATOR_HOST")
+    storage_emulator_host: str | None = Field(None, alias="STORAGE_EMULATOR_HOST")
+    telemetry_bucket: str = Field("telemetry-local", alias="TELEMETRY_BUCKET")
+    telemetry_topic: str = Field("telemetry-events", alias="TELEMETRY_TOPIC")
+    telemetry_pseudonym_key: SecretStr = Field(
+        SecretStr(DEV_PSEUDONYM_KEY), alias="TELEMETRY_PSEUDONYM_KEY"
+    )
+    telemetry_allowed_origins: str = Field(
+        "http://localhost:8000,http://127.0.0.1:8000", alias="TELEMETRY_ALLOWED_ORIGINS"
+    )
+    telemetry_sample_rates: str | None = Field(None, alias="TELEMETRY_SAMPLE_RATES")
+    telemetry_sampling_override: bool = Field(False, alias="TELEMETRY_SAMPLING_OVERRIDE")
+    telemetry_log_level: str = Field("INFO", alias="TELEMETRY_LOG_LEVEL")
+    telemetry_tracing: Literal["auto", "on", "off"] = Field("auto", alias="TELEMETRY_TRACING")
+    otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
+    telemetry_cloudsql_instance: str | None = Field(None, alias="TELEMETRY_CLOUDSQL_INSTANCE")
+
+    @field_validator("telemetry_pseudonym_key")
+    @classmethod
+    def _check_keyring(cls, value: SecretStr) -> SecretStr:
+        parse_keyring(value.get_secret_value())
+        return value
+
+    @field_validator("telemetry_allowed_origins")
+    @classmethod
+    def _check_origins(cls, value: str) -> str:
+        for origin in _split(value):
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+        return value
+
+    @field_validator("telemetry_sample_rates")
+    @classmethod
+    def _check_rates(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_sample_rates(value)
+        return value
+
+    @property
+    def allowed_origins(self) -> tuple[str, ...]:
+        """Origins whose browsers may send beacons."""
+        return tuple(_split(self.telemetry_allowed_origins))
+
+    @property
+    def pseudonym_keys(self) -> tuple[tuple[str, str], ...]:
+        """``(key_id, secret)`` pairs; the first is the active key, the rest are retired."""
+        return parse_keyring(self.telemetry_pseudonym_key.get_secret_value())
+
+    @property
+    def sample_rates(self) -> dict[str, float]:
+        """Sampling rate per category for this environment."""
+        rates = dict(DEFAULT_SAMPLE_RATES[self.telemetry_env])
+        if self.telemetry_sample_rates:
+            rates.update(parse_sample_rates(self.telemetry_sample_rates))
+        return rates
+
+    @property
+    def is_production(self) -> bool:
+        """True in ``staging`` and ``prod``, where dev defaults are refused."""
+        return self.telemetry_env != "dev"
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def parse_keyring(value: str) -> tuple[tuple[str, str], ...]:
+    """Parse ``id:secret[,id:secret…]`` (first = active); a bare secret gets id ``default``."""
+    pairs: list[tuple[str, str]] = []
+    for part in _split(value):
+        key_id, sep, secret = part.partition(":")
+        if not sep:
+            key_id, secret = "default", part
+        if not _KEY_ID.match(key_id):
+            raise ValueError("key ids are 1-32 characters of letters, digits, '_', '.', '-'")
+        if len(secret) < 16:
+            raise ValueError(f"the secret of key {key_id!r} is shorter than 16 characters")
+        if key_id in {k for k, _ in pairs}:
+            raise ValueError(f"key id {key_id!r} appears twice")
+        pairs.append((key_id, secret))
+    if not pairs:
+        raise ValueError("at least one key is needed")
+    return tuple(pairs)
+
+
+def parse_sample_rates(value: str) -> dict[str, float]:
+    """Parse ``ui=0.2,domain=1`` into rates per category, each in [0, 1]."""
+    rates: dict[str, float] = {}
+    for part in _split(value):
+        category, sep, raw = part.partition("=")
+        category = category.strip()
+        if not sep or category not in ("ui", "domain", "llm"):
+            raise ValueError(f"{part!r} is not <ui|domain|llm>=<rate>")
+        try:
+            rate = float(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a number") from None
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"rate {rate} for {category} is outside [0, 1]")
+        rates[category] = rate
+    return rates
+
+
+def load_settings() -> Settings:
+    """Read the environment into a fresh :class:`Settings`, or explain what is wrong."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = []
+        names = []
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "?"
+            names.append(name)
+            problems.append(f"{name}: {error['msg']}")
+        raise ConfigurationError("invalid settings: " + "; ".join(problems), names) from None
+    if settings.is_production:
+        _check_production(settings)
+    return settings
+
+
+def _check_production(settings: Settings) -> None:
+    import os
+
+    env = settings.telemetry_env
+    missing = [name for name in REQUIRED_IN_PRODUCTION if not os.environ.get(name)]
+    if not os.environ.get("DATABASE_URL") and not os.environ.get("TELEMETRY_CLOUDSQL_INSTANCE"):
+        missing.append("DATABASE_URL or TELEMETRY_CLOUDSQL_INSTANCE")
+    if missing:
+        raise ConfigurationError(
+            f"TELEMETRY_ENV={env} needs these variables set: " + ", ".join(missing), missing
+        )
+    emulators = [n for n in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST") if os.environ.get(n)]
+    if emulators:
+        raise ConfigurationError(
+            f"TELEMETRY_ENV={env} must not point at emulators: unset " + ", ".join(emulators),
+            emulators,
+        )
+    if any(key_id == "dev" for key_id, _ in settings.pseudonym_keys):
+        raise ConfigurationError(
+            f"TELEMETRY_ENV={env} refuses the dev pseudonym key", ["TELEMETRY_PSEUDONYM_KEY"]
+        )
+    if "*" in settings.allowed_origins:
+        raise ConfigurationError(
+            f"TELEMETRY_ENV={env} refuses '*' as an allowed origin", ["TELEMETRY_ALLOWED_ORIGINS"]
+        )
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once on first use."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests, and the CLI after it changes the environment)."""
+    get_settings.cache_clear()

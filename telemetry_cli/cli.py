@@ -1,0 +1,235 @@
+"""The ``telemetry`` command line: the local stack, the registry, migrations, synthetic data."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+from shared.errors import TelemetryError
+from shared.log import configure_logging
+
+
+def _fail(exc: TelemetryError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+@click.group()
+@click.option("--log-level", default="WARNING", show_default=True, help="Level of JSON logs on stderr.")
+def cli(log_level: str) -> None:
+    """Telemetry pipeline tools: local stack, registry, migrations, synthetic data."""
+    configure_logging(log_level)
+
+
+@cli.command()
+@click.option("--pubsub-port", type=int, help="Port of the Pub/Sub emulator (default: any free).")
+@click.option("--gcs-port", type=int, help="Port of the GCS emulator (default: any free).")
+@click.option("--ingest-port", type=int, help="Port of the ingest function (default: any free).")
+@click.option("--sink-port", type=int, help="Port of the sink function (default: any free).")
+@click.option("--state-dir", type=click.Path(path_type=Path), help="Where dev.json and logs go.")
+@click.option("--demo", is_flag=True, help="Send synthetic events to ingest every few seconds.")
+@click.option("--no-functions", is_flag=True, help="Start the services only.")
+def dev(
+    pubsub_port: int | None,
+    gcs_port: int | None,
+    ingest_port: int | None,
+    sink_port: int | None,
+    state_dir: Path | None,
+    demo: bool,
+    no_functions: bool,
+) -> None:
+    """Run the whole pipeline locally until Ctrl-C or SIGTERM."""
+    from telemetry_cli.stack.devstack import DevStack, StackOptions
+
+    ports = {k: v for k, v in (("ingest", ingest_port), ("sink", sink_port)) if v}
+    options = StackOptions.from_environment(
+        pubsub_port=pubsub_port,
+        gcs_port=gcs_port,
+        function_ports=ports,
+        state_dir=state_dir,
+        with_functions=not no_functions,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    stack = DevStack(options)
+    click.echo("starting the local stack…", err=True)
+    try:
+        info = stack.start()
+    except TelemetryError as exc:
+        _fail(exc)
+        return
+    try:
+        path = stack.write_info(info)
+        _print_endpoints(info, path)
+        if demo:
+            threading.Thread(target=_demo_loop, args=(info, stop), daemon=True).start()
+        while not stop.wait(1.0):
+            for proc in stack.processes:
+                if not proc.alive() and not stop.is_set():
+                    click.echo(f"warning: {proc.name} exited; see {proc.log_file}", err=True)
+                    stack.processes.remove(proc)
+                    break
+    finally:
+        click.echo("stopping…", err=True)
+        stack.stop()
+        click.echo("stopped", err=True)
+
+
+def _print_endpoints(info: dict[str, Any], path: Path) -> None:
+    click.echo(f"local stack ready in {info['startup_seconds']} s")
+    click.echo(f"  PostgreSQL         {info['database_url']}")
+    click.echo(f"  Pub/Sub emulator   {info['pubsub_emulator_host']}")
+    click.echo(f"  GCS emulator       {info['storage_emulator_host']}  bucket {info['bucket']}")
+    for name, url in sorted(info["functions"].items()):
+        click.echo(f"  function {name:<9} {url}")
+    if not info["functions"]:
+        click.echo("  (no functions under functions/ yet)")
+    click.echo(f"  logs               {info['log_dir']}")
+    click.echo(f"  endpoints written  {path}")
+    click.echo("press Ctrl-C to stop")
+
+
+def _demo_loop(info: dict[str, Any], stop: threading.Event) -> None:
+    from shared.generator import EventGenerator
+
+    url = info.get("ingest_url")
+    if not url:
+        click.echo("demo: no ingest function yet; nothing to send", err=True)
+        return
+    origin = info["allowed_origins"][0] if info["allowed_origins"] else None
+    generator = EventGenerator(seed=int(time.time()))
+    sent = 0
+    while not stop.wait(2.0):
+        for body in generator.envelopes(sessions=1):
+            request = urllib.request.Request(  # noqa: S310 - local URL from dev.json
+                url,
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "text/plain;charset=UTF-8", **({"Origin": origin} if origin else {})},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                    answer = json.loads(response.read())
+                sent += int(answer.get("accepted", 0))
+            except (OSError, ValueError, urllib.error.HTTPError) as exc:
+                click.echo(f"demo: send failed: {exc}", err=True)
+        click.echo(f"demo: {sent} events accepted so far", err=True)
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply the database migrations to DATABASE_URL and create the partitions around today."""
+    from shared.db import get_engine, run_migrations
+
+    try:
+        run_migrations(get_engine())
+    except TelemetryError as exc:
+        _fail(exc)
+    click.echo("migrations applied")
+
+
+@cli.group()
+def registry() -> None:
+    """The event registry: lint, docs, release."""
+
+
+@registry.command("lint")
+@click.argument("path", required=False, type=click.Path(path_type=Path))
+def registry_lint(path: Path | None) -> None:
+    """Check the registry's rules; exits 1 and names file and line for each problem."""
+    from shared.registry.lint import lint_file
+
+    problems = lint_file(path)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("registry ok")
+
+
+DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "events.md"
+
+
+@registry.command("docs")
+@click.option("--check", is_flag=True, help="Fail if docs/events.md differs from the registry.")
+def registry_docs(check: bool) -> None:
+    """Write docs/events.md from the registry (or check that it is current)."""
+    from shared.registry import default_registry
+    from shared.registry.docs import render_markdown
+
+    try:
+        text = render_markdown(default_registry())
+    except TelemetryError as exc:
+        _fail(exc)
+        return
+    if check:
+        current = DOCS_PATH.read_text(encoding="utf-8") if DOCS_PATH.exists() else ""
+        if current != text:
+            click.echo(f"{DOCS_PATH} has drifted from the registry; run `telemetry registry docs`", err=True)
+            sys.exit(1)
+        click.echo("docs/events.md is current")
+        return
+    DOCS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    DOCS_PATH.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {DOCS_PATH}")
+
+
+@registry.command("release")
+def registry_release() -> None:
+    """Pin every unreleased (name, version) in released.json; they may not change after."""
+    from shared.registry import default_registry
+    from shared.registry.lint import release_all
+
+    added = release_all(default_registry())
+    click.echo("released: " + (", ".join(added) if added else "nothing new"))
+
+
+@cli.command()
+@click.option("--sessions", default=10, show_default=True, help="Sessions to generate.")
+@click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same data).")
+@click.option("--batch-size", default=50, show_default=True, help="Events per beacon body.")
+@click.option("--out", type=click.File("w"), default="-", help="Where to write JSON lines.")
+def generate(sessions: int, seed: int, batch_size: int, out: Any) -> None:
+    """Write synthetic beacon bodies (one JSON object per line), driven by the registry."""
+    from shared.generator import EventGenerator
+
+    generator = EventGenerator(seed=seed)
+    for body in generator.envelopes(sessions, batch_size=batch_size):
+        out.write(json.dumps(body) + "\n")
+
+
+@cli.command("check")
+def check() -> None:
+    """The telemetry gate: registry lint and docs drift (tests run from `make telemetry-check`)."""
+    from shared.registry.lint import lint_file
+
+    problems = lint_file()
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    ctx = click.get_current_context()
+    ctx.invoke(registry_docs, check=True)
+    if problems:
+        sys.exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

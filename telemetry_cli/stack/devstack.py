@@ -1,0 +1,311 @@
+"""Start and stop the whole local stack; used by ``telemetry dev``, pytest and the benchmarks.
+
+A service whose address is already given (``DATABASE_URL``, ``PUBSUB_EMULATOR_HOST``,
+``STORAGE_EMULATOR_HOST``) is used as it is; the others are started here. If anything fails
+to start, everything already started is stopped before the error is raised, so nothing is left
+half-running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared import names
+from shared.db import dispose_engine, make_engine, run_migrations
+from shared.errors import StackError, TelemetryError
+from shared.settings import reset_settings
+from telemetry_cli.stack import gcs, pubsub
+from telemetry_cli.stack.functions import discover_functions, function_process, wait_function
+from telemetry_cli.stack.postgres import EmbeddedPostgres, default_data_dir
+from telemetry_cli.stack.process import ManagedProcess, free_port, port_is_free
+
+logger = logging.getLogger(__name__)
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class StackOptions:
+    """What to start and where."""
+
+    project_dir: Path = PROJECT_DIR
+    state_dir: Path | None = None
+    project: str = "telemetry-local"
+    bucket: str = "telemetry-local"
+    allowed_origins: str = "http://localhost:8000,http://127.0.0.1:8000"
+    database_url: str | None = None
+    pubsub_emulator_host: str | None = None
+    storage_emulator_host: str | None = None
+    pubsub_port: int | None = None
+    gcs_port: int | None = None
+    function_ports: dict[str, int] = field(default_factory=dict)
+    with_functions: bool = True
+    persistent: bool = True
+
+    @classmethod
+    def from_environment(cls, **overrides: Any) -> StackOptions:
+        """Options that reuse services the environment already names."""
+        env = os.environ
+        values: dict[str, Any] = {
+            "database_url": env.get("DATABASE_URL") or None,
+            "pubsub_emulator_host": env.get("PUBSUB_EMULATOR_HOST") or None,
+            "storage_emulator_host": env.get("STORAGE_EMULATOR_HOST") or None,
+            "project": env.get("GOOGLE_CLOUD_PROJECT") or cls.project,
+            "bucket": env.get("TELEMETRY_BUCKET") or cls.bucket,
+            "allowed_origins": env.get("TELEMETRY_ALLOWED_ORIGINS") or cls.allowed_origins,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+class DevStack:
+    """The running stack; a context manager that stops everything on exit."""
+
+    def __init__(self, options: StackOptions | None = None) -> None:
+        self.options = options or StackOptions.from_environment()
+        opts = self.options
+        self.state_dir = opts.state_dir or opts.project_dir / ".telemetry"
+        self.log_dir = self.state_dir / "logs"
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self.processes: list[ManagedProcess] = []
+        self.postgres: EmbeddedPostgres | None = None
+        self.database_url = opts.database_url
+        self.pubsub_emulator_host = opts.pubsub_emulator_host
+        self.storage_emulator_host = opts.storage_emulator_host
+        self.function_urls: dict[str, str] = {}
+        self._stopped = threading.Event()
+
+    # -- start -----------------------------------------------------------------------------
+    def _check_port(self, port: int | None, what: str) -> int:
+        if port is None:
+            return free_port()
+        if not port_is_free(port):
+            raise StackError(f"port {port} for the {what} is already in use", str(self.log_dir))
+        return port
+
+    def _spawn(self, proc: ManagedProcess) -> ManagedProcess:
+        self.processes.append(proc)
+        proc.start()
+        return proc
+
+    def start(self) -> dict[str, Any]:
+        """Start what is missing, provision, migrate, start the functions; the endpoint map."""
+        started = time.monotonic()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        info = self.info()
+        info["startup_seconds"] = round(time.monotonic() - started, 2)
+        return info
+
+    def _start(self) -> None:
+        opts = self.options
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._reap_leftovers()
+        if not opts.persistent:
+            self._tmp = tempfile.TemporaryDirectory(prefix="telemetry-stack-")
+        data_root = Path(self._tmp.name) if self._tmp else self.state_dir / "data"
+        pubsub_proc = gcs_proc = None
+        if self.pubsub_emulator_host is None:
+            port = self._check_port(opts.pubsub_port, "Pub/Sub emulator")
+            pubsub_proc = self._spawn(
+                pubsub.emulator_process(port, data_root / "pubsub", self.log_dir / "pubsub-emulator.log")
+            )
+            self.pubsub_emulator_host = f"127.0.0.1:{port}"
+        if self.storage_emulator_host is None:
+            port = self._check_port(opts.gcs_port, "GCS emulator")
+            gcs_dir = None if not opts.persistent else data_root / "gcs"
+            gcs_proc = self._spawn(gcs.emulator_process(port, self.log_dir / "gcs-emulator.log", gcs_dir))
+            self.storage_emulator_host = f"http://127.0.0.1:{port}"
+        if self.database_url is None:
+            pg_dir = (
+                Path(self._tmp.name) / "pg"
+                if self._tmp
+                else default_data_dir(opts.project_dir, "dev")
+            )
+            if self._tmp:
+                Path(self._tmp.name).chmod(0o755)
+            self.postgres = EmbeddedPostgres(pg_dir)
+            self.postgres.start()
+            self.database_url = self.postgres.url
+        if pubsub_proc is not None:
+            pubsub.wait_emulator(pubsub_proc, int(self.pubsub_emulator_host.rsplit(":", 1)[1]))
+        if gcs_proc is not None:
+            gcs.wait_emulator(gcs_proc, int(self.storage_emulator_host.rsplit(":", 1)[1]))
+        self.apply_env()
+        self._migrate()
+        functions = discover_functions(opts.project_dir / "functions") if opts.with_functions else []
+        ports = {name: self._check_port(opts.function_ports.get(name), f"function {name}") for name in functions}
+        sink_push = None
+        if "sink" in ports:
+            sink_push = f"http://127.0.0.1:{ports['sink']}/projects/{opts.project}/topics/{names.TOPIC_EVENTS}"
+        self._provision(sink_push)
+        env = {**os.environ, **self.env()}
+        procs = []
+        for name in functions:
+            proc = function_process(
+                name, opts.project_dir / "functions", ports[name], self.log_dir / f"{name}.log", env
+            )
+            procs.append((name, self._spawn(proc)))
+        for name, proc in procs:
+            wait_function(proc, ports[name])
+            self.function_urls[name] = f"http://127.0.0.1:{ports[name]}"
+
+    def _migrate(self) -> None:
+        assert self.database_url is not None
+        engine = make_engine(self.database_url, pool_size=1, max_overflow=0)
+        try:
+            run_migrations(engine)
+        except TelemetryError as exc:
+            log = str(self.postgres.log_file) if self.postgres else None
+            raise StackError(f"database migrations failed: {exc}", log) from None
+        finally:
+            engine.dispose()
+
+    def _provision(self, sink_push: str | None) -> None:
+        try:
+            pubsub.provision(self.options.project, sink_push)
+        except Exception as exc:
+            raise StackError(
+                f"the Pub/Sub emulator at {self.pubsub_emulator_host} refused provisioning: "
+                f"{type(exc).__name__}",
+                str(self.log_dir / "pubsub-emulator.log"),
+            ) from None
+        try:
+            gcs.provision(self.options.project, self.options.bucket)
+        except Exception as exc:
+            raise StackError(
+                f"the GCS emulator at {self.storage_emulator_host} refused provisioning: "
+                f"{type(exc).__name__}",
+                str(self.log_dir / "gcs-emulator.log"),
+            ) from None
+
+    # -- state -----------------------------------------------------------------------------
+    def env(self) -> dict[str, str]:
+        """The environment a function or test needs to reach this stack."""
+        env = {
+            "TELEMETRY_ENV": "dev",
+            "GOOGLE_CLOUD_PROJECT": self.options.project,
+            "TELEMETRY_BUCKET": self.options.bucket,
+            "TELEMETRY_TOPIC": names.TOPIC_EVENTS,
+            "TELEMETRY_ALLOWED_ORIGINS": self.options.allowed_origins,
+        }
+        for key, value in (
+            ("DATABASE_URL", self.database_url),
+            ("PUBSUB_EMULATOR_HOST", self.pubsub_emulator_host),
+            ("STORAGE_EMULATOR_HOST", self.storage_emulator_host),
+        ):
+            if value:
+                env[key] = value
+        return env
+
+    def apply_env(self) -> None:
+        """Point this process at the stack (and forget settings read before)."""
+        os.environ.update(self.env())
+        reset_settings()
+        dispose_engine()
+
+    def info(self) -> dict[str, Any]:
+        """What dev.json holds: every endpoint a script needs."""
+        ingest = self.function_urls.get("ingest")
+        return {
+            "project": self.options.project,
+            "ingest_url": f"{ingest}/v1/events" if ingest else None,
+            "functions": dict(self.function_urls),
+            "database_url": self.database_url,
+            "pubsub_emulator_host": self.pubsub_emulator_host,
+            "storage_emulator_host": self.storage_emulator_host,
+            "bucket": self.options.bucket,
+            "topic": names.TOPIC_EVENTS,
+            "sink_subscription": names.SUBSCRIPTION_SINK,
+            "dlq_topic": names.TOPIC_DLQ,
+            "allowed_origins": [o.strip() for o in self.options.allowed_origins.split(",") if o.strip()],
+            "log_dir": str(self.log_dir),
+            "pid": os.getpid(),
+            "child_pgids": [p.pid for p in self.processes if p.pid],
+            "postgres_pid": self.postgres.pid() if self.postgres else None,
+        }
+
+    def write_info(self, info: dict[str, Any]) -> Path:
+        """Write dev.json atomically (a reader never sees half a file)."""
+        path = self.state_dir / "dev.json"
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
+        tmp.replace(path)
+        return path
+
+    def _reap_leftovers(self) -> None:
+        """Stop process groups left by an earlier run that died without cleaning up."""
+        path = self.state_dir / "dev.json"
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        owner = old.get("pid")
+        if owner and owner != os.getpid() and _pid_alive(int(owner)):
+            raise StackError(
+                f"another `telemetry dev` (pid {owner}) is running from this checkout; stop it first",
+                str(path),
+            )
+        for pgid in old.get("child_pgids", []):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, 9)
+        path.unlink(missing_ok=True)
+
+    # -- stop ------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop everything this stack started (functions first), then remove dev.json."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        dispose_engine()
+        threads = [threading.Thread(target=p.stop, daemon=True) for p in reversed(self.processes)]
+        for thread in threads:
+            thread.start()
+        if self.postgres is not None:
+            self.postgres.stop()
+        for thread in threads:
+            thread.join(8)
+        (self.state_dir / "dev.json").unlink(missing_ok=True)
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.cleanup()
+
+    def __enter__(self) -> DevStack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def running_stack(options: StackOptions | None = None) -> Iterator[DevStack]:
+    """Start a stack for the duration of a block (benchmarks, scripts)."""
+    stack = DevStack(options)
+    stack.start()
+    try:
+        yield stack
+    finally:
+        stack.stop()

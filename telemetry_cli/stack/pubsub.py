@@ -1,0 +1,117 @@
+"""The official Pub/Sub emulator (Cloud SDK), started from its own launcher, and provisioning."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from google.api_core import exceptions as gexc
+
+from shared import names
+from shared.errors import StackError
+from telemetry_cli.stack.process import ManagedProcess, http_ok
+
+_LAUNCHER = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")
+
+
+def find_sdk_root() -> Path:
+    """Where the Cloud SDK is installed (the emulator's launcher lives under it)."""
+    candidates = [os.environ.get("CLOUDSDK_ROOT_DIR")]
+    gcloud = shutil.which("gcloud")
+    if gcloud:
+        candidates.append(str(Path(gcloud).resolve().parent.parent))
+    candidates += ["/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk", "/opt/google-cloud-sdk"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / _LAUNCHER).exists():
+            return Path(candidate)
+    if gcloud:
+        out = subprocess.run(
+            [gcloud, "info", "--format=value(installation.sdk_root)"],
+            capture_output=True, text=True, timeout=60, check=False,
+        ).stdout.strip()
+        if out and (Path(out) / _LAUNCHER).exists():
+            return Path(out)
+    raise StackError(
+        "the Pub/Sub emulator is missing: install the Cloud SDK with its "
+        "pubsub-emulator component, or set PUBSUB_EMULATOR_HOST to a running one"
+    )
+
+
+def emulator_process(port: int, data_dir: Path, log_file: Path) -> ManagedProcess:
+    """The emulator as a managed process (not started)."""
+    if shutil.which("java") is None:
+        raise StackError(
+            "Java is missing: the Pub/Sub emulator needs a Java 11+ runtime "
+            "(`make setup` installs default-jre-headless as root)",
+            str(log_file),
+        )
+    launcher = find_sdk_root() / _LAUNCHER
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return ManagedProcess(
+        "pubsub-emulator",
+        [str(launcher), "--host=127.0.0.1", f"--port={port}", f"--dir={data_dir}"],
+        log_file,
+    )
+
+
+def wait_emulator(proc: ManagedProcess, port: int, timeout: float = 60) -> None:
+    """Wait until the emulator answers ``Ok`` on its root URL."""
+    proc.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/", "Ok"), timeout)
+
+
+def provision(project: str, push_endpoint: str | None, ack_deadline: int = 30) -> None:
+    """Create the topics and subscriptions of the contract (idempotent).
+
+    Needs ``PUBSUB_EMULATOR_HOST`` in the environment. The sink subscription pushes to
+    ``push_endpoint`` when there is a sink, and is a pull subscription otherwise.
+    """
+    from google.cloud import pubsub_v1
+    from google.protobuf import duration_pb2
+
+    publisher = pubsub_v1.PublisherClient()
+    subscriber = pubsub_v1.SubscriberClient()
+    try:
+        for topic in (names.TOPIC_EVENTS, names.TOPIC_DLQ, names.TOPIC_ALERTS):
+            try:
+                publisher.create_topic(name=publisher.topic_path(project, topic), timeout=10)
+            except gexc.AlreadyExists:
+                pass
+        sink_path = subscriber.subscription_path(project, names.SUBSCRIPTION_SINK)
+        request = {
+            "name": sink_path,
+            "topic": publisher.topic_path(project, names.TOPIC_EVENTS),
+            "ack_deadline_seconds": ack_deadline,
+            "dead_letter_policy": {
+                "dead_letter_topic": publisher.topic_path(project, names.TOPIC_DLQ),
+                "max_delivery_attempts": names.MAX_DELIVERY_ATTEMPTS,
+            },
+            "retry_policy": {
+                "minimum_backoff": duration_pb2.Duration(seconds=1),
+                "maximum_backoff": duration_pb2.Duration(seconds=10),
+            },
+        }
+        if push_endpoint:
+            request["push_config"] = {"push_endpoint": push_endpoint}
+        try:
+            subscriber.create_subscription(request=request, timeout=10)
+        except gexc.AlreadyExists:
+            subscriber.modify_push_config(
+                request={"subscription": sink_path, "push_config": request.get("push_config", {})},
+                timeout=10,
+            )
+        try:
+            subscriber.create_subscription(
+                request={
+                    "name": subscriber.subscription_path(project, names.SUBSCRIPTION_DLQ),
+                    "topic": publisher.topic_path(project, names.TOPIC_DLQ),
+                    "ack_deadline_seconds": 60,
+                },
+                timeout=10,
+            )
+        except gexc.AlreadyExists:
+            pass
+    finally:
+        subscriber.close()
+        publisher.transport.close()
