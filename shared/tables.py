@@ -84,3 +84,11 @@ api_calls_log = Table(
 
 #: The partition column of each event table (rows are range-partitioned by its day).
 PARTITION_COLUMN = {"telemetry_events": "event_ts", "api_calls_log": "ts"}
+
+#: The one event stored in ``api_calls_log``; every other event goes to ``telemetry_events``.
+LLM_CALL_EVENT = "llm.call"
+
+
+def table_for_event(name: str) -> Table:
+    """The hot-tier table that stores events of this name."""
+    return api_calls_log if name == LLM_CALL_EVENT else telemetry_events

@@ -49,11 +49,16 @@ def _short(value: Any) -> str:
     return text if len(text) <= _MAX_VALUE_REPR else text[: _MAX_VALUE_REPR - 3] + "..."
 
 
-def describe_failure(exc: fastjsonschema.JsonSchemaValueException, prefix: str) -> tuple[str, str]:
-    """``(field, reason)`` for a schema failure, the field path relative to ``prefix``."""
+def describe_failure(
+    exc: fastjsonschema.JsonSchemaValueException, prefix: str, root: str = "body"
+) -> tuple[str, str]:
+    """``(field, reason)`` for a schema failure, the field path relative to ``prefix``.
+
+    ``root`` names the whole document when the failure is not about one field.
+    """
     path = [str(p) for p in (exc.path or ["data"])[1:]]
     field = ".".join([prefix, *path]) if prefix else ".".join(path)
-    field = field or "body"
+    field = field or root
     rule = exc.rule
     if rule == "enum":
         reason = f"{_short(exc.value)} is not one of {exc.rule_definition}"
@@ -108,7 +113,7 @@ class EventValidator:
         try:
             self._event(event)
         except fastjsonschema.JsonSchemaValueException as exc:
-            field, reason = describe_failure(exc, "")
+            field, reason = describe_failure(exc, "", root="event")
             raise ContractViolation(reason, field=field) from None
         spec = self.registry.get(event["name"], event["version"])
         try:

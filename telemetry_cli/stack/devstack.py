@@ -27,7 +27,7 @@ from shared.settings import reset_settings
 from telemetry_cli.stack import gcs, pubsub
 from telemetry_cli.stack.functions import discover_functions, function_process, wait_function
 from telemetry_cli.stack.postgres import EmbeddedPostgres, default_data_dir
-from telemetry_cli.stack.process import ManagedProcess, free_port, port_is_free
+from telemetry_cli.stack.process import ManagedProcess, free_port, http_ok, pid_alive, port_is_free
 
 logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -132,7 +132,7 @@ class DevStack:
             pg_dir = (
                 Path(self._tmp.name) / "pg"
                 if self._tmp
-                else default_data_dir(opts.project_dir, "dev")
+                else default_data_dir(self.state_dir, "dev")
             )
             if self._tmp:
                 Path(self._tmp.name).chmod(0o755)
@@ -143,6 +143,7 @@ class DevStack:
             pubsub.wait_emulator(pubsub_proc, int(self.pubsub_emulator_host.rsplit(":", 1)[1]))
         if gcs_proc is not None:
             gcs.wait_emulator(gcs_proc, int(self.storage_emulator_host.rsplit(":", 1)[1]))
+        self._check_reachable()
         self.apply_env()
         self._migrate()
         functions = discover_functions(opts.project_dir / "functions") if opts.with_functions else []
@@ -161,6 +162,21 @@ class DevStack:
         for name, proc in procs:
             wait_function(proc, ports[name])
             self.function_urls[name] = f"http://127.0.0.1:{ports[name]}"
+
+    def _check_reachable(self) -> None:
+        """Fail fast, naming the variable, when a given emulator address does not answer."""
+        checks = [
+            ("PUBSUB_EMULATOR_HOST", self.options.pubsub_emulator_host, "http://{}/"),
+            ("STORAGE_EMULATOR_HOST", self.options.storage_emulator_host, "{}/storage/v1/b"),
+        ]
+        for name, value, template in checks:
+            if not value:
+                continue
+            base = value.rstrip("/")
+            if template.startswith("{}") and "://" not in base:
+                base = f"http://{base}"
+            if not http_ok(template.format(base)):
+                raise StackError(f"{name}={value} does not answer; start that emulator or unset {name}")
 
     def _migrate(self) -> None:
         assert self.database_url is not None
@@ -253,7 +269,7 @@ class DevStack:
         except (OSError, ValueError):
             return
         owner = old.get("pid")
-        if owner and owner != os.getpid() and _pid_alive(int(owner)):
+        if owner and owner != os.getpid() and pid_alive(int(owner)):
             raise StackError(
                 f"another `telemetry dev` (pid {owner}) is running from this checkout; stop it first",
                 str(path),
@@ -288,16 +304,6 @@ class DevStack:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @contextlib.contextmanager

@@ -21,9 +21,9 @@ from shared.errors import StackError
 logger = logging.getLogger(__name__)
 
 
-def default_data_dir(project_dir: Path, purpose: str = "dev") -> Path:
-    """A per-user, per-checkout data directory under /tmp."""
-    digest = hashlib.sha256(str(project_dir.resolve()).encode()).hexdigest()[:10]
+def default_data_dir(state_dir: Path, purpose: str = "dev") -> Path:
+    """A per-user data directory under /tmp, one per state directory (checkout)."""
+    digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:10]
     user = getpass.getuser()
     return Path("/tmp") / f"telemetry-pg-{user}-{digest}-{purpose}"  # noqa: S108 - see module doc
 

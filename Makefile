@@ -1,0 +1,64 @@
+# The two commands a new user runs: `make dev` and `make test`. Everything else is here too.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export UV_LINK_MODE := copy
+export CHECKPOINT_DISABLE := 1
+
+.PHONY: setup dev test lint telemetry-check bench docs clean
+
+## setup: the virtual environment from uv.lock, plus what the machine lacks (idempotent)
+setup: $(STAMP)
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): pyproject.toml uv.lock scripts/setup-system.sh | $(UV)
+	bash scripts/setup-system.sh
+	$(UV) sync --frozen --extra local --python $(PYTHON) --quiet
+	touch $(STAMP)
+
+## dev: run the whole pipeline locally (Ctrl-C stops everything)
+dev: setup
+	$(BIN)/telemetry dev $(DEV_ARGS)
+
+## lint: ruff, ruff format, mypy (strict on shared/)
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shared telemetry_cli functions benchmarks
+
+## telemetry-check: the roadmap's gate: registry lint, docs drift, schema contract tests, static analysis
+telemetry-check: setup
+	$(BIN)/telemetry registry lint
+	$(BIN)/telemetry registry docs --check
+	$(BIN)/pytest -q -p no:cacheprovider tests/contract
+	$(BIN)/ruff check shared
+	$(BIN)/mypy shared
+
+## test: lint, the telemetry gate and the whole suite with coverage floors
+test: setup lint
+	$(BIN)/telemetry registry lint
+	$(BIN)/telemetry registry docs --check
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider
+	$(BIN)/coverage report --include='shared/*' --fail-under=90 --skip-covered >/dev/null \
+		|| { echo "coverage of shared/ is under 90 %"; $(BIN)/coverage report --include='shared/*'; exit 1; }
+
+## bench: every benchmark in benchmarks/ (each starts the services it needs)
+bench: setup
+	@set -e; for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+## docs: regenerate the generated docs (registry reference)
+docs: setup
+	$(BIN)/telemetry registry docs
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .telemetry .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml

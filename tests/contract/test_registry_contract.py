@@ -1,0 +1,76 @@
+"""Walk the registry: every event has generated fixtures, a table mapping and current docs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click import Group
+
+from shared.generator import EventGenerator
+from shared.registry import default_registry
+from shared.registry.docs import render_markdown
+from shared.registry.lint import lint_registry
+from shared.tables import api_calls_log, table_for_event, telemetry_events
+from shared.validation import EventValidator
+from telemetry_cli.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+SPECS = list(default_registry())
+#: Columns of api_calls_log filled from the envelope, not from llm.call props.
+ENVELOPE_COLUMNS = {
+    "call_id", "ts", "received_at", "session_id", "conversation_id", "user_key", "key_id",
+    "app_version", "sample_rate",
+}
+
+
+def test_registry_is_lint_clean() -> None:
+    assert lint_registry(default_registry()) == []
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
+def test_every_event_has_valid_generated_fixtures(spec) -> None:
+    generator = EventGenerator(seed=hash(spec.key) % 1000)
+    validator = EventValidator()
+    for _ in range(25):
+        props = generator.props_for(spec)
+        event = validator.validate_event(
+            {"event_id": "0b6c7b1e-1111-4222-8333-444455556666", "name": spec.name,
+             "version": spec.version, "ts": "2026-11-24T10:00:00Z", "props": props},
+            {"session_id": "s-1"},
+        )
+        assert event.props == props
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
+def test_every_event_maps_to_a_table(spec) -> None:
+    expected = api_calls_log if spec.category == "llm" else telemetry_events
+    assert table_for_event(spec.name) is expected
+
+
+def test_llm_call_props_cover_every_api_calls_log_column() -> None:
+    props = set(default_registry().get("llm.call", 1).props_schema["properties"])
+    columns = set(api_calls_log.columns.keys()) - ENVELOPE_COLUMNS
+    assert columns == props
+
+
+def test_docs_page_is_current() -> None:
+    current = (ROOT / "docs" / "events.md").read_text(encoding="utf-8")
+    assert current == render_markdown(default_registry()), "run `telemetry registry docs`"
+
+
+def _commands(group: Group, prefix: str = "telemetry") -> list[str]:
+    names = []
+    for name, command in group.commands.items():
+        full = f"{prefix} {name}"
+        names.append(full)
+        if isinstance(command, Group):
+            names.extend(_commands(command, full))
+    return names
+
+
+@pytest.mark.parametrize("command", _commands(cli))
+def test_every_cli_command_is_documented_in_the_readme(command: str) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert re.search(rf"`{re.escape(command)}[` ]", readme), f"{command} is not in README.md"

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from shared import tracing
+from shared.settings import load_settings
+
+
+def test_no_exporter_in_tests_unless_asked(monkeypatch) -> None:
+    monkeypatch.setenv("TELEMETRY_TRACING", "off")
+    assert tracing._choose_exporter(load_settings()) is None
+    monkeypatch.setenv("TELEMETRY_TRACING", "auto")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert tracing._choose_exporter(load_settings()) is None
+
+
+def test_otlp_exporter_when_endpoint_is_set(monkeypatch) -> None:
+    monkeypatch.setenv("TELEMETRY_TRACING", "auto")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=abc")
+    exporter = tracing._choose_exporter(load_settings())
+    assert type(exporter).__name__ == "OTLPSpanExporter"
+    assert exporter._endpoint == "http://127.0.0.1:4318/v1/traces"
+    assert dict(exporter._client._headers).get("x-api-key") == "abc"
+
+
+def test_console_exporter_when_forced_on_in_dev(monkeypatch) -> None:
+    monkeypatch.setenv("TELEMETRY_TRACING", "on")
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    assert type(tracing._choose_exporter(load_settings())).__name__ == "ConsoleSpanExporter"
+
+
+def test_trace_context_round_trips_through_pubsub_attributes() -> None:
+    exporter = InMemorySpanExporter()
+    tracing.setup_tracing(load_settings(), exporter=exporter)
+    assert tracing.setup_tracing() is True  # second call is a no-op
+    tracer = tracing.get_tracer("test")
+    with tracer.start_as_current_span("ingest") as span:
+        attributes = tracing.inject_trace_attributes({"version": "1"})
+        trace_id = span.get_span_context().trace_id
+    assert attributes["traceparent"].split("-")[1] == format(trace_id, "032x")
+    ctx = tracing.extract_trace_context(attributes)
+    with tracer.start_as_current_span("sink", context=ctx) as child:
+        assert child.get_span_context().trace_id == trace_id
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names == ["ingest", "sink"]
+    assert trace.get_current_span().get_span_context().is_valid is False
+    assert tracing.extract_trace_context(None) is not None
