@@ -23,11 +23,19 @@ RUNS_WARM = 3
 
 
 def one_run(state: Path) -> tuple[float, float]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
+    }
     started = time.monotonic()
-    proc = subprocess.Popen([TELEMETRY, "dev", "--state-dir", str(state)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [TELEMETRY, "dev", "--state-dir", str(state)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     info_path = state / "dev.json"
     while not info_path.exists():
         if proc.poll() is not None:
@@ -53,7 +61,8 @@ def main() -> None:
             warm_runs.append(warm)
             print(f"warm start #{i + 1} {warm:.2f} s (stop {warm_stop:.2f} s)")
         warm = sorted(warm_runs)[len(warm_runs) // 2]
-        print(f"goal: warm start under 20 s -> {'met' if warm < 20 else 'NOT met'} (median of {RUNS_WARM})")
+        verdict = "met" if warm < 20 else "NOT met"
+        print(f"goal: warm start under 20 s -> {verdict} (median of {RUNS_WARM})")
         print(f"startup: cold {cold:.1f} s, warm {warm:.1f} s")
     finally:
         from telemetry_cli.stack.postgres import default_data_dir

@@ -109,4 +109,6 @@ def run_migrations(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
     with engine.begin() as conn:
         created = ensure_partitions(conn)
-    logger.info("migrations applied", extra={"revision": revision, "partitions_created": len(created)})
+    logger.info(
+        "migrations applied", extra={"revision": revision, "partitions_created": len(created)}
+    )

@@ -27,8 +27,14 @@ LLM_PROFILES: tuple[tuple[str, str, str, int, int], ...] = (
     ("assemblyai", "universal", "transcribe", 0, 0),
 )
 _UI_WEIGHTS = {
-    "node.expand": 30, "node.collapse": 12, "detail_panel.view": 25, "ui.performance": 15,
-    "severity.override": 3, "bias.override": 3, "feedback.submit": 2, "consent.update": 1,
+    "node.expand": 30,
+    "node.collapse": 12,
+    "detail_panel.view": 25,
+    "ui.performance": 15,
+    "severity.override": 3,
+    "bias.override": 3,
+    "feedback.submit": 2,
+    "consent.update": 1,
 }
 
 
@@ -42,7 +48,7 @@ class EventGenerator:
         prices: PriceTable | None = None,
         now: datetime | None = None,
     ) -> None:
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # noqa: S311 - synthetic data, not security
         self.registry = registry or default_registry()
         self.prices = prices or default_price_table()
         self.now = now or datetime.now(UTC)
@@ -57,7 +63,11 @@ class EventGenerator:
         if "enum" in schema:
             return rng.choice(schema["enum"])
         declared = schema.get("type")
-        kind = next((t for t in declared if t != "null"), "string") if isinstance(declared, list) else declared
+        kind = (
+            next((t for t in declared if t != "null"), "string")
+            if isinstance(declared, list)
+            else declared
+        )
         if kind == "boolean":
             return rng.random() < 0.5
         if kind in ("integer", "number"):
@@ -112,9 +122,13 @@ class EventGenerator:
             usage = Usage(input_tokens=usage.input_tokens)
         cost = self.prices.cost(provider, model, usage)
         props: dict[str, Any] = {
-            "provider": provider, "model": model, "operation": operation,
-            "latency_ms": round(latency, 1), "status": status,
-            "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "provider": provider,
+            "model": model,
+            "operation": operation,
+            "latency_ms": round(latency, 1),
+            "status": status,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
             "cached_input_tokens": usage.cached_input_tokens,
             "cache_write_tokens": usage.cache_write_tokens,
             "reasoning_tokens": usage.reasoning_tokens,
@@ -151,9 +165,12 @@ class EventGenerator:
             spec = self._latest[name]
             ts += timedelta(milliseconds=rng.randint(50, 8000))
             event: dict[str, Any] = {
-                "event_id": self._uuid(), "name": spec.name, "version": spec.version,
+                "event_id": self._uuid(),
+                "name": spec.name,
+                "version": spec.version,
                 "ts": min(ts, self.now).isoformat().replace("+00:00", "Z"),
-                "session_id": session_id, "conversation_id": conversation,
+                "session_id": session_id,
+                "conversation_id": conversation,
                 "props": self.props_for(spec),
             }
             if user_id:

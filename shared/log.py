@@ -29,14 +29,36 @@ T = TypeVar("T")
 #: Keys whose values never reach a log line.
 REDACTED_KEYS = frozenset(
     {
-        "user_id", "user_key", "session_id", "conversation_id", "props", "properties",
-        "email", "ip", "ip_address", "prompt", "completion", "transcript", "text", "body",
-        "password", "secret", "token", "authorization", "cookie",
+        "user_id",
+        "user_key",
+        "session_id",
+        "conversation_id",
+        "props",
+        "properties",
+        "email",
+        "ip",
+        "ip_address",
+        "prompt",
+        "completion",
+        "transcript",
+        "text",
+        "body",
+        "password",
+        "secret",
+        "token",
+        "authorization",
+        "cookie",
     }
 )
 _SEVERITY = {
-    "debug": "DEBUG", "info": "INFO", "warning": "WARNING", "warn": "WARNING",
-    "error": "ERROR", "exception": "ERROR", "critical": "CRITICAL", "fatal": "CRITICAL",
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warning": "WARNING",
+    "warn": "WARNING",
+    "error": "ERROR",
+    "exception": "ERROR",
+    "critical": "CRITICAL",
+    "fatal": "CRITICAL",
 }
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=(\d))?")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")

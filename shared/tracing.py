@@ -45,7 +45,10 @@ def setup_tracing(settings: Settings | None = None, exporter: Any = None) -> boo
 
         provider = TracerProvider(
             resource=Resource.create(
-                {"service.name": "telemetry-pipeline", "deployment.environment": settings.telemetry_env}
+                {
+                    "service.name": "telemetry-pipeline",
+                    "deployment.environment": settings.telemetry_env,
+                }
             )
         )
         is_memory = type(exporter).__name__ == "InMemorySpanExporter"
@@ -67,7 +70,9 @@ def _choose_exporter(settings: Settings) -> Any:
         if settings.is_production:
             from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
 
-            return CloudTraceSpanExporter(project_id=settings.google_cloud_project)
+            return CloudTraceSpanExporter(  # type: ignore[no-untyped-call]
+                project_id=settings.google_cloud_project
+            )
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()

@@ -25,7 +25,9 @@ def _fail(exc: TelemetryError) -> None:
 
 
 @click.group()
-@click.option("--log-level", default="WARNING", show_default=True, help="Level of JSON logs on stderr.")
+@click.option(
+    "--log-level", default="WARNING", show_default=True, help="Level of JSON logs on stderr."
+)
 def cli(log_level: str) -> None:
     """Telemetry pipeline tools: local stack, registry, migrations, synthetic data."""
     configure_logging(log_level)
@@ -119,7 +121,10 @@ def _demo_loop(info: dict[str, Any], stop: threading.Event) -> None:
             request = urllib.request.Request(  # noqa: S310 - local URL from dev.json
                 url,
                 data=json.dumps(body).encode(),
-                headers={"Content-Type": "text/plain;charset=UTF-8", **({"Origin": origin} if origin else {})},
+                headers={
+                    "Content-Type": "text/plain;charset=UTF-8",
+                    **({"Origin": origin} if origin else {}),
+                },
             )
             try:
                 with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
@@ -179,7 +184,10 @@ def registry_docs(check: bool) -> None:
     if check:
         current = DOCS_PATH.read_text(encoding="utf-8") if DOCS_PATH.exists() else ""
         if current != text:
-            click.echo(f"{DOCS_PATH} has drifted from the registry; run `telemetry registry docs`", err=True)
+            click.echo(
+                f"{DOCS_PATH} has drifted from the registry; run `telemetry registry docs`",
+                err=True,
+            )
             sys.exit(1)
         click.echo("docs/events.md is current")
         return

@@ -39,9 +39,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from telemetry_cli.stack.devstack import DevStack, StackOptions
 
     state = tmp_path_factory.mktemp("stack")
-    options = StackOptions.from_environment(
-        state_dir=state, with_functions=False, persistent=False
-    )
+    options = StackOptions.from_environment(state_dir=state, with_functions=False, persistent=False)
     stack = DevStack(options)
     stack.start()
     saved = {k: os.environ.get(k) for k in stack.env()}

@@ -31,7 +31,9 @@ def _type_of(schema: dict[str, Any]) -> str:
 def render_markdown(registry: Registry) -> str:
     """The whole reference page as Markdown."""
     out = [HEADER]
-    out.append("| event | version | category | owner | description |\n| --- | --- | --- | --- | --- |\n")
+    out.append(
+        "| event | version | category | owner | description |\n| --- | --- | --- | --- | --- |\n"
+    )
     for spec in registry:
         anchor = spec.name.replace(".", "") + f"-v{spec.version}"
         out.append(
@@ -51,7 +53,9 @@ def render_markdown(registry: Registry) -> str:
                 f"| {sub.get('description', '')} |\n"
             )
         example = {
-            name: sub.get("enum", [None])[0] if "enum" in sub else f"<{_type_of(sub).split(' ')[0]}>"
+            name: sub.get("enum", [None])[0]
+            if "enum" in sub
+            else f"<{_type_of(sub).split(' ')[0]}>"
             for name, sub in spec.props_schema.get("properties", {}).items()
             if name in required
         }

@@ -123,16 +123,16 @@ def lint_registry(registry: Registry, released: dict[str, Any] | None = None) ->
         problems.extend(LintProblem(registry.path, spec.line, spec.key, m) for m in found)
     for key, pinned in (released if released is not None else released_schemas()).items():
         name, _, version = key.rpartition("@")
-        spec = registry.specs.get((name, int(version)))
-        if spec is None:
+        current = registry.specs.get((name, int(version)))
+        if current is None:
             problems.append(
                 LintProblem(registry.path, None, key, "released event was removed; keep it")
             )
-        elif pinned_form(spec) != pinned:
+        elif pinned_form(current) != pinned:
             problems.append(
                 LintProblem(
                     registry.path,
-                    spec.line,
+                    current.line,
                     key,
                     "released schema changed; add a new version instead of editing this one",
                 )

@@ -144,7 +144,9 @@ def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
     try:
         validator = fastjsonschema.compile(schema)
     except fastjsonschema.JsonSchemaDefinitionException as exc:
-        raise RegistryError(f"{name}@{version}: invalid props schema: {exc}", str(path), line) from None
+        raise RegistryError(
+            f"{name}@{version}: invalid props schema: {exc}", str(path), line
+        ) from None
     return EventSpec(
         name=name,
         version=version,

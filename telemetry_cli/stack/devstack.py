@@ -120,13 +120,17 @@ class DevStack:
         if self.pubsub_emulator_host is None:
             port = self._check_port(opts.pubsub_port, "Pub/Sub emulator")
             pubsub_proc = self._spawn(
-                pubsub.emulator_process(port, data_root / "pubsub", self.log_dir / "pubsub-emulator.log")
+                pubsub.emulator_process(
+                    port, data_root / "pubsub", self.log_dir / "pubsub-emulator.log"
+                )
             )
             self.pubsub_emulator_host = f"127.0.0.1:{port}"
         if self.storage_emulator_host is None:
             port = self._check_port(opts.gcs_port, "GCS emulator")
             gcs_dir = None if not opts.persistent else data_root / "gcs"
-            gcs_proc = self._spawn(gcs.emulator_process(port, self.log_dir / "gcs-emulator.log", gcs_dir))
+            gcs_proc = self._spawn(
+                gcs.emulator_process(port, self.log_dir / "gcs-emulator.log", gcs_dir)
+            )
             self.storage_emulator_host = f"http://127.0.0.1:{port}"
         if self.database_url is None:
             pg_dir = (
@@ -146,8 +150,13 @@ class DevStack:
         self._check_reachable()
         self.apply_env()
         self._migrate()
-        functions = discover_functions(opts.project_dir / "functions") if opts.with_functions else []
-        ports = {name: self._check_port(opts.function_ports.get(name), f"function {name}") for name in functions}
+        functions = (
+            discover_functions(opts.project_dir / "functions") if opts.with_functions else []
+        )
+        ports = {
+            name: self._check_port(opts.function_ports.get(name), f"function {name}")
+            for name in functions
+        }
         sink_push = None
         if "sink" in ports:
             sink_push = f"http://127.0.0.1:{ports['sink']}/projects/{opts.project}/topics/{names.TOPIC_EVENTS}"
@@ -176,7 +185,9 @@ class DevStack:
             if template.startswith("{}") and "://" not in base:
                 base = f"http://{base}"
             if not http_ok(template.format(base)):
-                raise StackError(f"{name}={value} does not answer; start that emulator or unset {name}")
+                raise StackError(
+                    f"{name}={value} does not answer; start that emulator or unset {name}"
+                )
 
     def _migrate(self) -> None:
         assert self.database_url is not None
@@ -246,7 +257,9 @@ class DevStack:
             "topic": names.TOPIC_EVENTS,
             "sink_subscription": names.SUBSCRIPTION_SINK,
             "dlq_topic": names.TOPIC_DLQ,
-            "allowed_origins": [o.strip() for o in self.options.allowed_origins.split(",") if o.strip()],
+            "allowed_origins": [
+                o.strip() for o in self.options.allowed_origins.split(",") if o.strip()
+            ],
             "log_dir": str(self.log_dir),
             "pid": os.getpid(),
             "child_pgids": [p.pid for p in self.processes if p.pid],
@@ -271,7 +284,8 @@ class DevStack:
         owner = old.get("pid")
         if owner and owner != os.getpid() and pid_alive(int(owner)):
             raise StackError(
-                f"another `telemetry dev` (pid {owner}) is running from this checkout; stop it first",
+                f"another `telemetry dev` (pid {owner}) runs from this state directory; "
+                "stop it first",
                 str(path),
             )
         for pgid in old.get("child_pgids", []):

@@ -21,7 +21,9 @@ def functions_framework_bin() -> Path:
     """The functions-framework launcher of this environment."""
     candidate = Path(sys.executable).parent / "functions-framework"
     if not candidate.exists():
-        raise StackError("functions-framework is not installed in this environment; run `make setup`")
+        raise StackError(
+            "functions-framework is not installed in this environment; run `make setup`"
+        )
     return candidate
 
 
@@ -33,8 +35,15 @@ def function_process(
     return ManagedProcess(
         f"function {name}",
         [
-            str(functions_framework_bin()), "--source", str(source), "--target", name,
-            "--host", "127.0.0.1", "--port", str(port),
+            str(functions_framework_bin()),
+            "--source",
+            str(source),
+            "--target",
+            name,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
         ],
         log_file,
         env=env,

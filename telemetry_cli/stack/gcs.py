@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -28,9 +29,19 @@ def fake_gcs_binary() -> Path:
 def emulator_process(port: int, log_file: Path, data_dir: Path | None = None) -> ManagedProcess:
     """The emulator as a managed process (in memory, or on disk under ``data_dir``)."""
     argv = [
-        str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port),
-        "-external-url", f"http://127.0.0.1:{port}", "-public-host", f"127.0.0.1:{port}",
-        "-log-level", "warn",
+        str(fake_gcs_binary()),
+        "-scheme",
+        "http",
+        "-host",
+        "127.0.0.1",
+        "-port",
+        str(port),
+        "-external-url",
+        f"http://127.0.0.1:{port}",
+        "-public-host",
+        f"127.0.0.1:{port}",
+        "-log-level",
+        "warn",
     ]
     if data_dir is None:
         argv += ["-backend", "memory"]
@@ -49,10 +60,8 @@ def provision(project: str, bucket: str) -> None:
     """Create the bucket (idempotent). Needs ``STORAGE_EMULATOR_HOST`` in the environment."""
     from google.api_core import exceptions as gexc
     from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
+    from google.cloud import storage  # type: ignore[attr-defined]
 
-    client = storage.Client(project=project, credentials=AnonymousCredentials())
-    try:
+    client = storage.Client(project=project, credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
+    with contextlib.suppress(gexc.Conflict):
         client.create_bucket(bucket)
-    except gexc.Conflict:
-        pass

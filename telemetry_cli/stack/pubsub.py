@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -22,14 +23,21 @@ def find_sdk_root() -> Path:
     gcloud = shutil.which("gcloud")
     if gcloud:
         candidates.append(str(Path(gcloud).resolve().parent.parent))
-    candidates += ["/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk", "/opt/google-cloud-sdk"]
+    candidates += [
+        "/usr/lib/google-cloud-sdk",
+        "/usr/share/google-cloud-sdk",
+        "/opt/google-cloud-sdk",
+    ]
     for candidate in candidates:
         if candidate and (Path(candidate) / _LAUNCHER).exists():
             return Path(candidate)
     if gcloud:
         out = subprocess.run(
             [gcloud, "info", "--format=value(installation.sdk_root)"],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         ).stdout.strip()
         if out and (Path(out) / _LAUNCHER).exists():
             return Path(out)
@@ -67,17 +75,15 @@ def provision(project: str, push_endpoint: str | None, ack_deadline: int = 30) -
     Needs ``PUBSUB_EMULATOR_HOST`` in the environment. The sink subscription pushes to
     ``push_endpoint`` when there is a sink, and is a pull subscription otherwise.
     """
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
     from google.protobuf import duration_pb2
 
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     try:
         for topic in (names.TOPIC_EVENTS, names.TOPIC_DLQ, names.TOPIC_ALERTS):
-            try:
+            with contextlib.suppress(gexc.AlreadyExists):
                 publisher.create_topic(name=publisher.topic_path(project, topic), timeout=10)
-            except gexc.AlreadyExists:
-                pass
         sink_path = subscriber.subscription_path(project, names.SUBSCRIPTION_SINK)
         request = {
             "name": sink_path,
@@ -101,7 +107,7 @@ def provision(project: str, push_endpoint: str | None, ack_deadline: int = 30) -
                 request={"subscription": sink_path, "push_config": request.get("push_config", {})},
                 timeout=10,
             )
-        try:
+        with contextlib.suppress(gexc.AlreadyExists):
             subscriber.create_subscription(
                 request={
                     "name": subscriber.subscription_path(project, names.SUBSCRIPTION_DLQ),
@@ -110,8 +116,6 @@ def provision(project: str, push_endpoint: str | None, ack_deadline: int = 30) -
                 },
                 timeout=10,
             )
-        except gexc.AlreadyExists:
-            pass
     finally:
         subscriber.close()
         publisher.transport.close()

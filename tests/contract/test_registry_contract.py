@@ -20,8 +20,15 @@ ROOT = Path(__file__).resolve().parents[2]
 SPECS = list(default_registry())
 #: Columns of api_calls_log filled from the envelope, not from llm.call props.
 ENVELOPE_COLUMNS = {
-    "call_id", "ts", "received_at", "session_id", "conversation_id", "user_key", "key_id",
-    "app_version", "sample_rate",
+    "call_id",
+    "ts",
+    "received_at",
+    "session_id",
+    "conversation_id",
+    "user_key",
+    "key_id",
+    "app_version",
+    "sample_rate",
 }
 
 
@@ -36,8 +43,13 @@ def test_every_event_has_valid_generated_fixtures(spec) -> None:
     for _ in range(25):
         props = generator.props_for(spec)
         event = validator.validate_event(
-            {"event_id": "0b6c7b1e-1111-4222-8333-444455556666", "name": spec.name,
-             "version": spec.version, "ts": "2026-11-24T10:00:00Z", "props": props},
+            {
+                "event_id": "0b6c7b1e-1111-4222-8333-444455556666",
+                "name": spec.name,
+                "version": spec.version,
+                "ts": "2026-11-24T10:00:00Z",
+                "props": props,
+            },
             {"session_id": "s-1"},
         )
         assert event.props == props

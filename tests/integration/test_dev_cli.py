@@ -48,7 +48,9 @@ def wait_for_info(proc: subprocess.Popen[str], state: Path, timeout: float = 90)
 
 
 def processes_mentioning(text: str) -> list[str]:
-    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True
+    ).stdout
     return [line for line in out.splitlines() if text in line and "ps -eo" not in line]
 
 
@@ -65,11 +67,19 @@ def assert_all_gone(info: dict, state: Path) -> None:
 
 def test_dev_starts_writes_endpoints_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    for attempt in range(2):  # starting again right after a stop works
+    for _attempt in range(2):  # starting again right after a stop works
         proc = start_dev(state)
         info = wait_for_info(proc, state)
-        for key in ("ingest_url", "database_url", "pubsub_emulator_host", "storage_emulator_host",
-                    "bucket", "allowed_origins", "functions", "log_dir"):
+        for key in (
+            "ingest_url",
+            "database_url",
+            "pubsub_emulator_host",
+            "storage_emulator_host",
+            "bucket",
+            "allowed_origins",
+            "functions",
+            "log_dir",
+        ):
             assert key in info, key
         assert info["pid"] == proc.pid
         assert info["allowed_origins"] == ["http://localhost:8000", "http://127.0.0.1:8000"]
@@ -101,10 +111,12 @@ def test_taken_port_is_one_clear_line_and_nothing_runs(tmp_path: Path) -> None:
         blocker.listen()
         port = blocker.getsockname()[1]
         proc = start_dev(state, "--gcs-port", str(port))
-        out, err = proc.communicate(timeout=60)
+        _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 1
     lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert lines == [f"error: port {port} for the GCS emulator is already in use (see {state / 'logs'})"]
+    assert lines == [
+        f"error: port {port} for the GCS emulator is already in use (see {state / 'logs'})"
+    ]
     time.sleep(0.5)
     assert processes_mentioning(str(state)) == []
 

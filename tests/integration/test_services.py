@@ -30,7 +30,9 @@ def test_message_published_to_the_emulator_reaches_a_subscriber(services) -> Non
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
     sub_path = subscriber.subscription_path(project, f"probe-{uuid.uuid4().hex[:8]}")
-    subscriber.create_subscription(name=sub_path, topic=publisher.topic_path(project, names.TOPIC_EVENTS))
+    subscriber.create_subscription(
+        name=sub_path, topic=publisher.topic_path(project, names.TOPIC_EVENTS)
+    )
     try:
         future = publisher.publish(
             publisher.topic_path(project, names.TOPIC_EVENTS), b'{"hello": 1}', version="1"
@@ -79,7 +81,7 @@ def test_object_written_to_gcs_reads_back_with_its_checksum(services) -> None:
     blob.upload_from_string(payload, if_generation_match=0)
     fetched = bucket.get_blob(blob.name)
     assert fetched is not None
-    assert fetched.md5_hash == base64.b64encode(hashlib.md5(payload).digest()).decode()  # noqa: S324
+    assert fetched.md5_hash == base64.b64encode(hashlib.md5(payload).digest()).decode()
     crc = google_crc32c.Checksum(payload).digest()
     assert fetched.crc32c == base64.b64encode(crc).decode()
     assert fetched.download_as_bytes(checksum="crc32c") == payload
@@ -102,10 +104,14 @@ def test_migrations_create_partitioned_tables_matching_the_definitions(engine: E
         assert f"{table.name}_received_at_idx" in indexes
         assert f"{table.name}_user_key_idx" in indexes
     with engine.connect() as conn:
-        kinds = dict(conn.execute(text(
-            "SELECT c.relname, p.partstrat FROM pg_partitioned_table p "
-            "JOIN pg_class c ON c.oid = p.partrelid"
-        )).all())
+        kinds = dict(
+            conn.execute(
+                text(
+                    "SELECT c.relname, p.partstrat FROM pg_partitioned_table p "
+                    "JOIN pg_class c ON c.oid = p.partrelid"
+                )
+            ).all()
+        )
         assert kinds == {"telemetry_events": "r", "api_calls_log": "r"}
         today = datetime.now(UTC).date()
         for table in ("telemetry_events", "api_calls_log"):
@@ -124,13 +130,21 @@ def test_migrations_are_idempotent(engine: Engine) -> None:
 
 def _event_row(event_id: str, ts: datetime) -> dict[str, object]:
     return {
-        "event_id": event_id, "name": "node.expand", "version": 1, "category": "ui",
-        "event_ts": ts, "received_at": datetime.now(UTC), "session_id": "s-test",
-        "props": {"node_id": "n-1"}, "sample_rate": 1.0,
+        "event_id": event_id,
+        "name": "node.expand",
+        "version": 1,
+        "category": "ui",
+        "event_ts": ts,
+        "received_at": datetime.now(UTC),
+        "session_id": "s-test",
+        "props": {"node_id": "n-1"},
+        "sample_rate": 1.0,
     }
 
 
-def test_row_for_a_day_without_partition_is_kept_and_moved_when_the_day_is_created(engine: Engine) -> None:
+def test_row_for_a_day_without_partition_is_kept_and_moved_when_the_day_is_created(
+    engine: Engine,
+) -> None:
     day = date(2020, 2, 29)
     ts = datetime(2020, 2, 29, 13, 30, tzinfo=UTC)
     event_id = str(uuid.uuid4())
@@ -142,7 +156,9 @@ def test_row_for_a_day_without_partition_is_kept_and_moved_when_the_day_is_creat
         assert ensure_partition(conn, "telemetry_events", day) is True
         assert ensure_partition(conn, "telemetry_events", day) is False
     with engine.connect() as conn:
-        moved = text(f"SELECT count(*) FROM {partition_name('telemetry_events', day)} WHERE event_id = :e")
+        moved = text(
+            f"SELECT count(*) FROM {partition_name('telemetry_events', day)} WHERE event_id = :e"
+        )
         assert conn.execute(moved, {"e": event_id}).scalar() == 1
         assert conn.execute(where, {"e": event_id}).scalar() == 0
         stored = conn.execute(
@@ -161,7 +177,9 @@ def test_storing_the_same_event_twice_leaves_one_row(engine: Engine) -> None:
         first = conn.execute(statement.values(_event_row(event_id, ts))).rowcount
         second = conn.execute(statement.values(_event_row(event_id, ts))).rowcount
         count = conn.execute(
-            select(text("count(*)")).select_from(telemetry_events).where(telemetry_events.c.event_id == event_id)
+            select(text("count(*)"))
+            .select_from(telemetry_events)
+            .where(telemetry_events.c.event_id == event_id)
         ).scalar()
     assert (first, second, count) == (1, 0, 1)
 

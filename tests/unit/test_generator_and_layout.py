@@ -19,7 +19,9 @@ NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
 def test_same_seed_same_events() -> None:
-    assert EventGenerator(seed=7, now=NOW).events(200) == EventGenerator(seed=7, now=NOW).events(200)
+    assert EventGenerator(seed=7, now=NOW).events(200) == EventGenerator(seed=7, now=NOW).events(
+        200
+    )
     assert EventGenerator(seed=7, now=NOW).events(50) != EventGenerator(seed=8, now=NOW).events(50)
 
 

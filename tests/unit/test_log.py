@@ -51,7 +51,10 @@ def test_trace_and_request_id_are_attached_in_a_request(stream: io.StringIO) -> 
         assert current_request_id() == rid
     logging.getLogger("x").info("outside")
     inside, outside = lines(stream)
-    assert inside["logging.googleapis.com/trace"] == "projects/acme/traces/0af7651916cd43dd8448eb211c80319c"
+    assert (
+        inside["logging.googleapis.com/trace"]
+        == "projects/acme/traces/0af7651916cd43dd8448eb211c80319c"
+    )
     assert inside["logging.googleapis.com/spanId"] == "1e9ad6661ea75994"
     assert inside["logging.googleapis.com/trace_sampled"] is True
     assert inside["request_id"] == rid
@@ -60,7 +63,9 @@ def test_trace_and_request_id_are_attached_in_a_request(stream: io.StringIO) -> 
 
 
 def test_identifiers_and_props_are_redacted(stream: io.StringIO) -> None:
-    get_logger("x").info("event rejected", user_id="u-42", props={"panel": "bias"}, reason_field="props")
+    get_logger("x").info(
+        "event rejected", user_id="u-42", props={"panel": "bias"}, reason_field="props"
+    )
     logging.getLogger("y").info("stored", extra={"session_id": "s-1", "conversation_id": "c-9"})
     text = stream.getvalue()
     assert "u-42" not in text and "bias" not in text and "s-1" not in text and "c-9" not in text
@@ -82,7 +87,9 @@ def test_exceptions_are_rendered_as_error_lines(stream: io.StringIO) -> None:
 def test_request_id_follows_work_into_threads(stream: io.StringIO) -> None:
     seen: list[str | None] = []
     with request_context(request_id="req-1"):
-        worker = threading.Thread(target=run_with_context(lambda: seen.append(current_request_id())))
+        worker = threading.Thread(
+            target=run_with_context(lambda: seen.append(current_request_id()))
+        )
         plain = threading.Thread(target=lambda: seen.append(current_request_id()))
         worker.start(), plain.start()
         worker.join(), plain.join()
@@ -92,12 +99,26 @@ def test_request_id_follows_work_into_threads(stream: io.StringIO) -> None:
 @pytest.mark.parametrize(
     ("cloud", "parent", "expected"),
     [
-        (None, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-         ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", True)),
-        (None, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
-         ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", False)),
-        ("4BF92F3577B34DA6A3CE929D0E0E4736", None, ("4bf92f3577b34da6a3ce929d0e0e4736", None, None)),
-        ("4bf92f3577b34da6a3ce929d0e0e4736/1;o=0", None, ("4bf92f3577b34da6a3ce929d0e0e4736", "0000000000000001", False)),
+        (
+            None,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", True),
+        ),
+        (
+            None,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7", False),
+        ),
+        (
+            "4BF92F3577B34DA6A3CE929D0E0E4736",
+            None,
+            ("4bf92f3577b34da6a3ce929d0e0e4736", None, None),
+        ),
+        (
+            "4bf92f3577b34da6a3ce929d0e0e4736/1;o=0",
+            None,
+            ("4bf92f3577b34da6a3ce929d0e0e4736", "0000000000000001", False),
+        ),
         (None, "garbage", None),
         ("nonsense", None, None),
         (None, "00-00000000000000000000000000000000-00f067aa0ba902b7-01", None),

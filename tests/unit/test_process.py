@@ -28,7 +28,9 @@ def test_missing_binary_is_a_stack_error(tmp_path: Path) -> None:
 
 
 def test_process_dying_while_starting_names_its_log(tmp_path: Path) -> None:
-    proc = ManagedProcess("quitter", [sys.executable, "-c", "print('bye'); raise SystemExit(3)"], tmp_path / "q.log")
+    proc = ManagedProcess(
+        "quitter", [sys.executable, "-c", "print('bye'); raise SystemExit(3)"], tmp_path / "q.log"
+    )
     proc.start()
     with pytest.raises(StackError, match="quitter exited with code 3 while starting"):
         proc.wait_ready(lambda: False, timeout=10)

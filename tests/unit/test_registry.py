@@ -31,9 +31,18 @@ def write(tmp_path: Path, body: str) -> Path:
 def test_bundled_registry_has_the_seed_events() -> None:
     registry = default_registry()
     assert registry.names() >= {
-        "detail_panel.view", "node.expand", "node.collapse", "severity.override", "bias.override",
-        "feedback.submit", "consent.update", "ui.performance", "simulacra.classified",
-        "bias.flagged", "frame.detected", "llm.call",
+        "detail_panel.view",
+        "node.expand",
+        "node.collapse",
+        "severity.override",
+        "bias.override",
+        "feedback.submit",
+        "consent.update",
+        "ui.performance",
+        "simulacra.classified",
+        "bias.flagged",
+        "frame.detected",
+        "llm.call",
     }
     assert registry.get("llm.call", 1).category == "llm"
     assert {s.category for s in registry} == {"ui", "domain", "llm"}
@@ -91,14 +100,22 @@ def test_entry_lines_point_at_the_event(tmp_path: Path) -> None:
     [
         ("maxLength: 32, ", "", "string without maxLength"),
         ("maxLength: 32", "maxLength: 4000", "long strings are free text"),
-        ("additionalProperties: false", "additionalProperties: true", "additionalProperties: false"),
+        (
+            "additionalProperties: false",
+            "additionalProperties: true",
+            "additionalProperties: false",
+        ),
         (" description: What was clicked.", " x-pii: scramble", "x-pii must be 'hash' or 'drop'"),
         ("description: What was clicked.", "description: ''", "props.target: no description"),
         ("name: demo.click", "name: DemoClick", "dotted lower-case"),
         ("description: A click.", "description: ''", "no description"),
         ("owner: web", "owner: ' '", "no owner"),
         ("target: {", "Target: {", "snake_case"),
-        ("{type: string, maxLength: 32,", "{type: array, items: {type: string}, ", "array without maxItems"),
+        (
+            "{type: string, maxLength: 32,",
+            "{type: array, items: {type: string}, ",
+            "array without maxItems",
+        ),
     ],
 )
 def test_lint_rules(tmp_path: Path, replace: str, by: str, fragment: str) -> None:

@@ -11,6 +11,14 @@ from shared.settings import (
     parse_sample_rates,
 )
 
+
+@pytest.fixture(autouse=True)
+def _no_emulators(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session's services point the environment at emulators; these tests must not see them."""
+    for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "TELEMETRY_SAMPLE_RATES"):
+        monkeypatch.delenv(name, raising=False)
+
+
 PROD_ENV = {
     "TELEMETRY_ENV": "prod",
     "GOOGLE_CLOUD_PROJECT": "acme-prod",
@@ -57,8 +65,13 @@ def test_production_names_every_missing_variable(monkeypatch: pytest.MonkeyPatch
     with pytest.raises(ConfigurationError) as info:
         load_settings()
     message = str(info.value)
-    for name in ("GOOGLE_CLOUD_PROJECT", "TELEMETRY_BUCKET", "TELEMETRY_PSEUDONYM_KEY",
-                 "TELEMETRY_ALLOWED_ORIGINS", "DATABASE_URL"):
+    for name in (
+        "GOOGLE_CLOUD_PROJECT",
+        "TELEMETRY_BUCKET",
+        "TELEMETRY_PSEUDONYM_KEY",
+        "TELEMETRY_ALLOWED_ORIGINS",
+        "DATABASE_URL",
+    ):
         assert name in message
     assert "TELEMETRY_BUCKET" in info.value.variables
 

@@ -47,3 +47,58 @@ def test_trace_context_round_trips_through_pubsub_attributes() -> None:
     assert names == ["ingest", "sink"]
     assert trace.get_current_span().get_span_context().is_valid is False
     assert tracing.extract_trace_context(None) is not None
+
+
+def test_cloud_trace_in_production(monkeypatch) -> None:
+    import opentelemetry.exporter.cloud_trace as cloud_trace
+
+    made: list[str] = []
+
+    class FakeCloudTrace:
+        def __init__(self, project_id: str) -> None:
+            made.append(project_id)
+
+    monkeypatch.setattr(cloud_trace, "CloudTraceSpanExporter", FakeCloudTrace)
+    for key, value in {
+        "TELEMETRY_ENV": "prod",
+        "GOOGLE_CLOUD_PROJECT": "acme-prod",
+        "TELEMETRY_BUCKET": "b",
+        "TELEMETRY_PSEUDONYM_KEY": "k1:production-secret-long",
+        "TELEMETRY_TRACING": "auto",
+        "TELEMETRY_ALLOWED_ORIGINS": "https://app.acme.com",
+        "DATABASE_URL": "postgresql+pg8000://x@h/d",
+    }.items():
+        monkeypatch.setenv(key, value)
+    for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    assert isinstance(tracing._choose_exporter(load_settings()), FakeCloudTrace)
+    assert made == ["acme-prod"]
+
+
+def test_setup_without_exporter_installs_nothing_and_engine_is_left_alone(monkeypatch) -> None:
+    from sqlalchemy import create_engine
+
+    monkeypatch.setattr(tracing, "_provider", None)
+    monkeypatch.setenv("TELEMETRY_TRACING", "off")
+    assert tracing.setup_tracing(load_settings()) is False
+    engine = create_engine("postgresql+pg8000://u@127.0.0.1:1/db")
+    tracing.instrument_engine(engine)  # no provider: a no-op
+    tracing.shutdown_tracing()
+
+
+def test_engine_statements_become_spans_when_tracing(monkeypatch) -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from sqlalchemy import create_engine, text
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "_provider", provider)
+    engine = create_engine("sqlite://")
+    tracing.instrument_engine(engine)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+    assert any("SELECT" in span.name for span in exporter.get_finished_spans())
+    tracing.shutdown_tracing()
+    assert tracing._provider is None

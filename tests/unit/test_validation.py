@@ -17,7 +17,9 @@ def validator() -> EventValidator:
 
 def view(**overrides: object) -> dict[str, object]:
     event: dict[str, object] = {
-        "event_id": EVENT_ID, "name": "detail_panel.view", "ts": "2026-11-24T10:00:00.123Z",
+        "event_id": EVENT_ID,
+        "name": "detail_panel.view",
+        "ts": "2026-11-24T10:00:00.123Z",
         "props": {"node_id": "n-17", "panel": "bias", "duration_ms": 840},
     }
     event.update(overrides)
@@ -27,7 +29,12 @@ def view(**overrides: object) -> dict[str, object]:
 def test_context_fills_unset_fields_and_version_defaults(validator: EventValidator) -> None:
     event = validator.validate_event(
         view(conversation_id="c-own"),
-        {"session_id": "s-1", "user_id": "u-42", "conversation_id": "c-ctx", "app_version": "1.8.0"},
+        {
+            "session_id": "s-1",
+            "user_id": "u-42",
+            "conversation_id": "c-ctx",
+            "app_version": "1.8.0",
+        },
     )
     assert event.version == 1
     assert event.session_id == "s-1" and event.user_id == "u-42"
@@ -40,11 +47,19 @@ def test_context_fills_unset_fields_and_version_defaults(validator: EventValidat
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"props": {"node_id": "n", "panel": "x"}},
-         "props.panel: 'x' is not one of ['bias', 'severity', 'frames', 'simulacra', 'sources']"),
+        (
+            {"props": {"node_id": "n", "panel": "x"}},
+            "props.panel: 'x' is not one of ['bias', 'severity', 'frames', 'simulacra', 'sources']",
+        ),
         ({"props": {"panel": "bias"}}, "props: missing required 'node_id'"),
-        ({"props": {"node_id": "n", "panel": "bias", "colour": "red"}}, "props: undeclared 'colour' (not in the schema)"),
-        ({"props": {"node_id": "n", "panel": "bias", "duration_ms": -1}}, "props.duration_ms: -1 must be bigger than or equal to 0"),
+        (
+            {"props": {"node_id": "n", "panel": "bias", "colour": "red"}},
+            "props: undeclared 'colour' (not in the schema)",
+        ),
+        (
+            {"props": {"node_id": "n", "panel": "bias", "duration_ms": -1}},
+            "props.duration_ms: -1 must be bigger than or equal to 0",
+        ),
         ({"event_id": "not-a-uuid"}, "event_id: 'not-a-uuid' must match pattern"),
         ({"ts": "yesterday"}, "ts: 'yesterday' must be date-time"),
         ({"version": "1"}, "version: '1' must be integer"),
@@ -70,7 +85,9 @@ def test_missing_session_and_unknown_event(validator: EventValidator) -> None:
 
 def test_long_values_are_shortened_in_reasons(validator: EventValidator) -> None:
     with pytest.raises(ContractViolation) as info:
-        validator.validate_event(view(props={"node_id": "n" * 500, "panel": "bias"}), {"session_id": "s"})
+        validator.validate_event(
+            view(props={"node_id": "n" * 500, "panel": "bias"}), {"session_id": "s"}
+        )
     assert len(info.value.reason) < 160
 
 
@@ -92,7 +109,9 @@ def test_envelope_problems(validator: EventValidator, body: object, reason: str)
 
 
 def test_envelope_returns_context_and_events(validator: EventValidator) -> None:
-    context, events = validator.validate_envelope({"context": {"session_id": "s"}, "events": [1, 2]})
+    context, events = validator.validate_envelope(
+        {"context": {"session_id": "s"}, "events": [1, 2]}
+    )
     assert context == {"session_id": "s"} and events == [1, 2]
 
 

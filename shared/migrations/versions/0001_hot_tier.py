@@ -12,7 +12,13 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_write_tokens", "reasoning_tokens")
+TOKEN_COLUMNS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
 
 
 def upgrade() -> None:
@@ -73,7 +79,9 @@ def upgrade() -> None:
         op.execute(f"CREATE TABLE {table}_default PARTITION OF {table} DEFAULT")
         # Snapshots read by received_at; erasure looks people up by user_key.
         op.execute(f"CREATE INDEX {table}_received_at_idx ON {table} (received_at)")
-        op.execute(f"CREATE INDEX {table}_user_key_idx ON {table} (user_key) WHERE user_key IS NOT NULL")
+        op.execute(
+            f"CREATE INDEX {table}_user_key_idx ON {table} (user_key) WHERE user_key IS NOT NULL"
+        )
     op.execute("CREATE INDEX telemetry_events_name_ts_idx ON telemetry_events (name, event_ts)")
     op.execute("CREATE INDEX api_calls_log_model_ts_idx ON api_calls_log (provider, model, ts)")
 
