@@ -62,6 +62,15 @@ class Settings(BaseSettings):
     telemetry_tracing: Literal["auto", "on", "off"] = Field("auto", alias="TELEMETRY_TRACING")
     otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     telemetry_cloudsql_instance: str | None = Field(None, alias="TELEMETRY_CLOUDSQL_INSTANCE")
+    telemetry_max_body_bytes: int = Field(1 << 20, gt=0, alias="TELEMETRY_MAX_BODY_BYTES")
+    telemetry_max_decompressed_bytes: int = Field(
+        4 << 20, gt=0, alias="TELEMETRY_MAX_DECOMPRESSED_BYTES"
+    )
+    telemetry_max_events: int = Field(500, gt=0, le=10000, alias="TELEMETRY_MAX_EVENTS")
+    telemetry_publish_timeout_s: float = Field(
+        5.0, gt=0, le=60, alias="TELEMETRY_PUBLISH_TIMEOUT_S"
+    )
+    telemetry_flags_ttl_s: float = Field(30.0, ge=0, le=3600, alias="TELEMETRY_FLAGS_TTL_S")
 
     @field_validator("telemetry_pseudonym_key")
     @classmethod

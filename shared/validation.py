@@ -1,9 +1,10 @@
 """Validate beacons against the contract: the envelope schema, then each event's props schema.
 
-Validators are compiled once (fastjsonschema) from the registry's JSON Schemas. A failure is a
-:class:`ContractViolation` whose ``reason`` names the field and the rule, for example
-``props.panel: 'x' is not one of ['bias', 'severity']``; it may quote the sender's own value
-back to the sender, and is never logged.
+Validators are compiled once (jsonschema-rs) from the registry's JSON Schemas; the fast path is
+one ``is_valid`` call per schema, and only a failing document is walked again for its first
+error. A failure is a :class:`ContractViolation` whose ``reason`` names the field and the rule,
+for example ``props.panel: 'x' is not one of ['bias', 'severity']``; it may quote the sender's
+own value back to the sender, and is never logged.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 
 from shared.errors import ContractViolation
 from shared.registry.loader import (
     ENVELOPE_SCHEMA_PATH,
     EVENT_SCHEMA_PATH,
     Registry,
+    Validator,
     default_registry,
     load_json_schema,
 )
@@ -50,39 +52,45 @@ def _short(value: Any) -> str:
 
 
 def describe_failure(
-    exc: fastjsonschema.JsonSchemaValueException, prefix: str, root: str = "body"
+    error: jsonschema_rs.ValidationError, prefix: str, root: str = "body"
 ) -> tuple[str, str]:
     """``(field, reason)`` for a schema failure, the field path relative to ``prefix``.
 
     ``root`` names the whole document when the failure is not about one field.
     """
-    path = [str(p) for p in (exc.path or ["data"])[1:]]
+    path = [str(p) for p in error.instance_path]
     field = ".".join([prefix, *path]) if prefix else ".".join(path)
     field = field or root
-    rule = exc.rule
-    if rule == "enum":
-        reason = f"{_short(exc.value)} is not one of {exc.rule_definition}"
-    elif rule == "required":
-        present = set(exc.value) if isinstance(exc.value, dict) else set()
-        missing = [k for k in (exc.rule_definition or []) if k not in present]
-        reason = f"missing required {', '.join(repr(k) for k in missing)}"
-    elif rule == "additionalProperties":
-        known = set((exc.definition or {}).get("properties", {}))
-        extra = sorted(set(exc.value) - known) if isinstance(exc.value, dict) else []
-        reason = f"undeclared {', '.join(repr(k) for k in extra)} (not in the schema)"
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+        reason = f"{_short(error.instance)} is not one of {list(kind.options)}"
+    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        reason = f"missing required {kind.property!r}"
+    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
+        extra = ", ".join(repr(k) for k in kind.unexpected)
+        reason = f"undeclared {extra} (not in the schema)"
     else:
-        message = exc.message
-        message = message.split(" must ", 1)[1] if " must " in message else message
-        reason = f"{_short(exc.value)} must {message}"
+        message = str(error.message)
+        reason = message if len(message) <= 160 else message[:157] + "..."
     return field, f"{field}: {reason}"
 
 
 def parse_ts(value: str) -> datetime:
     """An RFC 3339 timestamp as an aware UTC datetime."""
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("timestamp has no time zone")
-    return parsed.astimezone(UTC)
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+
+
+def _check(validator: Validator, instance: Any, prefix: str, root: str) -> None:
+    if validator.is_valid(instance):
+        return
+    error = validator.first_error(instance)
+    if error is None:  # pragma: no cover - is_valid and iter_errors agree
+        raise ContractViolation(f"{root}: does not match its schema", root)
+    field, reason = describe_failure(error, prefix, root)
+    raise ContractViolation(reason, field=field)
 
 
 class EventValidator:
@@ -90,37 +98,46 @@ class EventValidator:
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or default_registry()
-        self._envelope = fastjsonschema.compile(load_json_schema(ENVELOPE_SCHEMA_PATH))
-        self._event = fastjsonschema.compile(load_json_schema(EVENT_SCHEMA_PATH))
+        self._envelope = Validator(load_json_schema(ENVELOPE_SCHEMA_PATH))
+        frame = load_json_schema(EVENT_SCHEMA_PATH)
+        self._event = Validator(frame)
+        # One schema per (name, version): the frame with that event's props schema in place,
+        # so a valid event costs a single validation call. Failures are re-checked step by
+        # step (frame, registry, props) to name the exact field and rule.
+        self._whole = {
+            key: Validator(
+                {**frame, "properties": {**frame["properties"], "props": spec.props_schema}}
+            )
+            for key, spec in self.registry.specs.items()
+        }
 
     def validate_envelope(self, body: Any) -> tuple[dict[str, Any], list[Any]]:
         """``(context, events)`` of a beacon body, or the whole-request problem."""
-        try:
-            self._envelope(body)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            field, reason = describe_failure(exc, "")
-            raise ContractViolation(reason, field=field) from None
+        _check(self._envelope, body, "", "body")
         return dict(body.get("context") or {}), list(body["events"])
 
     def validate_event(self, raw: Any, context: dict[str, Any] | None = None) -> ValidEvent:
         """Check one event (context filling its unset fields) and return it normalised."""
         if not isinstance(raw, dict):
             raise ContractViolation(f"event: {_short(raw)} must be an object", field="event")
-        event = {k: v for k, v in (context or {}).items() if k in CONTEXT_FIELDS}
-        event.update(raw)
+        if context:
+            event = {k: v for k, v in context.items() if k in CONTEXT_FIELDS}
+            event.update(raw)
+        else:
+            event = dict(raw)
         event.setdefault("version", 1)
         event.setdefault("props", {})
-        try:
-            self._event(event)
-        except fastjsonschema.JsonSchemaValueException as exc:
-            field, reason = describe_failure(exc, "", root="event")
-            raise ContractViolation(reason, field=field) from None
-        spec = self.registry.get(event["name"], event["version"])
-        try:
-            spec.validator(event["props"])
-        except fastjsonschema.JsonSchemaValueException as exc:
-            field, reason = describe_failure(exc, "props")
-            raise ContractViolation(reason, field=field) from None
+        key = (event.get("name"), event["version"])
+        whole = self._whole.get(key)  # type: ignore[arg-type]
+        if whole is None or not whole.is_valid(event):
+            _check(self._event, event, "", "event")
+            _check(
+                self.registry.get(event["name"], event["version"]).validator,
+                event["props"],
+                "props",
+                "props",
+            )
+        spec = self.registry.specs[key]  # type: ignore[index]
         try:
             ts = parse_ts(event["ts"])
         except ValueError:
@@ -139,15 +156,37 @@ class EventValidator:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The event times a batch received at one instant accepts (computed once per batch)."""
+
+    earliest: datetime
+    latest: datetime
+    retention_days: int
+
+    @classmethod
+    def around(cls, received_at: datetime, retention_days: int = HOT_RETENTION_DAYS) -> TimeWindow:
+        """The window for a batch received at ``received_at``."""
+        return cls(
+            received_at - timedelta(days=retention_days),
+            received_at + timedelta(hours=MAX_FUTURE_SKEW_HOURS),
+            retention_days,
+        )
+
+    def check(self, ts: datetime) -> None:
+        """Refuse an event time too far in the future, or older than the hot tier keeps."""
+        if ts > self.latest:
+            raise ContractViolation(
+                f"ts: more than {MAX_FUTURE_SKEW_HOURS} h in the future of the server clock", "ts"
+            )
+        if ts < self.earliest:
+            raise ContractViolation(
+                f"ts: older than the hot tier's retention of {self.retention_days} days", "ts"
+            )
+
+
 def check_event_time(
     ts: datetime, received_at: datetime, retention_days: int = HOT_RETENTION_DAYS
 ) -> None:
     """Refuse an event time too far in the future, or older than the hot tier keeps."""
-    if ts > received_at + timedelta(hours=MAX_FUTURE_SKEW_HOURS):
-        raise ContractViolation(
-            f"ts: more than {MAX_FUTURE_SKEW_HOURS} h in the future of the server clock", "ts"
-        )
-    if ts < received_at - timedelta(days=retention_days):
-        raise ContractViolation(
-            f"ts: older than the hot tier's retention of {retention_days} days", "ts"
-        )
+    TimeWindow.around(received_at, retention_days).check(ts)

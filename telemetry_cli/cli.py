@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -218,6 +219,66 @@ def generate(sessions: int, seed: int, batch_size: int, out: Any) -> None:
     generator = EventGenerator(seed=seed)
     for body in generator.envelopes(sessions, batch_size=batch_size):
         out.write(json.dumps(body) + "\n")
+
+
+@cli.group()
+def sampling() -> None:
+    """The sampling incident override (every rate 1.0), switched without a deploy."""
+
+
+def _parse_duration(text: str) -> timedelta:
+    units = {"m": 60, "h": 3600, "d": 86400}
+    try:
+        value, unit = float(text[:-1]), text[-1]
+        seconds = value * units[unit]
+    except (ValueError, KeyError, IndexError):
+        raise click.BadParameter(f"{text!r} is not a duration like 30m, 4h or 2d") from None
+    if not 0 < seconds <= 7 * 86400:
+        raise click.BadParameter("the override lasts between a minute and 7 days")
+    return timedelta(seconds=seconds)
+
+
+@sampling.command("override")
+@click.option("--for", "duration", default="4h", show_default=True, help="How long: 30m, 4h, 2d.")
+@click.option("--reason", default=None, help="Why (an incident id; shown by `status`).")
+def sampling_override(duration: str, reason: str | None) -> None:
+    """Raise every sampling rate to 1.0 until the given time has passed."""
+    from shared.runtime_flags import Flags, flags_summary, write_flags
+
+    until = datetime.now(UTC) + _parse_duration(duration)
+    flags = Flags(sampling_override_until=until, reason=reason)
+    _write_flags(write_flags, flags)
+    click.echo(json.dumps(flags_summary(flags)))
+
+
+@sampling.command("clear")
+def sampling_clear() -> None:
+    """End the override now (rates go back to the configured ones)."""
+    from shared.runtime_flags import Flags, flags_summary, write_flags
+
+    _write_flags(write_flags, Flags())
+    click.echo(json.dumps(flags_summary(Flags())))
+
+
+@sampling.command("status")
+def sampling_status() -> None:
+    """Show whether the override is on, until when, and why."""
+    from shared.runtime_flags import flags_summary, read_flags
+
+    try:
+        flags = read_flags()
+    except Exception as exc:
+        click.echo(f"error: cannot read the runtime flags: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(flags_summary(flags)))
+
+
+def _write_flags(write: Any, flags: Any) -> None:
+    try:
+        write(flags)
+    except Exception as exc:
+        click.echo(f"error: cannot write the runtime flags: {type(exc).__name__}: {exc}", err=True)
+        sys.exit(1)
 
 
 @cli.command("check")

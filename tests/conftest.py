@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,10 @@ from shared.db import make_engine
 from shared.settings import reset_settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+# Functions import their sibling modules as top-level ones (as in their deployed bundle).
+for _function_dir in sorted((PROJECT_DIR / "functions").glob("*/")):
+    if (_function_dir / "main.py").exists() and str(_function_dir) not in sys.path:
+        sys.path.append(str(_function_dir))
 
 # Tests must not pick up a developer's running stack or production settings by accident.
 for _name in ("DATABASE_URL", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "TELEMETRY_ENV"):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema_rs
 
 from shared.errors import RegistryError
 from shared.registry.loader import REGISTRY_DIR, EventSpec, Registry, load_registry
@@ -102,7 +102,6 @@ def pinned_form(spec: EventSpec) -> dict[str, Any]:
 def lint_registry(registry: Registry, released: dict[str, Any] | None = None) -> list[LintProblem]:
     """Every rule the registry breaks (an empty list when it is clean)."""
     problems: list[LintProblem] = []
-    meta = jsonschema.Draft202012Validator
     for spec in registry:
         found: list[str] = []
         if not _NAME.match(spec.name):
@@ -114,8 +113,8 @@ def lint_registry(registry: Registry, released: dict[str, Any] | None = None) ->
         if not spec.owner.strip():
             found.append("no owner")
         try:
-            meta.check_schema(spec.props_schema)
-        except jsonschema.SchemaError as exc:
+            jsonschema_rs.meta.validate(spec.props_schema)
+        except jsonschema_rs.ValidationError as exc:
             found.append(f"props is not valid JSON Schema: {exc.message}")
         if "object" not in _types(spec.props_schema):
             found.append("props must be a JSON Schema of type object")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 import yaml
 
 from shared.errors import RegistryError, UnknownEvent
@@ -26,7 +26,25 @@ CATEGORIES = ("ui", "domain", "llm")
 _REQUIRED_KEYS = ("name", "version", "category", "owner", "description", "props")
 _LINE_KEY = "__line__"
 
-Validator = Callable[[Any], Any]
+
+class Validator:
+    """A compiled JSON Schema (jsonschema-rs): a fast yes/no, and the first error when no."""
+
+    __slots__ = ("_compiled",)
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._compiled = jsonschema_rs.validator_for(schema, validate_formats=True)
+
+    def is_valid(self, instance: Any) -> bool:
+        """True when ``instance`` matches the schema."""
+        return bool(self._compiled.is_valid(instance))
+
+    def first_error(self, instance: Any) -> jsonschema_rs.ValidationError | None:
+        """The first way ``instance`` breaks the schema (None when it does not)."""
+        return next(iter(self._compiled.iter_errors(instance)), None)
+
+
+_ACCEPT_ALL = Validator({})
 
 
 @dataclass(frozen=True)
@@ -40,7 +58,9 @@ class EventSpec:
     description: str
     props_schema: dict[str, Any]
     line: int | None = None
-    validator: Validator = field(repr=False, compare=False, default=lambda _: None)
+    validator: Validator = field(repr=False, compare=False, default=_ACCEPT_ALL)
+    #: Top-level ``x-pii`` marks (computed once at load; read for every event).
+    pii: dict[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -49,8 +69,7 @@ class EventSpec:
 
     def pii_fields(self) -> dict[str, str]:
         """Top-level property names marked ``x-pii``, mapped to ``hash`` or ``drop``."""
-        props = self.props_schema.get("properties", {})
-        return {name: str(s["x-pii"]) for name, s in props.items() if "x-pii" in s}
+        return self.pii
 
 
 @dataclass(frozen=True)
@@ -123,6 +142,15 @@ def read_registry_entries(path: Path) -> list[dict[str, Any]]:
     return entries
 
 
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why ``schema`` is not valid JSON Schema 2020-12 (None when it is)."""
+    try:
+        jsonschema_rs.meta.validate(schema)
+    except jsonschema_rs.ValidationError as exc:
+        return str(exc.message)
+    return None
+
+
 def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
     line = entry.get(_LINE_KEY)
     missing = [key for key in _REQUIRED_KEYS if key not in entry]
@@ -141,12 +169,10 @@ def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
     if not isinstance(props, dict):
         raise RegistryError(f"{name}@{version}: props must be a JSON Schema", str(path), line)
     schema = _strip_lines(props)
-    try:
-        validator = fastjsonschema.compile(schema)
-    except fastjsonschema.JsonSchemaDefinitionException as exc:
-        raise RegistryError(
-            f"{name}@{version}: invalid props schema: {exc}", str(path), line
-        ) from None
+    problem = _schema_problem(schema)
+    if problem:
+        raise RegistryError(f"{name}@{version}: invalid props schema: {problem}", str(path), line)
+    validator = Validator(schema)
     return EventSpec(
         name=name,
         version=version,
@@ -156,6 +182,7 @@ def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
         props_schema=schema,
         line=line,
         validator=validator,
+        pii={n: str(s["x-pii"]) for n, s in schema.get("properties", {}).items() if "x-pii" in s},
     )
 
 

@@ -58,11 +58,11 @@ def test_context_fills_unset_fields_and_version_defaults(validator: EventValidat
         ),
         (
             {"props": {"node_id": "n", "panel": "bias", "duration_ms": -1}},
-            "props.duration_ms: -1 must be bigger than or equal to 0",
+            "props.duration_ms: -1 is less than the minimum of 0",
         ),
-        ({"event_id": "not-a-uuid"}, "event_id: 'not-a-uuid' must match pattern"),
-        ({"ts": "yesterday"}, "ts: 'yesterday' must be date-time"),
-        ({"version": "1"}, "version: '1' must be integer"),
+        ({"event_id": "not-a-uuid"}, 'event_id: "not-a-uuid" does not match'),
+        ({"ts": "yesterday"}, 'ts: "yesterday" is not a "date-time"'),
+        ({"version": "1"}, 'version: "1" is not of type "integer"'),
         ({"extra": 1}, "event: undeclared 'extra'"),
     ],
 )
@@ -88,17 +88,17 @@ def test_long_values_are_shortened_in_reasons(validator: EventValidator) -> None
         validator.validate_event(
             view(props={"node_id": "n" * 500, "panel": "bias"}), {"session_id": "s"}
         )
-    assert len(info.value.reason) < 160
+    assert len(info.value.reason) < 200
 
 
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
         ({}, "body: missing required 'events'"),
-        ({"events": []}, "events: [] must contain at least 1 items"),
-        ({"events": {}}, "events: {} must be array"),
-        ([1], "body: [1] must be object"),
-        ({"events": [{}], "context": {"user_id": 5}}, "context.user_id: 5 must be string"),
+        ({"events": []}, "events: [] has less than 1 item"),
+        ({"events": {}}, 'events: {} is not of type "array"'),
+        ([1], 'body: [1] is not of type "object"'),
+        ({"events": [{}], "context": {"user_id": 5}}, 'context.user_id: 5 is not of type "string"'),
         ({"events": [{}], "junk": 1}, "body: undeclared 'junk'"),
     ],
 )

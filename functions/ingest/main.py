@@ -1,0 +1,66 @@
+"""Ingest: the public beacon endpoint (HTTP). Validated, sampled, pseudonymised, published.
+
+Entry point ``ingest``. Thin: unwrap the request, call :class:`ingest_http.IngestHandler`,
+map its answer to a response. The handler and its clients are built lazily on the first
+request and reused (nothing connects at import).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import flask
+import functions_framework
+import orjson
+from ingest_http import IngestHandler
+
+from shared.intake import Intake
+from shared.log import configure_logging
+from shared.privacy import Pseudonymiser
+from shared.publisher import get_publisher
+from shared.runtime_flags import RuntimeFlags
+from shared.sampling import SamplingPolicy
+from shared.settings import get_settings
+from shared.tracing import setup_tracing
+from shared.validation import EventValidator
+
+_handler: IngestHandler | None = None
+_lock = threading.Lock()
+
+
+def get_handler() -> IngestHandler:
+    """The instance's handler, built on first use."""
+    global _handler
+    if _handler is None:
+        with _lock:
+            if _handler is None:
+                settings = get_settings()
+                configure_logging(settings.telemetry_log_level)
+                setup_tracing(settings)
+                intake = Intake(
+                    EventValidator(),
+                    SamplingPolicy(settings.sample_rates),
+                    Pseudonymiser(settings.pseudonym_keys),
+                )
+                _handler = IngestHandler(settings, intake, get_publisher(), RuntimeFlags(settings))
+    return _handler
+
+
+@functions_framework.http
+def ingest(request: flask.Request) -> Any:
+    """Accept a beacon batch (POST /v1/events or POST /)."""
+    headers = dict(request.headers.items())
+    answer = get_handler().handle(request.method, request.path, headers, request.stream)
+    body = b"" if answer.body is None else orjson.dumps(answer.body)
+    headers = dict(answer.headers)
+    if answer.body is not None:
+        headers["Content-Type"] = "application/json"
+    return flask.Response(body, status=answer.status, headers=headers)
+
+
+def reset() -> None:
+    """Forget the handler (tests change settings between cases)."""
+    global _handler
+    with _lock:
+        _handler = None

@@ -1,0 +1,77 @@
+"""The sampling override through the real GCS emulator, switched by the CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+
+from shared.gcs import reset_storage_client
+from shared.runtime_flags import RuntimeFlags, read_flags
+from shared.settings import get_settings
+from telemetry_cli.cli import cli
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _fresh_client(services):
+    reset_storage_client()
+    yield
+    CliRunner().invoke(cli, ["sampling", "clear"])
+    reset_storage_client()
+
+
+def test_override_set_read_and_cleared_through_the_bucket() -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli, ["sampling", "override", "--for", "2h", "--reason", "INC-42"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["sampling_override"] is True and summary["reason"] == "INC-42"
+    flags = RuntimeFlags(get_settings())
+    assert flags.refresh().sampling_override(datetime.now(UTC))
+    assert not flags.refresh().sampling_override(datetime.now(UTC) + timedelta(hours=3))
+    status = json.loads(runner.invoke(cli, ["sampling", "status"]).output)
+    assert status["sampling_override"] is True
+    assert json.loads(runner.invoke(cli, ["sampling", "clear"]).output)["sampling_override"] is False
+    assert read_flags().sampling_override_until is None
+    assert not flags.refresh().sampling_override(datetime.now(UTC))
+
+
+def test_bad_durations_are_refused() -> None:
+    runner = CliRunner()
+    for bad in ("forever", "0h", "9d", "h"):
+        result = runner.invoke(cli, ["sampling", "override", "--for", bad])
+        assert result.exit_code == 2, bad
+        assert "duration" in result.output or "between a minute" in result.output
+
+
+def test_unreadable_flags_keep_the_last_value() -> None:
+    calls = {"n": 0}
+
+    def flaky(_settings):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise OSError("bucket unreachable")
+        return json.dumps({"sampling_override_until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}).encode()
+
+    flags = RuntimeFlags(get_settings(), reader=flaky)
+    assert flags.refresh().sampling_override(datetime.now(UTC))
+    assert flags.refresh().sampling_override(datetime.now(UTC))  # failure: last value kept
+    assert flags.failures == 1
+
+
+def test_background_refresh_never_blocks(monkeypatch) -> None:
+    import threading
+
+    gate = threading.Event()
+
+    def slow(_settings):
+        gate.wait(5)
+        return None
+
+    flags = RuntimeFlags(get_settings(), reader=slow)
+    assert flags.sampling_override() is False  # answers at once, refresh runs behind
+    gate.set()
