@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -53,20 +54,67 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> Engine:
     )
 
 
+def make_cloudsql_engine(settings: Settings, connector: Any = None) -> Engine:
+    """An engine through the Cloud SQL Python Connector with IAM database authentication.
+
+    The connector (pg8000 driver) opens TLS connections to the instance itself and signs in as
+    the service account's IAM database user, so no password exists anywhere.
+    """
+    if connector is None:
+        from google.cloud.sql.connector import Connector, IPTypes, RefreshStrategy
+
+        connector = Connector(
+            ip_type=IPTypes[settings.telemetry_cloudsql_ip_type.upper()],
+            enable_iam_auth=True,
+            refresh_strategy=RefreshStrategy.LAZY,
+        )
+    instance = settings.telemetry_cloudsql_instance
+
+    def connect() -> Any:
+        return connector.connect(
+            instance,
+            "pg8000",
+            user=settings.telemetry_db_iam_user,
+            db=settings.telemetry_db_name,
+        )
+
+    return create_engine(
+        "postgresql+pg8000://",
+        creator=connect,
+        pool_size=settings.telemetry_db_pool_size,
+        max_overflow=settings.telemetry_db_max_overflow,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        pool_timeout=10,
+    )
+
+
 def get_engine(settings: Settings | None = None) -> Engine:
-    """The process-wide engine, built on first use from the settings."""
+    """The process-wide engine, built on first use from the settings.
+
+    ``TELEMETRY_CLOUDSQL_INSTANCE`` selects the Cloud SQL connector (production); otherwise
+    ``DATABASE_URL`` is used. The pool is sized by ``TELEMETRY_DB_POOL_SIZE`` and
+    ``TELEMETRY_DB_MAX_OVERFLOW`` to the function's concurrency.
+    """
     global _engine
     if _engine is not None:
         return _engine
     with _engine_lock:
         if _engine is None:
             settings = settings or get_settings()
-            if settings.database_url is None:
+            if settings.telemetry_cloudsql_instance:
+                _engine = make_cloudsql_engine(settings)
+            elif settings.database_url is None:
                 raise ConfigurationError(
                     "DATABASE_URL is not set (run `telemetry dev`, or point it at a server)",
                     ["DATABASE_URL"],
                 )
-            _engine = make_engine(settings.database_url.get_secret_value())
+            else:
+                _engine = make_engine(
+                    settings.database_url.get_secret_value(),
+                    pool_size=settings.telemetry_db_pool_size,
+                    max_overflow=settings.telemetry_db_max_overflow,
+                )
             instrument_engine(_engine)
     return _engine
 

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     telemetry_tracing: Literal["auto", "on", "off"] = Field("auto", alias="TELEMETRY_TRACING")
     otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
     telemetry_cloudsql_instance: str | None = Field(None, alias="TELEMETRY_CLOUDSQL_INSTANCE")
+    telemetry_cloudsql_ip_type: Literal["private", "public", "psc"] = Field(
+        "private", alias="TELEMETRY_CLOUDSQL_IP_TYPE"
+    )
+    telemetry_db_iam_user: str | None = Field(None, alias="TELEMETRY_DB_IAM_USER")
+    telemetry_db_name: str = Field("telemetry", alias="TELEMETRY_DB_NAME")
+    telemetry_db_pool_size: int = Field(5, ge=1, le=100, alias="TELEMETRY_DB_POOL_SIZE")
+    telemetry_db_max_overflow: int = Field(5, ge=0, le=100, alias="TELEMETRY_DB_MAX_OVERFLOW")
     telemetry_max_body_bytes: int = Field(1 << 20, gt=0, alias="TELEMETRY_MAX_BODY_BYTES")
     telemetry_max_decompressed_bytes: int = Field(
         4 << 20, gt=0, alias="TELEMETRY_MAX_DECOMPRESSED_BYTES"
@@ -182,6 +189,10 @@ def _check_production(settings: Settings) -> None:
     missing = [name for name in REQUIRED_IN_PRODUCTION if not os.environ.get(name)]
     if not os.environ.get("DATABASE_URL") and not os.environ.get("TELEMETRY_CLOUDSQL_INSTANCE"):
         missing.append("DATABASE_URL or TELEMETRY_CLOUDSQL_INSTANCE")
+    if os.environ.get("TELEMETRY_CLOUDSQL_INSTANCE") and not os.environ.get(
+        "TELEMETRY_DB_IAM_USER"
+    ):
+        missing.append("TELEMETRY_DB_IAM_USER")
     if missing:
         raise ConfigurationError(
             f"TELEMETRY_ENV={env} needs these variables set: " + ", ".join(missing), missing

@@ -281,6 +281,48 @@ def _write_flags(write: Any, flags: Any) -> None:
         sys.exit(1)
 
 
+@cli.group(invoke_without_command=True)
+@click.option("--limit", default=10_000, show_default=True, help="Messages to look at, at most.")
+@click.pass_context
+def dlq(ctx: click.Context, limit: int) -> None:
+    """List what sits in the dead-letter subscription, by reason (nothing is consumed)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from shared.settings import get_settings
+    from telemetry_cli.dlq import summarise
+
+    summary = summarise(get_settings(), limit)
+    click.echo(f"{summary.messages} messages, {summary.events} events in {names_dlq()}")
+    for reason, count in summary.by_reason.most_common():
+        click.echo(f"{count:8d}  {reason}")
+
+
+def names_dlq() -> str:
+    from shared import names
+
+    return names.SUBSCRIPTION_DLQ
+
+
+@dlq.command("replay")
+@click.option(
+    "--reason",
+    "reason_contains",
+    default=None,
+    help="Only messages whose reason contains this text.",
+)
+@click.option("--limit", type=int, default=None, help="Replay at most this many messages.")
+def dlq_replay(reason_contains: str | None, limit: int | None) -> None:
+    """Republish dead-lettered messages to the main topic (after a fix); idempotent."""
+    from tqdm import tqdm
+
+    from shared.settings import get_settings
+    from telemetry_cli.dlq import replay
+
+    with tqdm(desc="replayed", unit="msg", file=sys.stderr, disable=None) as bar:
+        replayed, skipped = replay(get_settings(), reason_contains, limit, bar.update)
+    click.echo(f"replayed {replayed} messages to the main topic; {skipped} left in place")
+
+
 @cli.command("check")
 def check() -> None:
     """The telemetry gate: registry lint and docs drift (tests run from `make telemetry-check`)."""

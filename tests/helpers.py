@@ -85,3 +85,20 @@ def drain(subscriber: pubsub_v1.SubscriberClient, seconds: float = 1.5) -> list:
         else:
             time.sleep(0.2)
     return got
+
+
+def load_function_main(name: str):  # type: ignore[no-untyped-def]
+    """Import ``functions/<name>/main.py`` under the unique module name ``<name>_main``."""
+    import importlib.util
+    import sys
+
+    module_name = f"{name}_main"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    path = PROJECT_DIR / "functions" / name / "main.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module

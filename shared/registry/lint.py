@@ -57,6 +57,8 @@ def _check_schema(spec: EventSpec, schema: dict[str, Any], where: str) -> list[s
     pii = schema.get("x-pii")
     if pii is not None and pii not in ("hash", "drop"):
         problems.append(f"{where}: x-pii must be 'hash' or 'drop', not {pii!r}")
+    if pii == "hash" and "string" in types and schema.get("maxLength", 0) < 64:
+        problems.append(f"{where}: x-pii: hash needs maxLength >= 64 (a pseudonym is 64 hex)")
     if "string" in types and "enum" not in schema:
         limit = schema.get("maxLength")
         if limit is None:
@@ -71,7 +73,10 @@ def _check_schema(spec: EventSpec, schema: dict[str, Any], where: str) -> list[s
     if "object" in types:
         if schema.get("additionalProperties") is not False:
             problems.append(f"{where}: objects must set additionalProperties: false")
+        required = set(schema.get("required") or [])
         for name, sub in (schema.get("properties") or {}).items():
+            if sub.get("x-pii") == "drop" and name in required:
+                problems.append(f"{where}.{name}: an x-pii: drop field cannot be required")
             if not _PROP.match(name):
                 problems.append(f"{where}.{name}: property names are snake_case, at most 64")
             problems.extend(_check_schema(spec, sub, f"{where}.{name}"))

@@ -35,7 +35,9 @@ def test_override_set_read_and_cleared_through_the_bucket() -> None:
     assert not flags.refresh().sampling_override(datetime.now(UTC) + timedelta(hours=3))
     status = json.loads(runner.invoke(cli, ["sampling", "status"]).output)
     assert status["sampling_override"] is True
-    assert json.loads(runner.invoke(cli, ["sampling", "clear"]).output)["sampling_override"] is False
+    assert (
+        json.loads(runner.invoke(cli, ["sampling", "clear"]).output)["sampling_override"] is False
+    )
     assert read_flags().sampling_override_until is None
     assert not flags.refresh().sampling_override(datetime.now(UTC))
 
@@ -55,7 +57,9 @@ def test_unreadable_flags_keep_the_last_value() -> None:
         calls["n"] += 1
         if calls["n"] > 1:
             raise OSError("bucket unreachable")
-        return json.dumps({"sampling_override_until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}).encode()
+        return json.dumps(
+            {"sampling_override_until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+        ).encode()
 
     flags = RuntimeFlags(get_settings(), reader=flaky)
     assert flags.refresh().sampling_override(datetime.now(UTC))
