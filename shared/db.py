@@ -30,8 +30,15 @@ _engine: Engine | None = None
 _engine_lock = threading.Lock()
 
 
-def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> Engine:
-    """An engine for a ``postgresql+pg8000://`` URL; a clear error for any other URL."""
+def make_engine(
+    url: str, pool_size: int = 5, max_overflow: int = 5, pre_ping: bool = True
+) -> Engine:
+    """An engine for a ``postgresql+pg8000://`` URL; a clear error for any other URL.
+
+    ``pre_ping`` tests each pooled connection before use (one round trip). Writers whose
+    failures are retried anyway (the sink: Pub/Sub redelivers) turn it off and rely on
+    SQLAlchemy invalidating the pool when a connection turns out dead.
+    """
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -48,7 +55,7 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> Engine:
         parsed,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         pool_timeout=10,
     )
@@ -83,7 +90,7 @@ def make_cloudsql_engine(settings: Settings, connector: Any = None) -> Engine:
         creator=connect,
         pool_size=settings.telemetry_db_pool_size,
         max_overflow=settings.telemetry_db_max_overflow,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.telemetry_db_pre_ping,
         pool_recycle=1800,
         pool_timeout=10,
     )
@@ -114,6 +121,7 @@ def get_engine(settings: Settings | None = None) -> Engine:
                     settings.database_url.get_secret_value(),
                     pool_size=settings.telemetry_db_pool_size,
                     max_overflow=settings.telemetry_db_max_overflow,
+                    pre_ping=settings.telemetry_db_pre_ping,
                 )
             instrument_engine(_engine)
     return _engine

@@ -1,9 +1,11 @@
 """Writing stored-form events into the hot tier, idempotently and fast.
 
 Rows go to ``api_calls_log`` (``llm.call``) or ``telemetry_events`` (everything else). Each
-batch is one transaction: the rows are streamed with ``COPY … FROM STDIN`` into a temporary
-staging table (pg8000's fastest path), then moved with ``INSERT … SELECT … ON CONFLICT DO
-NOTHING`` on the primary key, so a redelivered batch, or an event stored twice, leaves one row.
+batch is one transaction. Rows are streamed with ``COPY … FROM STDIN`` (pg8000's fastest
+path) straight into the tables; when some of them are already stored, the primary key refuses
+the COPY and the batch is written again through temporary staging tables and ``INSERT …
+SELECT … ON CONFLICT DO NOTHING``, so a redelivered batch, or an event stored twice, leaves one
+row.
 """
 
 from __future__ import annotations
@@ -120,8 +122,25 @@ def copy_text(rows: Iterable[Sequence[Any]]) -> bytes:
     return "".join("\t".join(map(_copy_field, row)) + "\n" for row in rows).encode("utf-8")
 
 
+_STAGED = "telemetry_staging_ready"
+_TABLES = (telemetry_events, api_calls_log)
+
+
 def _stage(table: Table) -> str:
     return f"stage_{table.name}"
+
+
+def _ensure_staging(conn: Connection) -> None:
+    """Create this connection's temporary staging tables once (they live with the session)."""
+    info = conn.connection.info
+    if info.get(_STAGED):
+        return
+    for table in _TABLES:
+        conn.exec_driver_sql(
+            f"CREATE TEMP TABLE IF NOT EXISTS {_stage(table)} "
+            f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+    info[_STAGED] = True
 
 
 def _copy_into(conn: Connection, target: str, columns: Sequence[str], data: bytes) -> None:
@@ -132,23 +151,20 @@ def _copy_into(conn: Connection, target: str, columns: Sequence[str], data: byte
         cursor.close()
 
 
-def _write_table(conn: Connection, table: Table, rows: list[tuple[Any, ...]]) -> int:
-    if not rows:
-        return 0
-    columns = tuple(table.columns.keys())
-    stage = _stage(table)
-    conn.exec_driver_sql(
-        f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-        f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    _copy_into(conn, stage, columns, copy_text(rows))
+def _insert_staged(table: Table) -> str:
+    columns = ", ".join(table.columns.keys())
     keys = ", ".join(c.name for c in table.primary_key.columns)
-    cols = ", ".join(columns)
-    result = conn.exec_driver_sql(
-        f"INSERT INTO {table.name} ({cols}) SELECT {cols} FROM {stage} "  # noqa: S608 - fixed names
-        f"ON CONFLICT ({keys}) DO NOTHING"
+    return (
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {_stage(table)} "  # noqa: S608
+        f"ON CONFLICT ({keys}) DO NOTHING RETURNING 1"
     )
-    return int(result.rowcount)
+
+
+def _move_staged(conn: Connection, tables: Sequence[Table]) -> int:
+    """Move the staged rows of ``tables`` into place in one round trip; rows inserted."""
+    parts = [f"m{i} AS ({_insert_staged(t)})" for i, t in enumerate(tables)]
+    counts = " + ".join(f"(SELECT count(*) FROM m{i})" for i in range(len(tables)))
+    return int(conn.exec_driver_sql(f"WITH {', '.join(parts)} SELECT {counts}").scalar() or 0)
 
 
 def split_rows(
@@ -165,10 +181,42 @@ def split_rows(
     return event_rows, call_rows
 
 
+def _is_duplicate(error: BaseException) -> bool:
+    from shared.db_errors import sqlstate
+
+    return sqlstate(error) == "23505"
+
+
 def write_events(engine: Engine, events: Sequence[StoredEvent]) -> WriteResult:
-    """Store a batch in one transaction; events already stored are left as they are."""
+    """Store a batch in one transaction; events already stored are left as they are.
+
+    First delivery (the common case): one ``COPY`` straight into each table and the commit,
+    as cheap as a plain COPY. If any event is already stored (a redelivery, a duplicate
+    storm), PostgreSQL refuses the COPY with a unique violation; the transaction is rolled
+    back and the batch goes through the staging tables with ``INSERT … ON CONFLICT DO
+    NOTHING``, which stores exactly the missing events.
+    """
     event_rows, call_rows = split_rows(events)
+    batches = [(t, rows) for t, rows in zip(_TABLES, (event_rows, call_rows), strict=True) if rows]
+    if not batches:
+        return WriteResult(offered=0, inserted=0)
+    rendered = [(table, copy_text(rows)) for table, rows in batches]
+    try:
+        with engine.begin() as conn:
+            for table, data in rendered:
+                _copy_into(conn, table.name, tuple(table.columns.keys()), data)
+        return WriteResult(offered=len(events), inserted=len(events))
+    except Exception as exc:
+        if not _is_duplicate(exc):
+            raise
     with engine.begin() as conn:
-        inserted = _write_table(conn, telemetry_events, event_rows)
-        inserted += _write_table(conn, api_calls_log, call_rows)
+        try:
+            _ensure_staging(conn)
+            for table, data in rendered:
+                _copy_into(conn, _stage(table), tuple(table.columns.keys()), data)
+            inserted = _move_staged(conn, [t for t, _ in rendered])
+        except BaseException:
+            # A failed transaction also rolls back staging tables created in it.
+            conn.connection.info.pop(_STAGED, None)
+            raise
     return WriteResult(offered=len(events), inserted=inserted)

@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     telemetry_db_name: str = Field("telemetry", alias="TELEMETRY_DB_NAME")
     telemetry_db_pool_size: int = Field(5, ge=1, le=100, alias="TELEMETRY_DB_POOL_SIZE")
     telemetry_db_max_overflow: int = Field(5, ge=0, le=100, alias="TELEMETRY_DB_MAX_OVERFLOW")
+    telemetry_db_pre_ping: bool = Field(False, alias="TELEMETRY_DB_PRE_PING")
     telemetry_max_body_bytes: int = Field(1 << 20, gt=0, alias="TELEMETRY_MAX_BODY_BYTES")
     telemetry_max_decompressed_bytes: int = Field(
         4 << 20, gt=0, alias="TELEMETRY_MAX_DECOMPRESSED_BYTES"

@@ -211,3 +211,51 @@ def test_get_engine_without_database_url_is_a_configuration_error(monkeypatch) -
     monkeypatch.setattr(db, "_engine", None)
     with pytest.raises(ConfigurationError, match="DATABASE_URL is not set"):
         db.get_engine()
+
+
+def test_write_events_stores_only_what_is_missing(engine: Engine) -> None:
+    from shared.hot_store import write_events
+    from shared.records import StoredEvent
+
+    now = datetime.now(UTC)
+
+    def stored(i: int, name: str = "node.expand") -> StoredEvent:
+        props = (
+            {"node_id": f"n-{i}"}
+            if name == "node.expand"
+            else {
+                "provider": "openai",
+                "model": "gpt-4o",
+                "operation": "x",
+                "latency_ms": 1.0,
+                "status": "ok",
+            }
+        )
+        return StoredEvent(
+            event_id=str(uuid.uuid4()),
+            name=name,
+            version=1,
+            category="ui" if name == "node.expand" else "llm",
+            event_ts=now,
+            received_at=now,
+            session_id="s-w",
+            props=props,
+            sample_rate=1.0,
+        )
+
+    first = [stored(i) for i in range(5)] + [stored(9, "llm.call")]
+    assert write_events(engine, first).inserted == 6
+    second = first[:3] + [stored(i) for i in range(10, 14)] + [first[5], stored(15, "llm.call")]
+    result = write_events(engine, second)
+    assert (result.offered, result.inserted) == (9, 5)
+    assert write_events(engine, second).inserted == 0
+    ids = [e.event_id for e in first + second]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM telemetry_events WHERE event_id = ANY(CAST(:i AS uuid[])))"
+                " + (SELECT count(*) FROM api_calls_log WHERE call_id = ANY(CAST(:i AS uuid[])))"
+            ),
+            {"i": ids},
+        ).scalar()
+    assert rows == 11

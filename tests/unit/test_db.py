@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from shared import db
@@ -10,7 +12,7 @@ from shared.settings import load_settings
 
 
 class FakeConnector:
-    made: list[dict[str, object]] = []
+    made: ClassVar[list[dict[str, object]]] = []
 
     def __init__(self, **kwargs: object) -> None:
         FakeConnector.made.append(kwargs)

@@ -83,7 +83,7 @@ def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
 
 
 def handler(rec: Recorder) -> SinkHandler:
-    return SinkHandler(lambda: object(), default_registry(), rec.dead_letter)  # type: ignore[arg-type, return-value]
+    return SinkHandler(object, default_registry(), rec.dead_letter)  # type: ignore[arg-type, return-value]
 
 
 def test_valid_message_is_written_in_one_batch(rec: Recorder) -> None:
@@ -143,7 +143,7 @@ def test_dead_letter_failure_is_transient(rec: Recorder) -> None:
     def broken(data: bytes, attributes: Any) -> None:
         raise RuntimeError("no pubsub")
 
-    h = SinkHandler(lambda: object(), default_registry(), broken)  # type: ignore[arg-type, return-value]
+    h = SinkHandler(object, default_registry(), broken)  # type: ignore[arg-type, return-value]
     with pytest.raises(ServiceUnavailable, match="dead-letter publish failed"):
         h.handle_message(b"junk", {}, "m-5")
 
