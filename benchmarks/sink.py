@@ -127,7 +127,7 @@ def sink_run(engine, messages: list[list[StoredEvent]]) -> float:  # type: ignor
 
 
 def e2e_run(stack, engine, messages: list[list[StoredEvent]]) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    from google.cloud import pubsub_v1
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
     from shared import names
     from shared.publisher import EventPublisher
@@ -172,6 +172,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
         options = StackOptions(state_dir=Path(tmp), with_functions=False, persistent=False)
         with running_stack(options) as stack:
+            assert stack.database_url is not None
             engine = make_engine(stack.database_url, pre_ping=False)  # as the sink runs it
             truncate(engine)
             ceiling_s = ceiling_run(engine, messages)
