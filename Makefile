@@ -13,7 +13,7 @@ export UV_LINK_MODE := copy
 export CHECKPOINT_DISABLE := 1
 
 # Coverage floors (path=percent) that `make test` enforces.
-COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90
+COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 telemetry_client=90
 
 .PHONY: setup dev test lint telemetry-check bench docs clean
 
@@ -37,7 +37,7 @@ dev: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared telemetry_cli benchmarks
+	$(BIN)/mypy shared telemetry_cli telemetry_client benchmarks
 	@set -e; for dir in functions/*/; do [ -f "$$dir/main.py" ] || continue; \
 		echo "mypy $$dir"; (cd "$$dir" && MYPYPATH=$(CURDIR) $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml .); done
 

@@ -10,6 +10,7 @@ row.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -147,8 +148,26 @@ def _copy_into(conn: Connection, target: str, columns: Sequence[str], data: byte
     cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:  # pg8000 streams COPY data from a file-like ``stream``
         cursor.execute(f"COPY {target} ({', '.join(columns)}) FROM STDIN", stream=io.BytesIO(data))
+    except Exception as exc:
+        # This raw cursor bypasses SQLAlchemy's disconnect handling: a dead connection must be
+        # invalidated here, or it goes back to the pool and fails every redelivery.
+        if _is_disconnect(exc):
+            conn.invalidate(exc)
+        raise
     finally:
-        cursor.close()
+        with contextlib.suppress(Exception):
+            cursor.close()
+
+
+def _is_disconnect(error: BaseException) -> bool:
+    from shared.db_errors import sqlstate
+
+    if isinstance(error, (OSError, ConnectionError)):
+        return True
+    if type(error).__module__.startswith("pg8000") and type(error).__name__ == "InterfaceError":
+        return True
+    code = sqlstate(error)
+    return code is not None and code.startswith(("08", "57P"))
 
 
 def _insert_staged(table: Table) -> str:

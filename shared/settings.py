@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     telemetry_db_pool_size: int = Field(5, ge=1, le=100, alias="TELEMETRY_DB_POOL_SIZE")
     telemetry_db_max_overflow: int = Field(5, ge=0, le=100, alias="TELEMETRY_DB_MAX_OVERFLOW")
     telemetry_db_pre_ping: bool = Field(False, alias="TELEMETRY_DB_PRE_PING")
+    telemetry_ingest_url: str | None = Field(None, alias="TELEMETRY_INGEST_URL")
+    telemetry_client_queue_size: int = Field(10_000, ge=1, alias="TELEMETRY_CLIENT_QUEUE_SIZE")
+    telemetry_client_batch_size: int = Field(200, ge=1, le=500, alias="TELEMETRY_CLIENT_BATCH_SIZE")
+    telemetry_client_delay_s: float = Field(1.0, gt=0, le=60, alias="TELEMETRY_CLIENT_DELAY_S")
     telemetry_max_body_bytes: int = Field(1 << 20, gt=0, alias="TELEMETRY_MAX_BODY_BYTES")
     telemetry_max_decompressed_bytes: int = Field(
         4 << 20, gt=0, alias="TELEMETRY_MAX_DECOMPRESSED_BYTES"

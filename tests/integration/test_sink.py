@@ -31,31 +31,9 @@ from shared.validation import EventValidator
 from telemetry_cli.cli import cli
 from telemetry_cli.stack.postgres import EmbeddedPostgres
 from tests.helpers import function_server, pull_all, topic_tap
+from tests.integration.conftest import push_endpoint
 
 pytestmark = pytest.mark.integration
-
-
-def push_endpoint(url: str, project: str) -> str:
-    return f"{url}/projects/{project}/topics/{names.TOPIC_EVENTS}"
-
-
-@pytest.fixture(scope="module")
-def sink_url(services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    project = services.options.project
-    with function_server("sink", services.env(), tmp_path_factory.mktemp("sink-logs")) as url:
-        subscriber = pubsub_v1.SubscriberClient()
-        path = subscriber.subscription_path(project, names.SUBSCRIPTION_SINK)
-        subscriber.modify_push_config(
-            request={
-                "subscription": path,
-                "push_config": {"push_endpoint": push_endpoint(url, project)},
-            }
-        )
-        try:
-            yield url
-        finally:
-            subscriber.modify_push_config(request={"subscription": path, "push_config": {}})
-            subscriber.close()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,20 @@
+"""`.env.example` lists every variable the settings read (and nothing they do not)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_env_example_matches_the_settings() -> None:
+    listed = set(
+        re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
+    )
+    read = {field.alias for field in Settings.model_fields.values() if field.alias}
+    extra_documented = {"OTEL_EXPORTER_OTLP_HEADERS", "TELEMETRY_EXIT_FLUSH_TIMEOUT_S"}
+    assert read - listed == set(), "add these to .env.example"
+    assert listed - read - extra_documented == set(), "these are not read by the settings"
