@@ -15,7 +15,7 @@ export CHECKPOINT_DISABLE := 1
 # Coverage floors (path=percent) that `make test` enforces.
 COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 telemetry_client=90
 
-.PHONY: setup dev test lint telemetry-check bench docs clean
+.PHONY: setup dev test lint telemetry-check bench bundles docs clean
 
 ## setup: the virtual environment from uv.lock, plus what the machine lacks (idempotent)
 setup: $(STAMP)
@@ -64,6 +64,10 @@ test: setup lint
 ## bench: every benchmark in benchmarks/ (each starts the services it needs)
 bench: setup
 	@set -e; for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+
+## bundles: one reproducible zip per function (build/bundles/) and terraform/bundles.auto.tfvars.json
+bundles: setup
+	$(BIN)/python scripts/build_bundles.py
 
 ## docs: regenerate the generated docs (registry reference)
 docs: setup

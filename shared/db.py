@@ -156,6 +156,24 @@ def alembic_config() -> Config:
     return config
 
 
+def grant_writer(engine: Engine, role: str) -> None:
+    """Let a database role (a function's IAM user) read and insert events, now and in future
+    partitions, and use temporary staging tables; idempotent."""
+    if not role or '"' in role or "\x00" in role:
+        raise ConfigurationError(f"{role!r} is not a usable role name", ["--grant-to"])
+    quoted = '"' + role + '"'
+    with engine.begin() as conn:
+        database = conn.exec_driver_sql("SELECT current_database()").scalar()
+        for statement in (
+            f'GRANT TEMPORARY ON DATABASE "{database}" TO {quoted}',
+            f"GRANT USAGE ON SCHEMA public TO {quoted}",
+            f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {quoted}",
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO {quoted}",
+        ):
+            conn.exec_driver_sql(statement)
+    logger.info("writer granted", extra={"tables": "all in public"})
+
+
 def run_migrations(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` and create the partitions around today."""
     check_connection(engine)

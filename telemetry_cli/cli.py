@@ -137,15 +137,24 @@ def _demo_loop(info: dict[str, Any], stop: threading.Event) -> None:
 
 
 @cli.command()
-def migrate() -> None:
-    """Apply the database migrations to DATABASE_URL and create the partitions around today."""
-    from shared.db import get_engine, run_migrations
+@click.option(
+    "--grant-to",
+    "grant_to",
+    multiple=True,
+    help="Database role (a function's IAM user) that writes events.",
+)
+def migrate(grant_to: tuple[str, ...]) -> None:
+    """Apply the database migrations and create the partitions around today (idempotent)."""
+    from shared.db import get_engine, grant_writer, run_migrations
 
     try:
-        run_migrations(get_engine())
+        engine = get_engine()
+        run_migrations(engine)
+        for role in grant_to:
+            grant_writer(engine, role)
     except TelemetryError as exc:
         _fail(exc)
-    click.echo("migrations applied")
+    click.echo("migrations applied" + (f"; writers: {', '.join(grant_to)}" if grant_to else ""))
 
 
 @cli.group()

@@ -259,3 +259,33 @@ def test_write_events_stores_only_what_is_missing(engine: Engine) -> None:
             {"i": ids},
         ).scalar()
     assert rows == 11
+
+
+def test_migrate_cli_grants_writers_on_current_and_future_partitions(engine: Engine) -> None:
+    from click.testing import CliRunner
+
+    from shared.partitions import ensure_partition
+    from telemetry_cli.cli import cli
+
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'sink@p.iam') "
+                'THEN CREATE ROLE "sink@p.iam"; END IF; END $$'
+            )
+        )
+    result = CliRunner().invoke(cli, ["migrate", "--grant-to", "sink@p.iam"])
+    assert result.exit_code == 0, result.output
+    assert "writers: sink@p.iam" in result.output
+    with engine.begin() as conn:
+        ensure_partition(conn, "telemetry_events", date(2031, 1, 1))
+    with engine.connect() as conn:
+        for table in ("telemetry_events", "api_calls_log", "telemetry_events_p20310101"):
+            assert conn.execute(
+                text("SELECT has_table_privilege('sink@p.iam', :t, 'INSERT')"), {"t": table}
+            ).scalar()
+        assert not conn.execute(
+            text("SELECT has_table_privilege('sink@p.iam', 'telemetry_events', 'DELETE')")
+        ).scalar()
+    bad = CliRunner().invoke(cli, ["migrate", "--grant-to", 'x"y'])
+    assert bad.exit_code == 1 and "not a usable role name" in bad.output

@@ -1,0 +1,144 @@
+# The whole pipeline. One service account per function, least privilege; ingest is public,
+# every other function is private and invoked only by the accounts that need it.
+
+locals {
+  names = {
+    events_topic      = "telemetry-events"
+    sink_subscription = "telemetry-events-sink"
+    dlq_topic         = "telemetry-events-dlq"
+    dlq_subscription  = "telemetry-events-dlq-hold"
+    alerts_topic      = "telemetry-alerts"
+  }
+  common_env = {
+    TELEMETRY_ENV        = var.environment
+    GOOGLE_CLOUD_PROJECT = var.project_id
+    TELEMETRY_BUCKET     = var.data_bucket
+    TELEMETRY_TOPIC      = local.names.events_topic
+  }
+  pseudonym_secret = { TELEMETRY_PSEUDONYM_KEY = module.pseudonym_key.secret_id }
+}
+
+module "ingest_sa" {
+  source      = "./modules/service-account"
+  project_id  = var.project_id
+  account_id  = "telemetry-ingest"
+  description = "Runs ingest: publishes beacons, reads runtime flags"
+}
+
+module "sink_sa" {
+  source        = "./modules/service-account"
+  project_id    = var.project_id
+  account_id    = "telemetry-sink"
+  description   = "Runs the sink: writes the hot tier, publishes to the DLQ"
+  project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
+}
+
+module "push_sa" {
+  source      = "./modules/service-account"
+  project_id  = var.project_id
+  account_id  = "telemetry-push"
+  description = "Identity of Pub/Sub pushes to the sink (its only invoker)"
+}
+
+module "pseudonym_key" {
+  source     = "./modules/secret"
+  project_id = var.project_id
+  secret_id  = "telemetry-pseudonym-key"
+  accessors  = [module.ingest_sa.member, module.sink_sa.member]
+}
+
+module "data_bucket" {
+  source         = "./modules/storage"
+  project_id     = var.project_id
+  name           = var.data_bucket
+  location       = var.storage_location
+  kms_key_name   = var.kms_key_name
+  retention      = var.retention
+  object_viewers = [module.ingest_sa.member]
+}
+
+module "sources_bucket" {
+  source     = "./modules/storage"
+  project_id = var.project_id
+  name       = var.sources_bucket
+  location   = var.storage_location
+  tiered     = false
+}
+
+module "cloudsql" {
+  source               = "./modules/cloudsql"
+  project_id           = var.project_id
+  region               = var.region
+  name                 = "telemetry"
+  private_network      = var.private_network
+  iam_service_accounts = [module.sink_sa.email]
+}
+
+module "function_ingest" {
+  source                = "./modules/cloud-function"
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "ingest"
+  entry_point           = "ingest"
+  trigger               = "http"
+  public                = true
+  source_bucket         = module.sources_bucket.name
+  source_object         = var.function_bundles["ingest"]
+  service_account_email = module.ingest_sa.email
+  environment           = merge(local.common_env, { TELEMETRY_ALLOWED_ORIGINS = join(",", var.allowed_origins) })
+  secret_environment    = local.pseudonym_secret
+  scaling               = { max_instances = 50, concurrency = 32 }
+}
+
+module "function_sink" {
+  source                = "./modules/cloud-function"
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "sink"
+  entry_point           = "sink"
+  trigger               = "pubsub_push"
+  source_bucket         = module.sources_bucket.name
+  source_object         = var.function_bundles["sink"]
+  service_account_email = module.sink_sa.email
+  invokers              = [module.push_sa.member]
+  secret_environment    = local.pseudonym_secret
+  scaling               = { max_instances = 20, concurrency = 8 }
+  environment = merge(local.common_env, {
+    TELEMETRY_CLOUDSQL_INSTANCE = module.cloudsql.connection_name
+    TELEMETRY_DB_IAM_USER       = trimsuffix(module.sink_sa.email, ".gserviceaccount.com")
+    TELEMETRY_DB_NAME           = module.cloudsql.database
+    TELEMETRY_DB_POOL_SIZE      = "8"
+  })
+}
+
+module "pubsub" {
+  source                     = "./modules/pubsub"
+  project_id                 = var.project_id
+  names                      = local.names
+  push_endpoint              = module.function_sink.uri
+  push_service_account_email = module.push_sa.email
+  publishers                 = [module.ingest_sa.member]
+  dlq_publishers             = [module.sink_sa.member]
+  kms_key_name               = var.kms_key_name
+}
+
+module "bigquery" {
+  source       = "./modules/bigquery"
+  project_id   = var.project_id
+  location     = var.storage_location
+  bucket       = module.data_bucket.name
+  kms_key_name = var.kms_key_name
+}
+
+module "monitoring" {
+  source                = "./modules/monitoring"
+  project_id            = var.project_id
+  notification_channels = var.notification_channels
+  runbook_base_url      = var.runbook_base_url
+  names = {
+    sink_subscription = module.pubsub.sink_subscription
+    dlq_subscription  = module.pubsub.dlq_subscription
+    ingest_service    = module.function_ingest.service
+    sink_service      = module.function_sink.service
+  }
+}

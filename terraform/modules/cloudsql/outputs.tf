@@ -1,0 +1,9 @@
+output "connection_name" {
+  description = "project:region:instance, for TELEMETRY_CLOUDSQL_INSTANCE."
+  value       = google_sql_database_instance.postgres.connection_name
+}
+
+output "database" {
+  description = "Database name, for TELEMETRY_DB_NAME."
+  value       = google_sql_database.telemetry.name
+}

@@ -1,0 +1,14 @@
+output "ingest_url" {
+  description = "Public beacon endpoint (POST /v1/events)."
+  value       = "${module.function_ingest.uri}/v1/events"
+}
+
+output "cloudsql_connection_name" {
+  description = "For TELEMETRY_CLOUDSQL_INSTANCE (migrations, operators)."
+  value       = module.cloudsql.connection_name
+}
+
+output "dlq_subscription" {
+  description = "Subscription holding dead-lettered messages (telemetry dlq)."
+  value       = module.pubsub.dlq_subscription
+}

@@ -1,0 +1,125 @@
+variable "project_id" {
+  description = "GCP project to deploy into."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a valid GCP project id (6-30 lower-case letters, digits, hyphens)."
+  }
+}
+
+variable "region" {
+  description = "Region of the functions and the database, e.g. europe-west1."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]$", var.region))
+    error_message = "region must look like europe-west1."
+  }
+}
+
+variable "environment" {
+  description = "TELEMETRY_ENV of the deployment: staging or prod."
+  type        = string
+  default     = "prod"
+  validation {
+    condition     = contains(["staging", "prod"], var.environment)
+    error_message = "environment must be staging or prod."
+  }
+}
+
+variable "allowed_origins" {
+  description = "Origins whose browsers may send beacons to ingest (TELEMETRY_ALLOWED_ORIGINS)."
+  type        = list(string)
+  validation {
+    condition     = length(var.allowed_origins) > 0 && alltrue([for o in var.allowed_origins : can(regex("^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$", o))])
+    error_message = "allowed_origins must be origins like https://app.example.com (no path, no wildcard)."
+  }
+}
+
+variable "data_bucket" {
+  description = "Bucket of the warm (analytics/) and cold (archives/) tiers (TELEMETRY_BUCKET)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$", var.data_bucket))
+    error_message = "data_bucket must be a valid bucket name."
+  }
+}
+
+variable "sources_bucket" {
+  description = "Bucket receiving the function bundles (uploaded by Cloud Build before plan)."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$", var.sources_bucket))
+    error_message = "sources_bucket must be a valid bucket name."
+  }
+}
+
+variable "storage_location" {
+  description = "Location of the buckets and the BigQuery dataset (EU, US or a region)."
+  type        = string
+  default     = "EU"
+  validation {
+    condition     = length(var.storage_location) >= 2
+    error_message = "storage_location must be set."
+  }
+}
+
+variable "private_network" {
+  description = "VPC for Cloud SQL's private IP: projects/<p>/global/networks/<n>."
+  type        = string
+  validation {
+    condition     = can(regex("^projects/.+/global/networks/.+$", var.private_network))
+    error_message = "private_network must be projects/<p>/global/networks/<n>."
+  }
+}
+
+variable "function_bundles" {
+  description = "Bundle object per function, written by scripts/build_bundles.py to bundles.auto.tfvars.json."
+  type        = map(string)
+  validation {
+    condition     = alltrue([for o in values(var.function_bundles) : can(regex("^bundles/[a-z0-9-]+-[0-9a-f]{16}\\.zip$", o))])
+    error_message = "function_bundles values must be bundles/<name>-<16 hex>.zip."
+  }
+}
+
+variable "retention" {
+  description = "Tier retention in days; defaults equal shared/storage_layout.py (a test checks it)."
+  type = object({
+    warm_days          = optional(number, 180)
+    cold_archive_after = optional(number, 365)
+    cold_days          = optional(number, 730)
+  })
+  default = {}
+  validation {
+    condition     = var.retention.warm_days > 0 && var.retention.cold_archive_after > 0 && var.retention.cold_days > var.retention.cold_archive_after
+    error_message = "retention ages must be positive and cold_days greater than cold_archive_after."
+  }
+}
+
+variable "notification_channels" {
+  description = "Monitoring notification channels for the pipeline's alerts."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/.+/notificationChannels/.+$", c))])
+    error_message = "notification_channels must be full channel names."
+  }
+}
+
+variable "runbook_base_url" {
+  description = "Browsable URL of docs/runbooks/ in this repository."
+  type        = string
+  validation {
+    condition     = can(regex("^https://", var.runbook_base_url))
+    error_message = "runbook_base_url must be an https URL."
+  }
+}
+
+variable "kms_key_name" {
+  description = "Optional Cloud KMS key (CMEK) for the bucket, topics and dataset."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.kms_key_name == null || can(regex("^projects/.+/cryptoKeys/.+$", var.kms_key_name))
+    error_message = "kms_key_name must be a full crypto key name."
+  }
+}

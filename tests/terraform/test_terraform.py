@@ -1,0 +1,244 @@
+"""Terraform checked offline: fmt, checkov, and the HCL wiring against the contract in shared/."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from shared import names
+from shared.storage_layout import COLD_ARCHIVE_AFTER_DAYS, COLD_RETENTION_DAYS, WARM_RETENTION_DAYS
+
+ROOT = Path(__file__).resolve().parents[2]
+TF = ROOT / "terraform"
+MODULES = sorted(p for p in (TF / "modules").iterdir() if p.is_dir())
+FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py"))
+TF_ENV = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": os.devnull}
+
+
+def load(path: Path) -> dict[str, Any]:
+    with path.open() as handle:
+        return hcl2.load(handle)
+
+
+def one(value: Any) -> Any:
+    """python-hcl2 wraps attribute values in one-element lists."""
+    while isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value
+
+
+def blocks(doc: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in doc.get(kind, []):
+        out.update(item)
+    return out
+
+
+def optional_default(type_expr: str, field: str) -> float:
+    match = re.search(rf"{field}\W+\s*[:=]\s*'?\$?{{?optional\(\w+,\s*([0-9.]+)\)", type_expr)
+    assert match, f"{field} has no optional() default"
+    return float(match.group(1))
+
+
+def test_terraform_fmt_is_clean() -> None:
+    assert shutil.which("terraform"), "terraform is missing (it is in the machine image)"
+    done = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", str(TF)],
+        env=TF_ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, f"unformatted: {done.stdout}{done.stderr}"
+
+
+def test_checkov_has_zero_failed_checks_and_every_skip_has_a_reason() -> None:
+    checkov = Path(sys.executable).parent / "checkov"
+    done = subprocess.run(
+        [
+            str(checkov),
+            "-d",
+            str(TF),
+            "--framework",
+            "terraform",
+            "--skip-download",
+            "--compact",
+            "-o",
+            "json",
+        ],
+        env=TF_ENV,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = json.loads(done.stdout)
+    summary = report["summary"]
+    assert summary["failed"] == 0, [c["check_id"] for c in report["results"]["failed_checks"]]
+    assert summary["passed"] > 30
+    for skipped in report["results"]["skipped_checks"]:
+        assert len((skipped.get("check_result") or {}).get("suppress_comment", "")) > 20, skipped[
+            "check_id"
+        ]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda p: p.name)
+def test_module_layout_and_every_input_is_described_and_validated(module: Path) -> None:
+    for part in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "README.md"):
+        assert (module / part).exists(), f"{module.name} lacks {part}"
+    variables = blocks(load(module / "variables.tf"), "variable")
+    assert variables
+    for name, body in variables.items():
+        assert one(body.get("description")), f"{module.name}.{name} has no description"
+        assert body.get("validation"), f"{module.name}.{name} has no validation"
+    assert "```hcl" in (module / "README.md").read_text(), f"{module.name} README has no example"
+    for output in blocks(load(module / "outputs.tf"), "output").values():
+        assert one(output.get("description"))
+
+
+def test_root_inputs_are_described_and_validated() -> None:
+    for name, body in blocks(load(TF / "variables.tf"), "variable").items():
+        assert one(body.get("description")) and body.get("validation"), name
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_every_function_is_deployed_with_its_entry_point_and_trigger(function: str) -> None:
+    modules = blocks(load(TF / "main.tf"), "module")
+    deployment = modules.get(f"function_{function}")
+    assert deployment, (
+        f'functions/{function} has no module "function_{function}" in terraform/main.tf'
+    )
+    assert one(deployment["source"]) == "./modules/cloud-function"
+    assert one(deployment["entry_point"]) == function
+    assert one(deployment["name"]) == function
+    expected = {"http": "http", "cloudevent": "pubsub_push"}[names.FUNCTIONS[function]]
+    assert one(deployment["trigger"]) == expected
+    assert one(deployment["source_object"]) == f'${{var.function_bundles["{function}"]}}'
+
+
+def test_pubsub_names_equal_the_contract() -> None:
+    locals_ = one(load(TF / "main.tf")["locals"])
+    declared = one(locals_["names"])
+    assert declared == {
+        "events_topic": names.TOPIC_EVENTS,
+        "sink_subscription": names.SUBSCRIPTION_SINK,
+        "dlq_topic": names.TOPIC_DLQ,
+        "dlq_subscription": names.SUBSCRIPTION_DLQ,
+        "alerts_topic": names.TOPIC_ALERTS,
+    }
+    module_names = one(
+        blocks(load(TF / "modules" / "pubsub" / "variables.tf"), "variable")["names"]["type"]
+    )
+    for field, value in declared.items():
+        assert f"'{field}': '${{optional(string,\"{value}\")}}'" in module_names, field
+    attempts = blocks(load(TF / "modules" / "pubsub" / "variables.tf"), "variable")[
+        "max_delivery_attempts"
+    ]
+    assert one(attempts["default"]) == names.MAX_DELIVERY_ATTEMPTS
+
+
+def test_bucket_lifecycle_ages_equal_the_retention_numbers() -> None:
+    for path in (TF / "variables.tf", TF / "modules" / "storage" / "variables.tf"):
+        type_expr = one(blocks(load(path), "variable")["retention"]["type"])
+        assert optional_default(type_expr, "warm_days") == WARM_RETENTION_DAYS, path
+        assert optional_default(type_expr, "cold_archive_after") == COLD_ARCHIVE_AFTER_DAYS, path
+        assert optional_default(type_expr, "cold_days") == COLD_RETENTION_DAYS, path
+    bucket = one(
+        blocks(load(TF / "modules" / "storage" / "main.tf"), "resource")["google_storage_bucket"]
+    )["bucket"]
+    rules = [
+        one(rule["content"])
+        for rule in bucket["dynamic"]
+        for rule in [one(rule.get("lifecycle_rule", {}))]
+        if rule
+    ]
+    wanted = {
+        ("${var.retention.warm_days}", "analytics/", "Delete"),
+        ("${var.retention.cold_archive_after}", "archives/", "SetStorageClass"),
+        ("${var.retention.cold_days}", "archives/", "Delete"),
+    }
+    found = {
+        (
+            one(one(r["condition"])["age"]),
+            one(one(r["condition"])["matches_prefix"]),
+            one(one(r["action"])["type"]),
+        )
+        for r in rules
+    }
+    assert found == wanted
+    assert one(bucket["public_access_prevention"]) == "enforced"
+    assert one(bucket["uniform_bucket_level_access"]) is True
+
+
+def test_only_ingest_is_public_and_private_invokers_are_the_needed_accounts() -> None:
+    modules = blocks(load(TF / "main.tf"), "module")
+    functions = {k: v for k, v in modules.items() if k.startswith("function_")}
+    public = {k for k, v in functions.items() if one(v.get("public", False)) is True}
+    assert public == {"function_ingest"}
+    assert "invokers" not in functions["function_ingest"]
+    assert one(functions["function_sink"]["invokers"]) == "${module.push_sa.member}"
+    pubsub = modules["pubsub"]
+    assert one(pubsub["push_service_account_email"]) == "${module.push_sa.email}"
+    assert one(pubsub["push_endpoint"]) == "${module.function_sink.uri}"
+
+
+def test_every_alert_has_a_runbook() -> None:
+    text = (TF / "modules" / "monitoring" / "main.tf").read_text()
+    runbooks = re.findall(r'runbook\s*=\s*"([^"]+)"', text)
+    assert len(runbooks) == 4
+    for runbook in runbooks:
+        path = ROOT / "docs" / "runbooks" / runbook
+        assert path.exists(), f"missing runbook {path}"
+        assert len(path.read_text()) > 300
+
+
+def test_bundles_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import build_bundles
+    finally:
+        sys.path.pop(0)
+    first = build_bundles.build(ROOT, tmp_path / "a")
+    (ROOT / "functions" / "ingest" / "__pycache__").mkdir(exist_ok=True)
+    second = build_bundles.build(ROOT, tmp_path / "b")
+    assert {k: v["sha256"] for k, v in first.items()} == {k: v["sha256"] for k, v in second.items()}
+    assert set(first) == set(FUNCTIONS)
+    for name, entry in first.items():
+        assert entry["object"] == f"bundles/{name}-{entry['sha256'][:16]}.zip"
+        with zipfile.ZipFile(entry["path"]) as archive:
+            listing = archive.namelist()
+            assert "main.py" in listing and "requirements.txt" in listing
+            for needed in (
+                "shared/registry/events.yaml",
+                "shared/prices.yaml",
+                "shared/migrations/versions/0001_hot_tier.py",
+            ):
+                assert needed in listing, needed
+            assert not any("__pycache__" in n or n.endswith(".pyc") for n in listing)
+            assert {i.date_time for i in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+            assert {i.external_attr >> 16 for i in archive.infolist()} == {0o100644}
+            requirements = archive.read("requirements.txt").decode()
+            assert "functions-framework==" in requirements and "pytest" not in requirements
+
+
+def test_cloud_build_tests_first_and_applies_only_on_main() -> None:
+    import yaml
+
+    build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    ids = [step["id"] for step in build["steps"]]
+    assert ids.index("test") < ids.index("bundles") < ids.index("plan") < ids.index("apply")
+    test_step = " ".join(build["steps"][ids.index("test")]["args"])
+    assert "make test" in test_step
+    apply_step = " ".join(build["steps"][ids.index("apply")]["args"])
+    assert '"$BRANCH_NAME" = "main"' in apply_step and "terraform apply" in apply_step
+    bundles = " ".join(build["steps"][ids.index("bundles")]["args"])
+    assert "scripts/build_bundles.py" in bundles
