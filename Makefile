@@ -15,7 +15,7 @@ export CHECKPOINT_DISABLE := 1
 # Coverage floors (path=percent) that `make test` enforces.
 COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 telemetry_client=90
 
-.PHONY: setup dev test lint telemetry-check bench bundles docs clean
+.PHONY: setup setup-js js dev test lint telemetry-check bench bundles docs clean
 
 ## setup: the virtual environment from uv.lock, plus what the machine lacks (idempotent)
 setup: $(STAMP)
@@ -28,6 +28,21 @@ $(STAMP): pyproject.toml uv.lock scripts/setup-system.sh | $(UV)
 	bash scripts/setup-system.sh
 	$(UV) sync --frozen --extra local --python $(PYTHON) --quiet
 	touch $(STAMP)
+
+## setup-js: the JS client's tools from package-lock.json, and Chromium for the browser tests
+JS := clients/js
+JS_STAMP := $(JS)/node_modules/.setup-stamp
+
+setup-js: $(JS_STAMP)
+
+$(JS_STAMP): $(JS)/package-lock.json scripts/setup-system.sh
+	bash scripts/setup-system.sh chromium
+	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+## js: type-check, unit-test and size the JS client (builds clients/js/dist)
+js: setup-js
+	cd $(JS) && npm run -s typecheck && npm test --silent && npm run -s size
 
 ## dev: run the whole pipeline locally (Ctrl-C stops everything)
 dev: setup
@@ -45,14 +60,16 @@ lint: setup
 telemetry-check: setup
 	$(BIN)/telemetry registry lint
 	$(BIN)/telemetry registry docs --check
+	$(BIN)/telemetry registry ts --check
 	$(BIN)/pytest -q -p no:cacheprovider tests/contract
 	$(BIN)/ruff check shared
 	$(BIN)/mypy shared
 
 ## test: lint, the telemetry gate and the whole suite with coverage floors
-test: setup lint
+test: setup lint js
 	$(BIN)/telemetry registry lint
 	$(BIN)/telemetry registry docs --check
+	$(BIN)/telemetry registry ts --check
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider
 	@set -e; for floor in $(COVERAGE_FLOORS); do \
 		path=$${floor%%=*}; min=$${floor##*=}; \
@@ -72,6 +89,7 @@ bundles: setup
 ## docs: regenerate the generated docs (registry reference)
 docs: setup
 	$(BIN)/telemetry registry docs
+	$(BIN)/telemetry registry ts
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .telemetry .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml
+	rm -rf $(VENV) $(TOOLS) $(JS)/node_modules $(JS)/dist .telemetry .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the machine lacks that the project needs, outside Python:
 #   - a Java runtime for the Pub/Sub emulator (Debian's default-jre-headless);
+#   - with the argument `chromium`: Debian's Chromium for the browser tests;
 # As root this installs with apt-get; as an ordinary user it says what to ask an admin for.
 # Idempotent: it does nothing when everything is present.
 set -euo pipefail

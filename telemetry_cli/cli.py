@@ -206,6 +206,32 @@ def registry_docs(check: bool) -> None:
     click.echo(f"wrote {DOCS_PATH}")
 
 
+TS_PATH = Path(__file__).resolve().parents[1] / "clients" / "js" / "src" / "events.ts"
+
+
+@registry.command("ts")
+@click.option(
+    "--check", is_flag=True, help="Fail if clients/js/src/events.ts differs from the registry."
+)
+def registry_ts(check: bool) -> None:
+    """Write the JS client's event types (clients/js/src/events.ts) from the registry."""
+    from shared.registry import default_registry
+    from shared.registry.typescript import render_typescript
+
+    text = render_typescript(default_registry())
+    if check:
+        current = TS_PATH.read_text(encoding="utf-8") if TS_PATH.exists() else ""
+        if current != text:
+            click.echo(
+                f"{TS_PATH} has drifted from the registry; run `telemetry registry ts`", err=True
+            )
+            sys.exit(1)
+        click.echo("clients/js/src/events.ts is current")
+        return
+    TS_PATH.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {TS_PATH}")
+
+
 @registry.command("release")
 def registry_release() -> None:
     """Pin every unreleased (name, version) in released.json; they may not change after."""
