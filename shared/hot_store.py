@@ -22,29 +22,20 @@ import orjson
 from sqlalchemy import Connection, Engine, Table
 
 from shared.records import StoredEvent
-from shared.tables import LLM_CALL_EVENT, TOKEN_COLUMNS, api_calls_log, telemetry_events
+from shared.tables import (
+    CALL_ENVELOPE_COLUMNS,
+    LLM_CALL_EVENT,
+    TOKEN_COLUMNS,
+    api_calls_log,
+    telemetry_events,
+)
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 EVENT_COLUMNS = tuple(telemetry_events.columns.keys())
 CALL_COLUMNS = tuple(api_calls_log.columns.keys())
 #: llm.call props copied into api_calls_log columns of the same name.
-CALL_PROP_COLUMNS = tuple(
-    c
-    for c in CALL_COLUMNS
-    if c
-    not in {
-        "call_id",
-        "ts",
-        "received_at",
-        "session_id",
-        "conversation_id",
-        "user_key",
-        "key_id",
-        "app_version",
-        "sample_rate",
-    }
-)
+CALL_PROP_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in CALL_ENVELOPE_COLUMNS)
 _CALL_DEFAULTS: dict[str, Any] = {
     **{name: 0 for name in TOKEN_COLUMNS},
     "retry_count": 0,

@@ -82,6 +82,21 @@ api_calls_log = Table(
     PrimaryKeyConstraint("call_id", "ts", name="api_calls_log_pkey"),
 )
 
+#: Columns of ``api_calls_log`` filled from the event's envelope, not from ``llm.call`` props.
+CALL_ENVELOPE_COLUMNS = frozenset(
+    {
+        "call_id",
+        "ts",
+        "received_at",
+        "session_id",
+        "conversation_id",
+        "user_key",
+        "key_id",
+        "app_version",
+        "sample_rate",
+    }
+)
+
 #: The partition column of each event table (rows are range-partitioned by its day).
 PARTITION_COLUMN = {"telemetry_events": "event_ts", "api_calls_log": "ts"}
 

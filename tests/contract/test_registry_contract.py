@@ -12,24 +12,12 @@ from shared.generator import EventGenerator
 from shared.registry import default_registry
 from shared.registry.docs import render_markdown
 from shared.registry.lint import lint_registry
-from shared.tables import api_calls_log, table_for_event, telemetry_events
+from shared.tables import CALL_ENVELOPE_COLUMNS, api_calls_log, table_for_event, telemetry_events
 from shared.validation import EventValidator
 from telemetry_cli.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = list(default_registry())
-#: Columns of api_calls_log filled from the envelope, not from llm.call props.
-ENVELOPE_COLUMNS = {
-    "call_id",
-    "ts",
-    "received_at",
-    "session_id",
-    "conversation_id",
-    "user_key",
-    "key_id",
-    "app_version",
-    "sample_rate",
-}
 
 
 def test_registry_is_lint_clean() -> None:
@@ -63,7 +51,7 @@ def test_every_event_maps_to_a_table(spec) -> None:
 
 def test_llm_call_props_cover_every_api_calls_log_column() -> None:
     props = set(default_registry().get("llm.call", 1).props_schema["properties"])
-    columns = set(api_calls_log.columns.keys()) - ENVELOPE_COLUMNS
+    columns = set(api_calls_log.columns.keys()) - CALL_ENVELOPE_COLUMNS
     assert columns == props
 
 

@@ -46,8 +46,28 @@ def test_decorated_call_becomes_one_row_with_its_cost(
             )
         )
 
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from telemetry_client import track as track_module
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    saved_tracer, track_module._tracer = track_module._tracer, provider.get_tracer("test")
+    try:
+        with tc.call_context(conversation_id=conversation, user_id="u-backend"):
+            call_llm()
+    finally:
+        track_module._tracer = saved_tracer
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes["gen_ai.provider.name"] == "anthropic"
+    assert span.attributes["gen_ai.usage.input_tokens"] == 12000
+    assert span.attributes["app.cost_usd"] == pytest.approx(
+        (2000 * 3 + 10000 * 0.3 + 300 * 15) / 1e6
+    )
     with tc.call_context(conversation_id=conversation, user_id="u-backend"):
-        call_llm()
         assert tc.emit(
             "bias.flagged", {"node_id": "n-1", "bias_type": "anchoring", "severity": "low"}
         )
