@@ -79,8 +79,9 @@ test: setup lint js
 	done
 
 ## bench: every benchmark in benchmarks/ (each starts the services it needs)
-bench: setup
-	@set -e; for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script; done
+bench: setup setup-js
+	@set -e; for script in benchmarks/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script; done
+	cd $(JS) && npm run -s size
 
 ## bundles: one reproducible zip per function (build/bundles/) and terraform/bundles.auto.tfvars.json
 bundles: setup

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.loadgen import run_load  # noqa: E402
+from benchmarks._loadgen import run_load  # noqa: E402
 from shared.generator import EventGenerator  # noqa: E402
 from telemetry_cli.stack.devstack import StackOptions, running_stack  # noqa: E402
 from telemetry_cli.stack.functions import function_process, wait_function  # noqa: E402
@@ -92,7 +92,7 @@ def main() -> None:
             bare_port = free_port()
             bare = ManagedProcess(
                 "bare",
-                [sys.executable, str(ROOT / "benchmarks" / "bare_wsgi.py"), str(bare_port)],
+                [sys.executable, str(ROOT / "benchmarks" / "_bare_wsgi.py"), str(bare_port)],
                 Path(tmp) / "bare.log",
                 env=env,
                 cwd=ROOT,
