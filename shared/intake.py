@@ -59,6 +59,17 @@ class IntakeResult:
         }
 
 
+def _contains_nul(value: Any) -> bool:
+    """True when any string in ``value`` holds U+0000, which PostgreSQL text and jsonb refuse."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
 def _event_id_of(raw: Any) -> str | None:
     if isinstance(raw, dict) and isinstance(raw.get("event_id"), str):
         return str(raw["event_id"])[:64]
@@ -79,11 +90,11 @@ class Intake:
         self.pseudonymiser = pseudonymiser
 
     def process_envelope(
-        self, body: Any, received_at: datetime, incident: bool = False
+        self, body: Any, received_at: datetime, incident: bool = False, screen_nul: bool = True
     ) -> IntakeResult:
         """Validate a whole beacon body (raises :class:`ContractViolation` for its shape)."""
         context, events = self.validator.validate_envelope(body)
-        return self.process_events(events, context, received_at, incident)
+        return self.process_events(events, context, received_at, incident, screen_nul)
 
     def process_events(
         self,
@@ -91,8 +102,13 @@ class Intake:
         context: dict[str, Any],
         received_at: datetime,
         incident: bool = False,
+        screen_nul: bool = True,
     ) -> IntakeResult:
-        """Decide each event's outcome; ``incident`` keeps every event (sampling override)."""
+        """Decide each event's outcome; ``incident`` keeps every event (sampling override).
+
+        ``screen_nul`` rejects events holding U+0000, which storage refuses; a caller that
+        knows the raw body has none (ingest looks once per body) turns it off for speed.
+        """
         result = IntakeResult()
         seen: dict[str, int] = {}
         window = TimeWindow.around(received_at)
@@ -102,6 +118,10 @@ class Intake:
             try:
                 event = self.validator.validate_event(raw, context)
                 window.check(event.ts)
+                if screen_nul and (_contains_nul(raw) or _contains_nul(context)):
+                    raise ContractViolation(
+                        "event: a string holds U+0000 (NUL), which storage refuses", "event"
+                    )
             except ContractViolation as exc:
                 result.rejected.append(Rejection(index, _event_id_of(raw), exc.reason, exc.field))
                 continue

@@ -194,7 +194,9 @@ class IngestHandler:
         received_at = self.clock()
         incident = self.flags.sampling_override(received_at)
         try:
-            result = self.intake.process_envelope(body, received_at, incident)
+            result = self.intake.process_envelope(
+                body, received_at, incident, screen_nul=stats.pop("has_nul_escape", True)
+            )
         except ContractViolation as exc:
             raise RequestProblem(400, exc.reason) from None
         stats.update(
@@ -242,6 +244,8 @@ class IngestHandler:
         stats["bytes"] = len(raw)
         if encoding == "gzip":
             raw = gunzip_limited(raw, self.settings.telemetry_max_decompressed_bytes)
+        # Only bodies that spell a NUL escape need each event screened for it.
+        stats["has_nul_escape"] = b"\\u0000" in raw
         if not raw.strip():
             raise RequestProblem(400, 'body is empty; send {"events": [...]}')
         try:

@@ -388,3 +388,17 @@ def test_logs_carry_counts_but_no_values(caplog: pytest.LogCaptureFixture) -> No
 )
 def test_parse_content_type(value: str | None, expected: tuple[str, str | None]) -> None:
     assert parse_content_type(value) == expected
+
+
+def test_nul_characters_are_rejected_per_event_not_dead_lettered_later() -> None:
+    publisher = FakePublisher()
+    raw = json.dumps(
+        envelope(event(0), event(1, props={"node_id": "n\u0000x", "panel": "bias"}))
+    ).encode()
+    assert b"\\u0000" in raw
+    answer = post(make_handler(publisher), raw)
+    assert answer.status == 202
+    assert answer.body["accepted"] == 1
+    (rejected,) = answer.body["rejected"]
+    assert rejected["index"] == 1 and "U+0000" in rejected["reason"]
+    assert [e.event_id for e in publisher.events] == [event(0)["event_id"]]
