@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, Table
 
+from shared.db_errors import sqlstate
 from shared.records import StoredEvent
 from shared.tables import (
     CALL_ENVELOPE_COLUMNS,
@@ -151,8 +152,6 @@ def _copy_into(conn: Connection, target: str, columns: Sequence[str], data: byte
 
 
 def _is_disconnect(error: BaseException) -> bool:
-    from shared.db_errors import sqlstate
-
     if isinstance(error, (OSError, ConnectionError)):
         return True
     if type(error).__module__.startswith("pg8000") and type(error).__name__ == "InterfaceError":
@@ -192,8 +191,6 @@ def split_rows(
 
 
 def _is_duplicate(error: BaseException) -> bool:
-    from shared.db_errors import sqlstate
-
     return sqlstate(error) == "23505"
 
 

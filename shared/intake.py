@@ -114,11 +114,12 @@ class Intake:
         window = TimeWindow.around(received_at)
         policy = self.sampling if not incident else SamplingPolicy(override=True)
         pseudonyms: dict[str, tuple[str, str]] = {}  # one HMAC per distinct user in a batch
+        context_nul = screen_nul and _contains_nul(context)
         for index, raw in enumerate(events):
             try:
                 event = self.validator.validate_event(raw, context)
                 window.check(event.ts)
-                if screen_nul and (_contains_nul(raw) or _contains_nul(context)):
+                if context_nul or (screen_nul and _contains_nul(raw)):
                     raise ContractViolation(
                         "event: a string holds U+0000 (NUL), which storage refuses", "event"
                     )

@@ -39,7 +39,7 @@ class Pseudonymiser:
 
     def apply_pii_rules(self, spec: EventSpec, props: dict[str, Any]) -> dict[str, Any]:
         """A copy of ``props`` with ``x-pii: hash`` fields pseudonymised and ``drop`` removed."""
-        rules = spec.pii_fields()
+        rules = spec.pii
         if not rules:
             return props
         cleaned: dict[str, Any] = {}

@@ -323,19 +323,14 @@ def dlq(ctx: click.Context, limit: int) -> None:
     """List what sits in the dead-letter subscription, by reason (nothing is consumed)."""
     if ctx.invoked_subcommand is not None:
         return
+    from shared import names
     from shared.settings import get_settings
     from telemetry_cli.dlq import summarise
 
     summary = summarise(get_settings(), limit)
-    click.echo(f"{summary.messages} messages, {summary.events} events in {names_dlq()}")
+    click.echo(f"{summary.messages} messages, {summary.events} events in {names.SUBSCRIPTION_DLQ}")
     for reason, count in summary.by_reason.most_common():
         click.echo(f"{count:8d}  {reason}")
-
-
-def names_dlq() -> str:
-    from shared import names
-
-    return names.SUBSCRIPTION_DLQ
 
 
 @dlq.command("replay")

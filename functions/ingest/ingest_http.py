@@ -183,7 +183,7 @@ class IngestHandler:
             raise RequestProblem(
                 405, f"method {method[:20]} is not allowed; use POST", {"Allow": "POST, OPTIONS"}
             )
-        body = self._read_body(headers, stream, stats)
+        body, screen_nul = self._read_body(headers, stream, stats)
         events = body.get("events") if isinstance(body, dict) else None
         if isinstance(events, list) and len(events) > self.settings.telemetry_max_events:
             raise RequestProblem(
@@ -194,9 +194,7 @@ class IngestHandler:
         received_at = self.clock()
         incident = self.flags.sampling_override(received_at)
         try:
-            result = self.intake.process_envelope(
-                body, received_at, incident, screen_nul=stats.pop("has_nul_escape", True)
-            )
+            result = self.intake.process_envelope(body, received_at, incident, screen_nul)
         except ContractViolation as exc:
             raise RequestProblem(400, exc.reason) from None
         stats.update(
@@ -220,7 +218,7 @@ class IngestHandler:
 
     def _read_body(
         self, headers: Mapping[str, str], stream: IO[bytes], stats: dict[str, Any]
-    ) -> Any:
+    ) -> tuple[Any, bool]:
         mimetype, charset = parse_content_type(headers.get("content-type"))
         if mimetype not in ALLOWED_TYPES or charset not in (None, "utf-8", "utf8"):
             shown = (headers.get("content-type") or "none")[:100]
@@ -244,12 +242,11 @@ class IngestHandler:
         stats["bytes"] = len(raw)
         if encoding == "gzip":
             raw = gunzip_limited(raw, self.settings.telemetry_max_decompressed_bytes)
-        # Only bodies that spell a NUL escape need each event screened for it.
-        stats["has_nul_escape"] = b"\\u0000" in raw
         if not raw.strip():
             raise RequestProblem(400, 'body is empty; send {"events": [...]}')
         try:
-            return orjson.loads(raw)
+            # Only a body that spells a NUL escape needs its events screened for NUL.
+            return orjson.loads(raw), b"\\u0000" in raw
         except orjson.JSONDecodeError as exc:
             detail = str(exc).split(":", 1)[0]
             raise RequestProblem(400, f"body is not JSON ({detail})") from None

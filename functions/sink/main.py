@@ -51,9 +51,7 @@ def get_handler() -> SinkHandler:
                         settings.telemetry_publish_timeout_s,
                     )
 
-                _handler = SinkHandler(
-                    get_engine, default_registry(), dead_letter, settings.telemetry_env
-                )
+                _handler = SinkHandler(get_engine, default_registry(), dead_letter)
     return _handler
 
 

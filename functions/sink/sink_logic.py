@@ -75,12 +75,10 @@ class SinkHandler:
         engine_factory: Callable[[], Engine],
         registry: Registry,
         dead_letter: DeadLetterSend,
-        environment: str = "dev",
     ) -> None:
         self.engine_factory = engine_factory
         self.registry = registry
         self.dead_letter = dead_letter
-        self.environment = environment
 
     def handle_message(
         self, data: bytes, attributes: Mapping[str, str] | None, message_id: str | None

@@ -67,10 +67,6 @@ class EventSpec:
         """``name@version``, the spec's identity in released.json and in docs."""
         return f"{self.name}@{self.version}"
 
-    def pii_fields(self) -> dict[str, str]:
-        """Top-level property names marked ``x-pii``, mapped to ``hash`` or ``drop``."""
-        return self.pii
-
 
 @dataclass(frozen=True)
 class Registry:

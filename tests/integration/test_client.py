@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -73,9 +74,6 @@ def test_decorated_call_becomes_one_row_with_its_cost(
         )
     assert tc.flush(10)
     assert pubsub_client.stats.sent == 2 and pubsub_client.stats.rejected == 0
-    deadline_rows = 0
-    import time
-
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with engine.connect() as conn:
@@ -95,8 +93,7 @@ def test_decorated_call_becomes_one_row_with_its_cost(
                 .scalars()
                 .all()
             )
-        deadline_rows = len(row) + len(domain)
-        if deadline_rows >= 2:
+        if len(row) + len(domain) >= 2:
             break
         time.sleep(0.3)
     assert len(row) == 1 and domain == ["bias.flagged"]

@@ -88,7 +88,6 @@ def test_a_broken_event_builder_is_counted_not_fatal() -> None:
     sender.shutdown(1)
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX only")
 def test_child_after_fork_gets_its_own_worker_and_an_empty_queue(tmp_path) -> None:
     gate = threading.Event()
     transport = Slow(SenderStats(), gate)
