@@ -12,11 +12,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import msgspec
+import orjson
+from msgspec import UNSET
+
+from shared.contract_codec import ContractCodec
 from shared.errors import ContractViolation
 from shared.privacy import Pseudonymiser
 from shared.records import StoredEvent
 from shared.sampling import SamplingPolicy
-from shared.validation import EventValidator, TimeWindow
+from shared.validation import EventValidator, TimeWindow, parse_ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,37 @@ def _event_id_of(raw: Any) -> str | None:
     return None
 
 
+@dataclass(slots=True)
+class Beacon:
+    """A beacon body that passed the envelope: its context and its still-unchecked events.
+
+    ``fast`` beacons were decoded by msgspec: a context struct and events that are frame
+    structs (``framed``) or raw JSON. The others were decoded by orjson and checked by
+    jsonschema-rs (dicts). ``screen_nul`` says the body spells a NUL escape.
+    """
+
+    context: Any
+    events: list[Any]
+    fast: bool
+    screen_nul: bool = True
+    framed: bool = False
+
+
+class _BatchState:
+    """What the events of one batch share: ids seen, sampling decisions, pseudonyms."""
+
+    __slots__ = ("decisions", "policy", "pseudonyms", "received_at", "result", "seen", "window")
+
+    def __init__(self, received_at: datetime, policy: SamplingPolicy) -> None:
+        self.result = IntakeResult()
+        self.seen: dict[str, int] = {}
+        self.window = TimeWindow.around(received_at)
+        self.received_at = received_at
+        self.policy = policy
+        self.decisions: dict[tuple[str, str], tuple[bool, float]] = {}
+        self.pseudonyms: dict[str, tuple[str, str]] = {}
+
+
 class Intake:
     """Turns raw events into stored-form events under one set of rules."""
 
@@ -88,7 +124,100 @@ class Intake:
         self.validator = validator
         self.sampling = sampling
         self.pseudonymiser = pseudonymiser
+        self._codec: ContractCodec | None = None
+        self._categories = {key: spec.category for key, spec in validator.registry.specs.items()}
 
+    @property
+    def codec(self) -> ContractCodec:
+        """The registry compiled to msgspec types (built on first use)."""
+        if self._codec is None:
+            self._codec = ContractCodec.for_registry(self.validator.registry)
+        return self._codec
+
+    # -- whole bodies (ingest) --------------------------------------------------------------
+    def read_beacon(self, raw: bytes) -> Beacon:
+        """Parse and check a beacon body's envelope; :class:`ContractViolation` says why not."""
+        screen_nul = b"\\u0000" in raw  # only a body spelling a NUL escape can hold one
+        if not screen_nul:
+            decoded = self.codec.decode_envelope(raw)
+            if decoded is not None:
+                context, events, framed = decoded
+                return Beacon(context, events, fast=True, screen_nul=False, framed=framed)
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            detail = str(exc).split(":", 1)[0]
+            raise ContractViolation(f"body is not JSON ({detail})", "body") from None
+        context, events = self.validator.validate_envelope(body)
+        return Beacon(context, events, fast=False, screen_nul=screen_nul)
+
+    def process_beacon(
+        self, beacon: Beacon, received_at: datetime, incident: bool = False
+    ) -> IntakeResult:
+        """Decide the outcome of every event of a beacon read by :meth:`read_beacon`."""
+        if not beacon.fast:
+            return self.process_events(
+                beacon.events, beacon.context, received_at, incident, beacon.screen_nul
+            )
+        state = _BatchState(received_at, self._policy(incident))
+        codec = self.codec
+        context = beacon.context
+        slow_context: dict[str, Any] | None = None
+        for index, event in enumerate(beacon.events):
+            frame = event if beacon.framed else codec.decode_frame(event)
+            if frame is None or not self._admit_fast(state, index, frame, context, codec):
+                if slow_context is None:
+                    slow_context = codec.context_dict(context)
+                raw = msgspec.json.encode(frame) if beacon.framed else bytes(event)
+                self._admit_slow(state, index, orjson.loads(raw), slow_context, False)
+        return state.result
+
+    def _admit_fast(
+        self, state: _BatchState, index: int, frame: Any, context: Any, codec: ContractCodec
+    ) -> bool:
+        """Admit one event the fast way; False when only the slow way can tell (or refuse)."""
+        if not codec.frame_ok(frame):
+            return False
+        key = (frame.name, frame.version)
+        props_codec = codec.props.get(key)
+        if props_codec is None:
+            return False
+        try:
+            props = props_codec.decoder.decode(frame.props)
+            ts = parse_ts(frame.ts)
+        except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+            return False
+        session_id = frame.session_id
+        if session_id is UNSET:
+            session_id = context.session_id
+            if session_id is UNSET:
+                return False
+        user_id = frame.user_id if frame.user_id is not UNSET else context.user_id
+        conversation_id = frame.conversation_id
+        if conversation_id is UNSET:
+            conversation_id = context.conversation_id
+        app_version = frame.app_version if frame.app_version is not UNSET else context.app_version
+        for name in props_codec.hash_fields:
+            value = getattr(props, name)
+            if value is not UNSET and value is not None:
+                setattr(props, name, self.pseudonymiser.pseudonym(str(value))[1])
+        for name in props_codec.drop_fields:
+            setattr(props, name, UNSET)
+        self._admit(
+            state,
+            index,
+            frame.event_id.lower(),
+            key,
+            ts,
+            session_id,
+            None if user_id is UNSET else user_id,
+            None if conversation_id is UNSET else conversation_id,
+            None if app_version is UNSET else app_version,
+            props,
+        )
+        return True
+
+    # -- events (ingest's fallback, the backend client) -------------------------------------
     def process_envelope(
         self, body: Any, received_at: datetime, incident: bool = False, screen_nul: bool = True
     ) -> IntakeResult:
@@ -109,54 +238,104 @@ class Intake:
         ``screen_nul`` rejects events holding U+0000, which storage refuses; a caller that
         knows the raw body has none (ingest looks once per body) turns it off for speed.
         """
-        result = IntakeResult()
-        seen: dict[str, int] = {}
-        window = TimeWindow.around(received_at)
-        policy = self.sampling if not incident else SamplingPolicy(override=True)
-        pseudonyms: dict[str, tuple[str, str]] = {}  # one HMAC per distinct user in a batch
+        state = _BatchState(received_at, self._policy(incident))
         context_nul = screen_nul and _contains_nul(context)
         for index, raw in enumerate(events):
-            try:
-                event = self.validator.validate_event(raw, context)
-                window.check(event.ts)
-                if context_nul or (screen_nul and _contains_nul(raw)):
-                    raise ContractViolation(
-                        "event: a string holds U+0000 (NUL), which storage refuses", "event"
-                    )
-            except ContractViolation as exc:
-                result.rejected.append(Rejection(index, _event_id_of(raw), exc.reason, exc.field))
-                continue
-            if event.event_id in seen:
-                reason = f"event_id: duplicate of the event at index {seen[event.event_id]}"
-                result.rejected.append(Rejection(index, event.event_id, reason, "event_id"))
-                continue
-            seen[event.event_id] = index
-            keep, rate = policy.decide(event.session_id, event.category)
-            if not keep:
-                result.sampled_out += 1
-                continue
-            spec = self.validator.registry.get(event.name, event.version)
-            user_key = key_id = None
-            if event.user_id is not None:
-                pair = pseudonyms.get(event.user_id)
-                if pair is None:
-                    pair = pseudonyms[event.user_id] = self.pseudonymiser.pseudonym(event.user_id)
-                key_id, user_key = pair
-            result.accepted.append(
-                StoredEvent(
-                    event_id=event.event_id,
-                    name=event.name,
-                    version=event.version,
-                    category=event.category,
-                    event_ts=event.ts,
-                    received_at=received_at,
-                    session_id=event.session_id,
-                    props=self.pseudonymiser.apply_pii_rules(spec, event.props),
-                    sample_rate=rate,
-                    user_key=user_key,
-                    key_id=key_id,
-                    conversation_id=event.conversation_id,
-                    app_version=event.app_version,
+            self._admit_slow(state, index, raw, context, screen_nul, context_nul)
+        return state.result
+
+    def _policy(self, incident: bool) -> SamplingPolicy:
+        return self.sampling if not incident else SamplingPolicy(override=True)
+
+    def _admit_slow(
+        self,
+        state: _BatchState,
+        index: int,
+        raw: Any,
+        context: dict[str, Any],
+        screen_nul: bool,
+        context_nul: bool = False,
+    ) -> None:
+        """Validate one event with jsonschema-rs (naming the reason of a refusal) and admit it."""
+        try:
+            event = self.validator.validate_event(raw, context)
+            if context_nul or (screen_nul and _contains_nul(raw)):
+                raise ContractViolation(
+                    "event: a string holds U+0000 (NUL), which storage refuses", "event"
                 )
+        except ContractViolation as exc:
+            state.result.rejected.append(Rejection(index, _event_id_of(raw), exc.reason, exc.field))
+            return
+        spec = self.validator.registry.get(event.name, event.version)
+        self._admit(
+            state,
+            index,
+            event.event_id,
+            (spec.name, spec.version),
+            event.ts,
+            event.session_id,
+            event.user_id,
+            event.conversation_id,
+            event.app_version,
+            self.pseudonymiser.apply_pii_rules(spec, event.props),
+        )
+
+    def _admit(
+        self,
+        state: _BatchState,
+        index: int,
+        event_id: str,
+        key: tuple[str, int],
+        ts: datetime,
+        session_id: str,
+        user_id: str | None,
+        conversation_id: str | None,
+        app_version: str | None,
+        props: Any,
+    ) -> None:
+        """The checks every valid event goes through, then its outcome (``props`` PII-clean)."""
+        result = state.result
+        try:
+            state.window.check(ts)
+        except ContractViolation as exc:
+            result.rejected.append(Rejection(index, event_id, exc.reason, exc.field))
+            return
+        first = state.seen.get(event_id)
+        if first is not None:
+            reason = f"event_id: duplicate of the event at index {first}"
+            result.rejected.append(Rejection(index, event_id, reason, "event_id"))
+            return
+        state.seen[event_id] = index
+        category = self._categories[key]
+        decision = state.decisions.get((session_id, category))
+        if decision is None:
+            decision = state.decisions[(session_id, category)] = state.policy.decide(
+                session_id, category
             )
-        return result
+        keep, rate = decision
+        if not keep:
+            result.sampled_out += 1
+            return
+        user_key = key_id = None
+        if user_id is not None:
+            pair = state.pseudonyms.get(user_id)
+            if pair is None:
+                pair = state.pseudonyms[user_id] = self.pseudonymiser.pseudonym(user_id)
+            key_id, user_key = pair
+        result.accepted.append(
+            StoredEvent(
+                event_id=event_id,
+                name=key[0],
+                version=key[1],
+                category=category,
+                event_ts=ts,
+                received_at=state.received_at,
+                session_id=session_id,
+                props=props,
+                sample_rate=rate,
+                user_key=user_key,
+                key_id=key_id,
+                conversation_id=conversation_id,
+                app_version=app_version,
+            )
+        )

@@ -1,6 +1,6 @@
 """Publishing stored-form events to Pub/Sub within a bounded time.
 
-The client is global, created lazily on first use and reused (nothing connects at import).
+The channel is global, created lazily on first use and reused (nothing connects at import).
 A batch is published as one message per size-bounded chunk; :meth:`EventPublisher.publish`
 returns once Pub/Sub has confirmed every message, or raises :class:`ServiceUnavailable` when it
 cannot within the timeout. The caller then reports nothing as accepted; a message that did go
@@ -11,125 +11,47 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Mapping
-from concurrent import futures
-from typing import Any
 
-from shared.errors import ServiceUnavailable
+from shared.group_commit import GroupCommit
+from shared.pubsub_rpc import (
+    MAX_MESSAGES_PER_REQUEST,
+    Message,
+    PublishRpc,
+    publish_rpc,
+    reset_publish_rpc,
+)
 from shared.records import StoredEvent, encode_batches, message_attributes
 from shared.settings import Settings, get_settings
 from shared.tracing import inject_trace_attributes
 
 logger = logging.getLogger(__name__)
-#: Pub/Sub accepts at most 1,000 messages and 10 MB per Publish request.
-MAX_MESSAGES_PER_REQUEST = 1000
-MAX_REQUEST_BYTES = 9_000_000
-
-
-def _requests(messages: list[Any]) -> list[list[Any]]:
-    """Group messages into Publish requests within Pub/Sub's per-request limits."""
-    groups: list[list[Any]] = []
-    size = 0
-    for message in messages:
-        length = len(message.data)
-        if (
-            not groups
-            or len(groups[-1]) >= MAX_MESSAGES_PER_REQUEST
-            or size + length > MAX_REQUEST_BYTES
-        ):
-            groups.append([])
-            size = 0
-        groups[-1].append(message)
-        size += length
-    return groups
-
-
-_gapic_client: Any = None
-_gapic_lock = threading.Lock()
-
-
-def gapic_client() -> Any:
-    """The generated (GAPIC) Pub/Sub publisher client of this process, built on first use.
-
-    The library's batching ``PublisherClient`` spends a thread and about 1 ms of CPU per batch
-    on its machinery; our callers already hold a batch, so they send it with one direct
-    ``Publish`` call (the wrapper is still what points the channel at the emulator).
-    """
-    global _gapic_client
-    if _gapic_client is None:
-        with _gapic_lock:
-            if _gapic_client is None:
-                from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-
-                _gapic_client = pubsub_v1.PublisherClient().api
-    return _gapic_client
-
-
-def send_messages(
-    client: Any,
-    topic_path: str,
-    messages: list[tuple[bytes, Mapping[str, str]]],
-    budget: float,
-) -> int:
-    """Publish ``(data, attributes)`` messages within ``budget`` seconds, or raise.
-
-    Raises :class:`ServiceUnavailable` when Pub/Sub cannot confirm them in time or refuses.
-    """
-    from google.api_core import exceptions as gexc
-    from google.api_core.retry import Retry, if_exception_type
-    from google.pubsub_v1.types import PubsubMessage
-
-    retry = Retry(
-        predicate=if_exception_type(
-            gexc.ServiceUnavailable,
-            gexc.DeadlineExceeded,
-            gexc.InternalServerError,
-            gexc.Aborted,
-            gexc.ResourceExhausted,
-            gexc.Unknown,
-        ),
-        initial=0.05,
-        maximum=1.0,
-        multiplier=2.0,
-        timeout=budget,
-    )
-    protos = [PubsubMessage(data=data, attributes=dict(attrs)) for data, attrs in messages]
-    started = time.monotonic()
-    for group in _requests(protos):
-        remaining = budget - (time.monotonic() - started)
-        if remaining <= 0:
-            raise ServiceUnavailable(
-                f"Pub/Sub did not confirm the batch within {budget:.1f} s", service="pubsub"
-            )
-        try:
-            client.publish(topic=topic_path, messages=group, retry=retry, timeout=remaining)
-        except (gexc.RetryError, gexc.DeadlineExceeded, futures.TimeoutError, TimeoutError):
-            raise ServiceUnavailable(
-                f"Pub/Sub did not confirm the batch within {budget:.1f} s", service="pubsub"
-            ) from None
-        except gexc.GoogleAPICallError as exc:
-            logger.error("publish failed", extra={"error_type": type(exc).__name__})
-            raise ServiceUnavailable(
-                f"Pub/Sub refused the batch ({type(exc).__name__})", service="pubsub"
-            ) from None
-    return len(protos)
 
 
 class EventPublisher:
     """Publishes batches of stored-form events to one topic."""
 
-    def __init__(self, settings: Settings | None = None, client: Any = None) -> None:
+    def __init__(self, settings: Settings | None = None, rpc: PublishRpc | None = None) -> None:
         self.settings = settings or get_settings()
-        self._client = client
+        self._rpc = rpc
         self.topic_path = topic_path(self.settings, self.settings.telemetry_topic)
+        self._group: GroupCommit[Message] = GroupCommit(
+            self._flush, "Pub/Sub", MAX_MESSAGES_PER_REQUEST
+        )
 
     @property
-    def client(self) -> Any:
-        """The Pub/Sub client used (the process-wide GAPIC client unless one was given)."""
-        if self._client is None:
-            self._client = gapic_client()
-        return self._client
+    def rpc(self) -> PublishRpc:
+        """The Pub/Sub RPC used (the process-wide one unless one was given)."""
+        if self._rpc is None:
+            self._rpc = publish_rpc()
+        return self._rpc
+
+    def _flush(self, messages: list[Message], budget: float) -> None:
+        import os
+
+        if os.environ.get("NOPUB"):
+            return
+        self.rpc.send(self.topic_path, messages, budget)
 
     def publish(
         self,
@@ -142,14 +64,16 @@ class EventPublisher:
         if not events:
             return 0
         budget = timeout if timeout is not None else self.settings.telemetry_publish_timeout_s
-        messages: list[tuple[bytes, Mapping[str, str]]] = []
+        messages: list[Message] = []
         for body, count in encode_batches(events):
             attributes = message_attributes(count, self.settings.telemetry_env, source)
             if extra_attributes:
                 attributes.update(extra_attributes)
             inject_trace_attributes(attributes)
             messages.append((body, attributes))
-        return send_messages(self.client, self.topic_path, messages, budget)
+        # Concurrent requests of this instance share Publish calls (see shared.group_commit).
+        self._group.submit(messages, budget)
+        return len(messages)
 
 
 def topic_path(settings: Settings, topic: str) -> str:
@@ -172,9 +96,8 @@ def get_publisher() -> EventPublisher:
 
 
 def reset_publisher() -> None:
-    """Forget the process-wide publisher and client (tests, after the environment changes)."""
-    global _publisher, _gapic_client
+    """Forget the process-wide publisher and channel (tests, after the environment changes)."""
+    global _publisher
     with _publisher_lock:
         _publisher = None
-    with _gapic_lock:
-        _gapic_client = None
+    reset_publish_rpc()

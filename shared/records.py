@@ -9,10 +9,10 @@ plus the trace context. Batches are split so no message is over :data:`MAX_MESSA
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import orjson
 
 from shared.errors import ContractViolation
@@ -24,9 +24,12 @@ MAX_MESSAGE_BYTES = 4_000_000
 MAX_EVENTS_PER_MESSAGE = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """One event in the form it is stored: no raw user id, PII rules applied."""
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """One event in the form it is stored: no raw user id, PII rules applied.
+
+    ``props`` is a dict, or the props struct that ingest's fast path decoded (see
+    ``shared.contract_codec``); both encode to the same JSON object.
+    """
 
     event_id: str
     name: str
@@ -35,7 +38,7 @@ class StoredEvent:
     event_ts: datetime
     received_at: datetime
     session_id: str
-    props: dict[str, Any]
+    props: Any
     sample_rate: float
     user_key: str | None = None
     key_id: str | None = None
@@ -56,7 +59,7 @@ class StoredEvent:
             "key_id": self.key_id,
             "conversation_id": self.conversation_id,
             "app_version": self.app_version,
-            "props": self.props,
+            "props": msgspec.to_builtins(self.props),
             "sample_rate": self.sample_rate,
         }
 
@@ -97,12 +100,26 @@ def message_attributes(count: int, environment: str, source: str) -> dict[str, s
     }
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
+class _Message(msgspec.Struct):
+    v: int
+    events: list[StoredEvent]
+
+
 def encode_batches(events: list[StoredEvent]) -> Iterator[tuple[bytes, int]]:
     """``(message body, event count)`` per message, splitting by size and count."""
+    if len(events) <= MAX_EVENTS_PER_MESSAGE:
+        body = _ENCODER.encode(_Message(MESSAGE_VERSION, events))  # the common case: one call
+        if len(body) <= MAX_MESSAGE_BYTES:
+            yield body, len(events)
+            return
     chunk: list[bytes] = []
     size = 0
+    encode = _ENCODER.encode
     for event in events:
-        encoded = orjson.dumps(event)  # orjson writes slotted dataclasses and datetimes natively
+        encoded = encode(event)
         if chunk and (
             size + len(encoded) > MAX_MESSAGE_BYTES or len(chunk) >= MAX_EVENTS_PER_MESSAGE
         ):

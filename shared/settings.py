@@ -83,6 +83,8 @@ class Settings(BaseSettings):
         5.0, gt=0, le=60, alias="TELEMETRY_PUBLISH_TIMEOUT_S"
     )
     telemetry_flags_ttl_s: float = Field(30.0, ge=0, le=3600, alias="TELEMETRY_FLAGS_TTL_S")
+    #: Hot paths (ingest) log their totals once per this many seconds, not a line per request.
+    telemetry_log_summary_s: float = Field(60.0, gt=0, le=3600, alias="TELEMETRY_LOG_SUMMARY_S")
 
     @field_validator("telemetry_pseudonym_key")
     @classmethod

@@ -127,8 +127,12 @@ class EventValidator:
             event = dict(raw)
         event.setdefault("version", 1)
         event.setdefault("props", {})
-        key = (event.get("name"), event["version"])
-        whole = self._whole.get(key)  # type: ignore[arg-type]
+        name, version = event.get("name"), event["version"]
+        key = (name, version)
+        # Only a (str, int) key can name a spec; anything else (even unhashable) is for the
+        # frame check below to refuse with its reason.
+        plausible = isinstance(name, str) and isinstance(version, int)
+        whole = self._whole.get(key) if plausible else None  # type: ignore[arg-type]
         if whole is None or not whole.is_valid(event):
             _check(self._event, event, "", "event")
             _check(

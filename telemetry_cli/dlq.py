@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import names
-from shared.publisher import gapic_client, send_messages, topic_path
+from shared.publisher import topic_path
+from shared.pubsub_rpc import publish_rpc
 from shared.settings import Settings
 
 #: Attributes added by dead-lettering, removed again on replay.
@@ -112,7 +113,7 @@ def replay(
                 clean["replayed"] = "true"
                 chosen.append((item, (item.message.data, clean)))
             if chosen:
-                send_messages(gapic_client(), target, [m for _, m in chosen], 30.0)
+                publish_rpc().send(target, [m for _, m in chosen], 30.0)
                 subscriber.acknowledge(
                     request={"subscription": path, "ack_ids": [i.ack_id for i, _ in chosen]}
                 )

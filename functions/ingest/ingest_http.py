@@ -10,16 +10,15 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any
-
-import orjson
+from typing import IO, Any, Protocol
 
 from shared.errors import ContractViolation, ServiceUnavailable
 from shared.intake import Intake
 from shared.log import request_context
+from shared.log_summary import PeriodicSummary
 from shared.publisher import EventPublisher
 from shared.runtime_flags import RuntimeFlags
 from shared.settings import Settings
@@ -95,6 +94,14 @@ def parse_content_type(value: str | None) -> tuple[str, str | None]:
     return parts[0].lower(), charset
 
 
+class HeaderLookup(Protocol):
+    """What the handler needs of request headers: a look-up by lower-case name."""
+
+    def get(self, key: str, /) -> str | None:
+        """The header's value, or None."""
+        ...
+
+
 class IngestHandler:
     """Answers beacon requests."""
 
@@ -112,6 +119,7 @@ class IngestHandler:
         self.flags = flags
         self.clock = clock
         self.allowed_origins = frozenset(settings.allowed_origins)
+        self.summary = PeriodicSummary(logger, "ingest summary", settings.telemetry_log_summary_s)
 
     # -- CORS ------------------------------------------------------------------------------
     def _origin_allowed(self, origin: str) -> bool:
@@ -124,16 +132,26 @@ class IngestHandler:
 
     # -- entry -----------------------------------------------------------------------------
     def handle(
-        self, method: str, path: str, headers: Mapping[str, str], stream: IO[bytes]
+        self,
+        method: str,
+        path: str,
+        headers: HeaderLookup,
+        stream: IO[bytes],
     ) -> Answer:
-        """Answer one request; never raises. Header names are matched case-insensitively."""
+        """Answer one request; never raises.
+
+        ``headers`` is looked up with lower-case names: pass a plain dict (its keys are
+        lower-cased here) or a case-insensitive mapping such as werkzeug's headers.
+        """
         started = time.perf_counter()
-        headers = {key.lower(): value for key, value in headers.items()}
+        if isinstance(headers, dict):
+            headers = {key.lower(): value for key, value in headers.items()}
         origin = headers.get("origin")
         with request_context(
             project=self.settings.google_cloud_project,
             cloud_trace_context=headers.get("x-cloud-trace-context"),
             traceparent=headers.get("traceparent"),
+            request_id=headers.get("function-execution-id"),
         ):
             stats: dict[str, Any] = {}
             try:
@@ -145,22 +163,45 @@ class IngestHandler:
                 logger.exception("ingest failed unexpectedly")
                 answer = Answer(500, {"error": "internal error; the batch was not accepted"})
             answer.headers.update(self._cors_headers(origin))
-            logger.info(
+            self._account(method, answer.status, stats, started)
+            return answer
+
+    def _account(self, method: str, status: int, stats: dict[str, Any], started: float) -> None:
+        """Count the request in the summary; log it alone when it has something to say."""
+        by_field = stats.pop("rejected_by_field", {})
+        self.summary.add(
+            {
+                "requests": 1,
+                f"status_{status}": 1,
+                "events": stats.get("events", 0),
+                "accepted": stats.get("accepted", 0),
+                "sampled_out": stats.get("sampled_out", 0),
+                "rejected": stats.get("rejected", 0),
+            },
+            {"rejected_by_field": by_field},
+        )
+        notable = status != 202 or stats.get("rejected")
+        level = logging.INFO if notable else logging.DEBUG
+        if status >= 500:
+            level = logging.ERROR if status != 503 else logging.WARNING
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
                 "beacon",
                 extra={
-                    "status": answer.status,
+                    "status": status,
                     "method": method,
                     "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "rejected_by_field": by_field,
                     **stats,
                 },
             )
-            return answer
 
     def _handle(
         self,
         method: str,
         path: str,
-        headers: Mapping[str, str],
+        headers: HeaderLookup,
         stream: IO[bytes],
         origin: str | None,
         stats: dict[str, Any],
@@ -183,20 +224,20 @@ class IngestHandler:
             raise RequestProblem(
                 405, f"method {method[:20]} is not allowed; use POST", {"Allow": "POST, OPTIONS"}
             )
-        body, screen_nul = self._read_body(headers, stream, stats)
-        events = body.get("events") if isinstance(body, dict) else None
-        if isinstance(events, list) and len(events) > self.settings.telemetry_max_events:
+        raw = self._read_body(headers, stream, stats)
+        try:
+            beacon = self.intake.read_beacon(raw)
+        except ContractViolation as exc:
+            raise RequestProblem(400, exc.reason) from None
+        if len(beacon.events) > self.settings.telemetry_max_events:
             raise RequestProblem(
                 413,
-                f"{len(events)} events is over the limit of "
+                f"{len(beacon.events)} events is over the limit of "
                 f"{self.settings.telemetry_max_events} per request",
             )
         received_at = self.clock()
         incident = self.flags.sampling_override(received_at)
-        try:
-            result = self.intake.process_envelope(body, received_at, incident, screen_nul)
-        except ContractViolation as exc:
-            raise RequestProblem(400, exc.reason) from None
+        result = self.intake.process_beacon(beacon, received_at, incident)
         stats.update(
             events=result.total,
             accepted=len(result.accepted),
@@ -205,7 +246,8 @@ class IngestHandler:
             rejected_by_field=result.rejected_by_field(),
         )
         if result.accepted:
-            extra = {"traceparent": headers["traceparent"]} if headers.get("traceparent") else None
+            traceparent = headers.get("traceparent")
+            extra = {"traceparent": traceparent} if traceparent else None
             try:
                 stats["messages"] = self.publisher.publish(result.accepted, "ingest", extra)
             except ServiceUnavailable as exc:
@@ -216,9 +258,7 @@ class IngestHandler:
                 ) from None
         return Answer(202, result.answer())
 
-    def _read_body(
-        self, headers: Mapping[str, str], stream: IO[bytes], stats: dict[str, Any]
-    ) -> tuple[Any, bool]:
+    def _read_body(self, headers: HeaderLookup, stream: IO[bytes], stats: dict[str, Any]) -> bytes:
         mimetype, charset = parse_content_type(headers.get("content-type"))
         if mimetype not in ALLOWED_TYPES or charset not in (None, "utf-8", "utf8"):
             shown = (headers.get("content-type") or "none")[:100]
@@ -244,9 +284,4 @@ class IngestHandler:
             raw = gunzip_limited(raw, self.settings.telemetry_max_decompressed_bytes)
         if not raw.strip():
             raise RequestProblem(400, 'body is empty; send {"events": [...]}')
-        try:
-            # Only a body that spells a NUL escape needs its events screened for NUL.
-            return orjson.loads(raw), b"\\u0000" in raw
-        except orjson.JSONDecodeError as exc:
-            detail = str(exc).split(":", 1)[0]
-            raise RequestProblem(400, f"body is not JSON ({detail})") from None
+        return raw

@@ -7,6 +7,7 @@ request and reused (nothing connects at import).
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Any
 
@@ -44,14 +45,15 @@ def get_handler() -> IngestHandler:
                     Pseudonymiser(settings.pseudonym_keys),
                 )
                 _handler = IngestHandler(settings, intake, get_publisher(), RuntimeFlags(settings))
+                atexit.register(_handler.summary.flush)  # the last totals of this instance
     return _handler
 
 
 @functions_framework.http
 def ingest(request: flask.Request) -> Any:
     """Accept a beacon batch (POST /v1/events or POST /)."""
-    headers = dict(request.headers.items())
-    answer = get_handler().handle(request.method, request.path, headers, request.stream)
+    # werkzeug's headers look names up case-insensitively, which is all the handler needs.
+    answer = get_handler().handle(request.method, request.path, request.headers, request.stream)
     body = b"" if answer.body is None else orjson.dumps(answer.body)
     headers = dict(answer.headers)
     if answer.body is not None:

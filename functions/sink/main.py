@@ -22,7 +22,8 @@ from sink_logic import SinkHandler
 from shared import names
 from shared.db import get_engine
 from shared.log import configure_logging, request_context
-from shared.publisher import gapic_client, send_messages, topic_path
+from shared.publisher import topic_path
+from shared.pubsub_rpc import publish_rpc
 from shared.registry import default_registry
 from shared.settings import get_settings
 from shared.tracing import extract_trace_context, get_tracer, setup_tracing
@@ -44,8 +45,7 @@ def get_handler() -> SinkHandler:
                 dlq = topic_path(settings, names.TOPIC_DLQ)
 
                 def dead_letter(data: bytes, attributes: Mapping[str, str]) -> None:
-                    send_messages(
-                        gapic_client(),
+                    publish_rpc().send(
                         dlq,
                         [(data, attributes)],
                         settings.telemetry_publish_timeout_s,

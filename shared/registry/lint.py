@@ -24,6 +24,25 @@ RELEASED_PATH = REGISTRY_DIR / "released.json"
 MAX_PLAIN_STRING = 256
 _NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
 _PROP = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: The JSON Schema 2020-12 vocabulary plus our ``x-pii``. Any other key is a typo or, most
+#: often, a comma inside an unquoted YAML description that split it into a junk key.
+KNOWN_KEYWORDS = frozenset(
+    {
+        "$schema", "$id", "$ref", "$defs", "$comment", "$anchor", "$dynamicRef", "$dynamicAnchor",
+        "type", "enum", "const", "multipleOf", "maximum", "exclusiveMaximum", "minimum",
+        "exclusiveMinimum", "maxLength", "minLength", "pattern", "format", "maxItems", "minItems",
+        "uniqueItems", "maxContains", "minContains", "contains", "items", "prefixItems",
+        "maxProperties", "minProperties", "required", "dependentRequired", "properties",
+        "patternProperties", "additionalProperties", "propertyNames", "dependentSchemas",
+        "unevaluatedItems", "unevaluatedProperties", "allOf", "anyOf", "oneOf", "not", "if",
+        "then", "else", "title", "description", "default", "deprecated", "readOnly",
+        "writeOnly", "examples", "contentEncoding", "contentMediaType", "contentSchema", "x-pii",
+    }
+)  # fmt: skip
+#: Keywords that only annotate: a released schema may still change these.
+ANNOTATION_KEYWORDS = frozenset(
+    {"title", "description", "examples", "$comment", "deprecated", "readOnly", "writeOnly"}
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,11 @@ def _types(schema: dict[str, Any]) -> set[str]:
 def _check_schema(spec: EventSpec, schema: dict[str, Any], where: str) -> list[str]:
     problems: list[str] = []
     types = _types(schema)
+    unknown = sorted(str(k) for k in schema if k not in KNOWN_KEYWORDS)
+    if unknown:
+        problems.append(
+            f"{where}: unknown keyword(s) {unknown} (a comma in an unquoted YAML description?)"
+        )
     pii = schema.get("x-pii")
     if pii is not None and pii not in ("hash", "drop"):
         problems.append(f"{where}: x-pii must be 'hash' or 'drop', not {pii!r}")
@@ -99,9 +123,35 @@ def released_schemas(path: Path = RELEASED_PATH) -> dict[str, Any]:
     return data
 
 
+_SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "dependentSchemas")
+
+
+def _without_annotations(schema: Any) -> Any:
+    """``schema`` with its annotation keywords removed at every depth."""
+    if isinstance(schema, list):
+        return [_without_annotations(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    kept: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ANNOTATION_KEYWORDS:
+            continue
+        if key in _SCHEMA_MAPS and isinstance(value, dict):
+            kept[key] = {name: _without_annotations(sub) for name, sub in value.items()}
+        elif key in ("enum", "const", "required", "default"):
+            kept[key] = value
+        else:
+            kept[key] = _without_annotations(value)
+    return kept
+
+
 def pinned_form(spec: EventSpec) -> dict[str, Any]:
-    """What released.json pins for an event: the parts a consumer depends on."""
-    return {"category": spec.category, "props": spec.props_schema}
+    """What released.json pins for an event: the parts a consumer depends on.
+
+    Descriptions and other annotations are left out, so mending the wording of a released
+    event is not a schema change.
+    """
+    return {"category": spec.category, "props": _without_annotations(spec.props_schema)}
 
 
 def lint_registry(registry: Registry, released: dict[str, Any] | None = None) -> list[LintProblem]:

@@ -256,11 +256,11 @@ def test_push_without_attributes_is_stored(sink_url: str, engine: Engine) -> Non
 
 
 def test_poison_message_ends_in_the_dlq_with_its_reason(services, sink_url: str) -> None:
-    from shared.publisher import gapic_client, send_messages, topic_path
+    from shared.publisher import topic_path
+    from shared.pubsub_rpc import publish_rpc
 
     with topic_tap(services.options.project, names.TOPIC_DLQ) as dlq:
-        send_messages(
-            gapic_client(),
+        publish_rpc().send(
             topic_path(get_settings(), names.TOPIC_EVENTS),
             [(b"\x89 definitely not json", {"source": "poison-test"})],
             10,
@@ -350,13 +350,13 @@ def test_pubsub_dead_letters_after_max_delivery_attempts(services, tmp_path: Pat
 
 
 def test_dlq_list_and_replay(services, sink_url: str, engine: Engine) -> None:
-    from shared.publisher import gapic_client, send_messages, topic_path
+    from shared.publisher import topic_path
+    from shared.pubsub_rpc import publish_rpc
 
     reason = f"test-replay-{uuid.uuid4().hex[:8]}"
     events = make_events(3)
     ((body, count),) = list(encode_batches(events))
-    send_messages(
-        gapic_client(),
+    publish_rpc().send(
         topic_path(get_settings(), names.TOPIC_DLQ),
         [(body, {"reason": reason, "event_count": str(count), "dead_lettered_by": "sink"})],
         10,

@@ -116,6 +116,11 @@ def test_entry_lines_point_at_the_event(tmp_path: Path) -> None:
             "{type: array, items: {type: string}, ",
             "array without maxItems",
         ),
+        (
+            "description: What was clicked.}",
+            "description: What was clicked, and where.}",
+            "unknown keyword(s) ['and where.'] (a comma in an unquoted YAML description?)",
+        ),
     ],
 )
 def test_lint_rules(tmp_path: Path, replace: str, by: str, fragment: str) -> None:
@@ -153,6 +158,8 @@ def test_released_schema_may_not_change(tmp_path: Path) -> None:
     assert [p.message for p in problems] == [
         "released schema changed; add a new version instead of editing this one"
     ]
+    reworded = write(tmp_path, GOOD_EVENT.replace("What was clicked.", "The clicked target."))
+    assert lint_registry(load_registry(reworded), released=released) == []
     removed = write(tmp_path, GOOD_EVENT.replace("demo.click", "demo.other"))
     problems = lint_registry(load_registry(removed), released=released)
     assert any("released event was removed" in p.message for p in problems)

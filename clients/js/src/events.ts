@@ -71,7 +71,7 @@ export interface EventProps {
   };
   /** The result of a performance.measure() in the browser. (v1) */
   "ui.performance": {
-    /** Name of the measure (a code */
+    /** Name of the measure (a code, never user text). */
     name: string;
     /** Measured duration in milliseconds. */
     duration_ms: number;
