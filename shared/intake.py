@@ -8,8 +8,9 @@ in exactly one outcome: accepted, sampled out, or rejected with a reason.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -21,7 +22,7 @@ from shared.errors import ContractViolation
 from shared.privacy import Pseudonymiser
 from shared.records import StoredEvent
 from shared.sampling import SamplingPolicy
-from shared.validation import EventValidator, TimeWindow, parse_ts
+from shared.validation import EventValidator, TimeWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,61 +162,90 @@ class Intake:
             )
         state = _BatchState(received_at, self._policy(incident))
         codec = self.codec
-        context = beacon.context
-        slow_context: dict[str, Any] | None = None
-        for index, event in enumerate(beacon.events):
-            frame = event if beacon.framed else codec.decode_frame(event)
-            if frame is None or not self._admit_fast(state, index, frame, context, codec):
-                if slow_context is None:
-                    slow_context = codec.context_dict(context)
-                raw = msgspec.json.encode(frame) if beacon.framed else bytes(event)
-                self._admit_slow(state, index, orjson.loads(raw), slow_context, False)
+        frames = beacon.events if beacon.framed else [codec.decode_frame(e) for e in beacon.events]
+        slow_context: list[dict[str, Any]] = []
+
+        def slow(index: int) -> None:
+            """Hand one event to jsonschema-rs, in its turn (duplicates count in order)."""
+            if not slow_context:
+                slow_context.append(codec.context_dict(beacon.context))
+            raw = (
+                msgspec.json.encode(frames[index]) if beacon.framed else bytes(beacon.events[index])
+            )
+            self._admit_slow(state, index, orjson.loads(raw), slow_context[0], False)
+
+        self._admit_frames(state, frames, beacon.context, codec, slow)
         return state.result
 
-    def _admit_fast(
-        self, state: _BatchState, index: int, frame: Any, context: Any, codec: ContractCodec
-    ) -> bool:
-        """Admit one event the fast way; False when only the slow way can tell (or refuse)."""
-        if not codec.frame_ok(frame):
-            return False
-        key = (frame.name, frame.version)
-        props_codec = codec.props.get(key)
-        if props_codec is None:
-            return False
-        try:
-            props = props_codec.decoder.decode(frame.props)
-            ts = parse_ts(frame.ts)
-        except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
-            return False
-        session_id = frame.session_id
-        if session_id is UNSET:
-            session_id = context.session_id
+    def _admit_frames(
+        self,
+        state: _BatchState,
+        frames: list[Any],
+        context: Any,
+        codec: ContractCodec,
+        slow: Callable[[int], None],
+    ) -> None:
+        """Admit every frame the fast way can, and pass the others to ``slow``.
+
+        The slow way then either accepts an event msgspec was stricter about, or names the
+        reason it is refused. This loop is the hot path of ingest: it keeps to local names.
+        """
+        event_id_ok = codec.event_id_pattern.search
+        ts_ok = codec.timestamp_pattern.search
+        fromisoformat = datetime.fromisoformat
+        props_codecs = codec.props
+        pseudonym = self.pseudonymiser.pseudonym
+        admit = self._admit
+        ctx_session, ctx_user = context.session_id, context.user_id
+        ctx_conversation, ctx_app = context.conversation_id, context.app_version
+        for index, frame in enumerate(frames):
+            if frame is None or not (event_id_ok(frame.event_id) and ts_ok(frame.ts)):
+                slow(index)
+                continue
+            key = (frame.name, frame.version)
+            props_codec = props_codecs.get(key)
+            try:
+                if props_codec is None:
+                    raise ValueError("no compiled props")
+                props = props_codec.decoder.decode(frame.props)
+                ts = fromisoformat(frame.ts)
+            except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+                slow(index)
+                continue
+            session_id = frame.session_id
             if session_id is UNSET:
-                return False
-        user_id = frame.user_id if frame.user_id is not UNSET else context.user_id
-        conversation_id = frame.conversation_id
-        if conversation_id is UNSET:
-            conversation_id = context.conversation_id
-        app_version = frame.app_version if frame.app_version is not UNSET else context.app_version
-        for name in props_codec.hash_fields:
-            value = getattr(props, name)
-            if value is not UNSET and value is not None:
-                setattr(props, name, self.pseudonymiser.pseudonym(str(value))[1])
-        for name in props_codec.drop_fields:
-            setattr(props, name, UNSET)
-        self._admit(
-            state,
-            index,
-            frame.event_id.lower(),
-            key,
-            ts,
-            session_id,
-            None if user_id is UNSET else user_id,
-            None if conversation_id is UNSET else conversation_id,
-            None if app_version is UNSET else app_version,
-            props,
-        )
-        return True
+                session_id = ctx_session
+                if session_id is UNSET:
+                    slow(index)
+                    continue
+            user_id = frame.user_id
+            if user_id is UNSET:
+                user_id = ctx_user
+            conversation_id = frame.conversation_id
+            if conversation_id is UNSET:
+                conversation_id = ctx_conversation
+            app_version = frame.app_version
+            if app_version is UNSET:
+                app_version = ctx_app
+            if props_codec.hash_fields or props_codec.drop_fields:
+                for name in props_codec.hash_fields:
+                    value = getattr(props, name)
+                    if value is not UNSET and value is not None:
+                        setattr(props, name, pseudonym(str(value))[1])
+                for name in props_codec.drop_fields:
+                    setattr(props, name, UNSET)
+            admit(
+                state,
+                index,
+                frame.event_id.lower(),
+                key,
+                ts if ts.tzinfo is UTC else ts.astimezone(UTC),
+                session_id,
+                None if user_id is UNSET else user_id,
+                None if conversation_id is UNSET else conversation_id,
+                None if app_version is UNSET else app_version,
+                props,
+            )
 
     # -- events (ingest's fallback, the backend client) -------------------------------------
     def process_envelope(
@@ -295,11 +325,13 @@ class Intake:
     ) -> None:
         """The checks every valid event goes through, then its outcome (``props`` PII-clean)."""
         result = state.result
-        try:
-            state.window.check(ts)
-        except ContractViolation as exc:
-            result.rejected.append(Rejection(index, event_id, exc.reason, exc.field))
-            return
+        window = state.window
+        if ts < window.earliest or ts > window.latest:
+            try:
+                window.check(ts)
+            except ContractViolation as exc:
+                result.rejected.append(Rejection(index, event_id, exc.reason, exc.field))
+                return
         first = state.seen.get(event_id)
         if first is not None:
             reason = f"event_id: duplicate of the event at index {first}"

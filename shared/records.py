@@ -24,7 +24,7 @@ MAX_MESSAGE_BYTES = 4_000_000
 MAX_EVENTS_PER_MESSAGE = 1000
 
 
-class StoredEvent(msgspec.Struct, frozen=True, kw_only=True):
+class StoredEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One event in the form it is stored: no raw user id, PII rules applied.
 
     ``props`` is a dict, or the props struct that ingest's fast path decoded (see
