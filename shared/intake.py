@@ -54,6 +54,8 @@ class IntakeResult:
 
     def rejected_by_field(self) -> dict[str, int]:
         """Rejections counted per field (names only, never values): what we drop and why."""
+        if not self.rejected:
+            return {}
         return dict(Counter(r.field or "event" for r in self.rejected))
 
     def answer(self) -> dict[str, Any]:

@@ -378,6 +378,22 @@ def test_logs_carry_counts_but_no_values(caplog: pytest.LogCaptureFixture) -> No
         assert secret not in text
 
 
+def test_a_clean_beacon_is_counted_in_the_summary_not_logged_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="ingest")
+    handler = make_handler()
+    assert post(handler, envelope(event(0), event(1))).status == 202
+    assert [r for r in caplog.records if r.getMessage() == "beacon"] == []
+    post(handler, b"{oops")
+    (bad,) = [r for r in caplog.records if r.getMessage() == "beacon"]
+    assert bad.status == 400
+    handler.summary.flush()
+    (summary,) = [r for r in caplog.records if r.getMessage() == "ingest summary"]
+    assert summary.requests == 2 and summary.status_202 == 1 and summary.status_400 == 1
+    assert summary.events == 2 and summary.accepted == 2
+
+
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
