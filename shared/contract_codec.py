@@ -23,18 +23,17 @@ from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
+from shared.registry.lint import ANNOTATION_KEYWORDS
 from shared.registry.loader import (
     ENVELOPE_SCHEMA_PATH,
     EVENT_SCHEMA_PATH,
     Registry,
     load_json_schema,
 )
+from shared.validation import CONTEXT_FIELDS
 
-#: Keywords that only annotate (they never make a document invalid).
-ANNOTATIONS = frozenset(
-    {"description", "title", "$comment", "examples", "default", "deprecated", "x-pii", "$schema"}
-    | {"$id", "readOnly", "writeOnly"}
-)
+#: Keywords that never make a document invalid: the registry's annotations and a few more.
+ANNOTATIONS = ANNOTATION_KEYWORDS | {"default", "x-pii", "$schema", "$id"}
 _TYPE_KEYWORDS: dict[str, frozenset[str]] = {
     "string": frozenset({"maxLength", "minLength", "pattern", "enum", "format"}),
     "integer": frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "enum"}),
@@ -287,8 +286,6 @@ def props_codec(name: str, version: int, schema: dict[str, Any]) -> PropsCodec |
 #: RFC 3339 ``date-time`` in its strict form (upper-case ``T``/``Z``, at most 9 fraction
 #: digits); anything else takes the slow way, where jsonschema-rs decides.
 RFC3339 = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})$"
-#: Event fields the envelope's ``context`` fills when the event does not set them.
-CONTEXT_FIELDS = ("session_id", "user_id", "conversation_id", "app_version")
 
 
 class ContractCodec:

@@ -165,16 +165,17 @@ class Intake:
         state = _BatchState(received_at, self._policy(incident))
         codec = self.codec
         frames = beacon.events if beacon.framed else [codec.decode_frame(e) for e in beacon.events]
-        slow_context: list[dict[str, Any]] = []
+        slow_context: dict[str, Any] | None = None
 
         def slow(index: int) -> None:
             """Hand one event to jsonschema-rs, in its turn (duplicates count in order)."""
-            if not slow_context:
-                slow_context.append(codec.context_dict(beacon.context))
+            nonlocal slow_context
+            if slow_context is None:
+                slow_context = codec.context_dict(beacon.context)
             raw = (
                 msgspec.json.encode(frames[index]) if beacon.framed else bytes(beacon.events[index])
             )
-            self._admit_slow(state, index, orjson.loads(raw), slow_context[0], False)
+            self._admit_slow(state, index, orjson.loads(raw), slow_context, False)
 
         self._admit_frames(state, frames, beacon.context, codec, slow)
         return state.result
@@ -206,9 +207,10 @@ class Intake:
                 continue
             key = (frame.name, frame.version)
             props_codec = props_codecs.get(key)
+            if props_codec is None:  # unknown event, or props beyond the translation
+                slow(index)
+                continue
             try:
-                if props_codec is None:
-                    raise ValueError("no compiled props")
                 props = props_codec.decoder.decode(frame.props)
                 ts = fromisoformat(frame.ts)
             except (msgspec.ValidationError, msgspec.DecodeError, ValueError):

@@ -9,7 +9,6 @@ through is harmless when the sender retries, because the sink stores each event_
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Mapping
 
@@ -24,8 +23,6 @@ from shared.pubsub_rpc import (
 from shared.records import StoredEvent, encode_batches, message_attributes
 from shared.settings import Settings, get_settings
 from shared.tracing import inject_trace_attributes
-
-logger = logging.getLogger(__name__)
 
 
 class EventPublisher:
