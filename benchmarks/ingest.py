@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks._loadgen import run_load  # noqa: E402
-from shared.generator import EventGenerator  # noqa: E402
+from telemetry_cli.generator import EventGenerator  # noqa: E402
 from telemetry_cli.stack.devstack import StackOptions, running_stack  # noqa: E402
 from telemetry_cli.stack.functions import function_process  # noqa: E402
 from telemetry_cli.stack.process import ManagedProcess, free_port, port_answers  # noqa: E402

@@ -26,17 +26,18 @@ sys.path.insert(0, str(ROOT / "functions" / "sink"))
 
 from sqlalchemy import text  # noqa: E402
 
-from shared.db import make_engine  # noqa: E402
-from shared.generator import EventGenerator  # noqa: E402
-from shared.hot_store import copy_text, split_rows  # noqa: E402
-from shared.intake import Intake  # noqa: E402
-from shared.privacy import Pseudonymiser  # noqa: E402
-from shared.records import StoredEvent, encode_batches, message_attributes  # noqa: E402
-from shared.registry import default_registry  # noqa: E402
-from shared.sampling import SamplingPolicy  # noqa: E402
+from shared.contract.intake import Intake  # noqa: E402
+from shared.contract.registry import default_registry  # noqa: E402
+from shared.contract.stored_event import StoredEvent  # noqa: E402
+from shared.contract.validation import EventValidator  # noqa: E402
+from shared.policy.privacy import Pseudonymiser  # noqa: E402
+from shared.policy.sampling import SamplingPolicy  # noqa: E402
+from shared.pubsub.message import encode_batches, message_attributes  # noqa: E402
 from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring  # noqa: E402
-from shared.tables import api_calls_log, telemetry_events  # noqa: E402
-from shared.validation import EventValidator  # noqa: E402
+from shared.storage.hot.engine import make_engine  # noqa: E402
+from shared.storage.hot.tables import api_calls_log, telemetry_events  # noqa: E402
+from shared.storage.hot.writer import copy_text, split_rows  # noqa: E402
+from telemetry_cli.generator import EventGenerator  # noqa: E402
 from telemetry_cli.stack.devstack import StackOptions, running_stack  # noqa: E402
 
 TOTAL = int(os.environ.get("BENCH_SINK_EVENTS", "200000"))
@@ -129,8 +130,8 @@ def sink_run(engine, messages: list[list[StoredEvent]]) -> float:  # type: ignor
 def e2e_run(stack, engine, messages: list[list[StoredEvent]]) -> tuple[float, int]:  # type: ignore[no-untyped-def]
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 
-    from shared import names
-    from shared.publisher import EventPublisher
+    from shared.pubsub import resources as names
+    from shared.pubsub.publisher import EventPublisher
     from shared.settings import get_settings
     from tests.helpers import function_server
 

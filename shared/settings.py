@@ -15,16 +15,17 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.contract.registry.keywords import CATEGORIES
 from shared.errors import ConfigurationError
 
 Environment = Literal["dev", "staging", "prod"]
-Category = Literal["ui", "domain", "llm"]
 
 DEV_PSEUDONYM_KEY = "dev:dev-only-pseudonym-key-not-secret"
+#: Rates that differ from 1.0 per environment; every other category keeps every event.
 DEFAULT_SAMPLE_RATES: dict[str, dict[str, float]] = {
-    "dev": {"ui": 1.0, "domain": 1.0, "llm": 1.0},
-    "staging": {"ui": 1.0, "domain": 1.0, "llm": 1.0},
-    "prod": {"ui": 0.2, "domain": 1.0, "llm": 1.0},
+    "dev": {},
+    "staging": {},
+    "prod": {"ui": 0.2},
 }
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
@@ -120,7 +121,8 @@ class Settings(BaseSettings):
     @property
     def sample_rates(self) -> dict[str, float]:
         """Sampling rate per category for this environment."""
-        rates = dict(DEFAULT_SAMPLE_RATES[self.telemetry_env])
+        rates = dict.fromkeys(CATEGORIES, 1.0)
+        rates.update(DEFAULT_SAMPLE_RATES[self.telemetry_env])
         if self.telemetry_sample_rates:
             rates.update(parse_sample_rates(self.telemetry_sample_rates))
         return rates
@@ -160,8 +162,8 @@ def parse_sample_rates(value: str) -> dict[str, float]:
     for part in _split(value):
         category, sep, raw = part.partition("=")
         category = category.strip()
-        if not sep or category not in ("ui", "domain", "llm"):
-            raise ValueError(f"{part!r} is not <ui|domain|llm>=<rate>")
+        if not sep or category not in CATEGORIES:
+            raise ValueError(f"{part!r} is not <{'|'.join(CATEGORIES)}>=<rate>")
         try:
             rate = float(raw)
         except ValueError:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from shared.errors import TelemetryError
-from shared.log import configure_logging
+from shared.observability.log import configure_logging
 
 
 def _fail(exc: TelemetryError) -> None:
@@ -108,7 +108,7 @@ def _print_endpoints(info: dict[str, Any], path: Path) -> None:
 
 
 def _demo_loop(info: dict[str, Any], stop: threading.Event) -> None:
-    from shared.generator import EventGenerator
+    from telemetry_cli.generator import EventGenerator
 
     url = info.get("ingest_url")
     if not url:
@@ -145,7 +145,7 @@ def _demo_loop(info: dict[str, Any], stop: threading.Event) -> None:
 )
 def migrate(grant_to: tuple[str, ...]) -> None:
     """Apply the database migrations and create the partitions around today (idempotent)."""
-    from shared.db import get_engine, grant_writer, run_migrations
+    from shared.storage.hot.engine import get_engine, grant_writer, run_migrations
 
     try:
         engine = get_engine()
@@ -166,7 +166,7 @@ def registry() -> None:
 @click.argument("path", required=False, type=click.Path(path_type=Path))
 def registry_lint(path: Path | None) -> None:
     """Check the registry's rules; exits 1 and names file and line for each problem."""
-    from shared.registry.lint import lint_file
+    from telemetry_cli.registry.lint import lint_file
 
     problems = lint_file(path)
     for problem in problems:
@@ -183,8 +183,8 @@ DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 @click.option("--check", is_flag=True, help="Fail if docs/events.md differs from the registry.")
 def registry_docs(check: bool) -> None:
     """Write docs/events.md from the registry (or check that it is current)."""
-    from shared.registry import default_registry
-    from shared.registry.docs import render_markdown
+    from shared.contract.registry import default_registry
+    from telemetry_cli.registry.docs import render_markdown
 
     try:
         text = render_markdown(default_registry())
@@ -215,8 +215,8 @@ TS_PATH = Path(__file__).resolve().parents[1] / "clients" / "js" / "src" / "even
 )
 def registry_ts(check: bool) -> None:
     """Write the JS client's event types (clients/js/src/events.ts) from the registry."""
-    from shared.registry import default_registry
-    from shared.registry.typescript import render_typescript
+    from shared.contract.registry import default_registry
+    from telemetry_cli.registry.typescript import render_typescript
 
     text = render_typescript(default_registry())
     if check:
@@ -235,8 +235,8 @@ def registry_ts(check: bool) -> None:
 @registry.command("release")
 def registry_release() -> None:
     """Pin every unreleased (name, version) in released.json; they may not change after."""
-    from shared.registry import default_registry
-    from shared.registry.lint import release_all
+    from shared.contract.registry import default_registry
+    from telemetry_cli.registry.lint import release_all
 
     added = release_all(default_registry())
     click.echo("released: " + (", ".join(added) if added else "nothing new"))
@@ -249,7 +249,7 @@ def registry_release() -> None:
 @click.option("--out", type=click.File("w"), default="-", help="Where to write JSON lines.")
 def generate(sessions: int, seed: int, batch_size: int, out: Any) -> None:
     """Write synthetic beacon bodies (one JSON object per line), driven by the registry."""
-    from shared.generator import EventGenerator
+    from telemetry_cli.generator import EventGenerator
 
     generator = EventGenerator(seed=seed)
     for body in generator.envelopes(sessions, batch_size=batch_size):
@@ -278,7 +278,7 @@ def _parse_duration(text: str) -> timedelta:
 @click.option("--reason", default=None, help="Why (an incident id; shown by `status`).")
 def sampling_override(duration: str, reason: str | None) -> None:
     """Raise every sampling rate to 1.0 until the given time has passed."""
-    from shared.runtime_flags import Flags, flags_summary, write_flags
+    from shared.policy.flags import Flags, flags_summary, write_flags
 
     until = datetime.now(UTC) + _parse_duration(duration)
     flags = Flags(sampling_override_until=until, reason=reason)
@@ -289,7 +289,7 @@ def sampling_override(duration: str, reason: str | None) -> None:
 @sampling.command("clear")
 def sampling_clear() -> None:
     """End the override now (rates go back to the configured ones)."""
-    from shared.runtime_flags import Flags, flags_summary, write_flags
+    from shared.policy.flags import Flags, flags_summary, write_flags
 
     _write_flags(write_flags, Flags())
     click.echo(json.dumps(flags_summary(Flags())))
@@ -298,7 +298,7 @@ def sampling_clear() -> None:
 @sampling.command("status")
 def sampling_status() -> None:
     """Show whether the override is on, until when, and why."""
-    from shared.runtime_flags import flags_summary, read_flags
+    from shared.policy.flags import flags_summary, read_flags
 
     try:
         flags = read_flags()
@@ -323,7 +323,7 @@ def dlq(ctx: click.Context, limit: int) -> None:
     """List what sits in the dead-letter subscription, by reason (nothing is consumed)."""
     if ctx.invoked_subcommand is not None:
         return
-    from shared import names
+    from shared.pubsub import resources as names
     from shared.settings import get_settings
     from telemetry_cli.dlq import summarise
 
@@ -356,7 +356,7 @@ def dlq_replay(reason_contains: str | None, limit: int | None) -> None:
 @cli.command("check")
 def check() -> None:
     """The telemetry gate: registry lint and docs drift (tests run from `make telemetry-check`)."""
-    from shared.registry.lint import lint_file
+    from telemetry_cli.registry.lint import lint_file
 
     problems = lint_file()
     for problem in problems:

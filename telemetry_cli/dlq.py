@@ -7,14 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared import names
-from shared.publisher import topic_path
-from shared.pubsub_rpc import publish_rpc
+from shared.pubsub import dead_letter
+from shared.pubsub import resources as names
+from shared.pubsub.publisher import topic_path
+from shared.pubsub.rpc import publish_rpc
 from shared.settings import Settings
-
-#: Attributes added by dead-lettering, removed again on replay.
-DLQ_ATTRIBUTES = ("reason", "dead_lettered_by", "dead_lettered_at", "original_message_id")
-PUBSUB_REASON = "max delivery attempts exceeded (dead-lettered by Pub/Sub)"
 
 
 @dataclass
@@ -24,15 +21,6 @@ class DlqSummary:
     messages: int = 0
     events: int = 0
     by_reason: Counter[str] = field(default_factory=Counter)
-
-
-def reason_of(attributes: dict[str, str]) -> str:
-    """The dead-letter reason of a message (Pub/Sub's own dead-letters carry none)."""
-    if "reason" in attributes:
-        return attributes["reason"]
-    if any(k.startswith("CloudPubSubDeadLetter") for k in attributes):
-        return PUBSUB_REASON
-    return "unknown"
 
 
 def _subscriber() -> Any:
@@ -60,8 +48,8 @@ def summarise(settings: Settings, limit: int = 10_000) -> DlqSummary:
             for item in received:
                 attributes = dict(item.message.attributes)
                 summary.messages += 1
-                summary.events += int(attributes.get("event_count", "1") or 1)
-                summary.by_reason[reason_of(attributes)] += 1
+                summary.events += int(attributes.get(dead_letter.EVENT_COUNT, "1") or 1)
+                summary.by_reason[dead_letter.reason_of(attributes)] += 1
                 held.append(item.ack_id)
     finally:
         for start in range(0, len(held), 1000):
@@ -102,15 +90,10 @@ def replay(
             chosen = []
             for item in received:
                 attributes = dict(item.message.attributes)
-                if reason_contains and reason_contains not in reason_of(attributes):
+                if reason_contains and reason_contains not in dead_letter.reason_of(attributes):
                     skipped_ids.append(item.ack_id)
                     continue
-                clean = {
-                    k: v
-                    for k, v in attributes.items()
-                    if k not in DLQ_ATTRIBUTES and not k.startswith("CloudPubSubDeadLetter")
-                }
-                clean["replayed"] = "true"
+                clean = dead_letter.replay_attributes(attributes)
                 chosen.append((item, (item.message.data, clean)))
             if chosen:
                 publish_rpc().send(target, [m for _, m in chosen], 30.0)

@@ -154,7 +154,7 @@ def emit(
         if user_id or ctx_user:
             event["user_id"] = user_id or ctx_user
         if _validator is None:
-            from shared.validation import EventValidator
+            from shared.contract.validation import EventValidator
 
             _validator = EventValidator()
         _validator.validate_event(event)

@@ -1,8 +1,8 @@
 """Context that follows work into background tasks: conversation, session, user, the call.
 
 Context variables are copied into asyncio tasks automatically, and into threads started with
-``shared.log.run_with_context``; so a conversation id set around a request reaches every LLM
-call made on its behalf.
+``shared.observability.log.run_with_context``; so a conversation id set around a request
+reaches every LLM call made on its behalf.
 """
 
 from __future__ import annotations

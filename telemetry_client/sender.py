@@ -55,12 +55,12 @@ class PubSubTransport:
     """Validates, samples and pseudonymises like ingest, then publishes to the events topic."""
 
     def __init__(self, stats: SenderStats, settings: Any = None) -> None:
-        from shared.intake import Intake
-        from shared.privacy import Pseudonymiser
-        from shared.publisher import EventPublisher
-        from shared.sampling import SamplingPolicy
+        from shared.contract.intake import Intake
+        from shared.contract.validation import EventValidator
+        from shared.policy.privacy import Pseudonymiser
+        from shared.policy.sampling import SamplingPolicy
+        from shared.pubsub.publisher import EventPublisher
         from shared.settings import get_settings
-        from shared.validation import EventValidator
 
         settings = settings or get_settings()
         self.stats = stats

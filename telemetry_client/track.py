@@ -24,7 +24,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from shared.pricing import Usage, default_price_table
+from shared.llm.pricing import TOKEN_KINDS, Usage, default_price_table
 from telemetry_client.context import CallRecord, _enter_call, _exit_call, current_ids
 from telemetry_client.usage import extract_usage, merge_usage
 
@@ -34,13 +34,6 @@ logger = logging.getLogger("telemetry_client")
 _tracer = trace.get_tracer("telemetry_client")
 _warned_models: set[tuple[str, str]] = set()
 DEFAULT_SESSION = "backend"
-_USAGE_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 
 
 def _status_of(error: BaseException | None) -> tuple[str, str | None]:
@@ -54,14 +47,8 @@ def _status_of(error: BaseException | None) -> tuple[str, str | None]:
 
 def _usage_of(record: CallRecord) -> Usage:
     u = record.usage
-    return Usage(
-        input_tokens=int(u.get("input_tokens", 0)),
-        output_tokens=int(u.get("output_tokens", 0)),
-        cached_input_tokens=int(u.get("cached_input_tokens", 0)),
-        cache_write_tokens=int(u.get("cache_write_tokens", 0)),
-        reasoning_tokens=int(u.get("reasoning_tokens", 0)),
-        audio_seconds=float(u.get("audio_seconds", 0.0)),
-    )
+    tokens = {kind: int(u.get(kind, 0)) for kind in TOKEN_KINDS}
+    return Usage(**tokens, audio_seconds=float(u.get("audio_seconds", 0.0)))
 
 
 def _cost_props(record: CallRecord) -> dict[str, Any]:
@@ -159,7 +146,7 @@ class _Tracked:
                     props["time_to_first_chunk_ms"] = round(ttfc, 3)
                 if error_type:
                     props["error_type"] = error_type
-                for key in _USAGE_KEYS:
+                for key in TOKEN_KINDS:
                     if key in record.usage:
                         props[key] = int(record.usage[key])
                 if record.usage.get("audio_seconds"):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
-from shared.db import make_engine
 from shared.settings import reset_settings
+from shared.storage.hot.engine import make_engine
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 # Functions import their sibling modules as top-level ones (as in their deployed bundle).

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from google.cloud import pubsub_v1
 
-from shared import names
+from shared.pubsub import resources as names
 from telemetry_cli.stack.functions import function_process, wait_function
 from telemetry_cli.stack.process import free_port
 

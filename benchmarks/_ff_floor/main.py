@@ -16,10 +16,10 @@ import flask
 import functions_framework
 import orjson
 
-from shared.group_commit import GroupCommit
-from shared.publisher import topic_path
-from shared.pubsub_rpc import MAX_MESSAGES_PER_REQUEST, Message, publish_rpc
-from shared.records import message_attributes
+from shared.pubsub._coalesce import GroupCommit
+from shared.pubsub.message import message_attributes
+from shared.pubsub.publisher import topic_path
+from shared.pubsub.rpc import MAX_MESSAGES_PER_REQUEST, Message, publish_rpc
 from shared.settings import get_settings
 
 _group: GroupCommit[Message] | None = None

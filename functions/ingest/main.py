@@ -16,15 +16,15 @@ import functions_framework
 import orjson
 from ingest_http import IngestHandler
 
-from shared.intake import Intake
-from shared.log import configure_logging
-from shared.privacy import Pseudonymiser
-from shared.publisher import get_publisher
-from shared.runtime_flags import RuntimeFlags
-from shared.sampling import SamplingPolicy
+from shared.contract.intake import Intake
+from shared.contract.validation import EventValidator
+from shared.observability.log import configure_logging
+from shared.observability.tracing import setup_tracing
+from shared.policy.flags import RuntimeFlags
+from shared.policy.privacy import Pseudonymiser
+from shared.policy.sampling import SamplingPolicy
+from shared.pubsub.publisher import get_publisher
 from shared.settings import get_settings
-from shared.tracing import setup_tracing
-from shared.validation import EventValidator
 
 _handler: IngestHandler | None = None
 _lock = threading.Lock()

@@ -1,36 +1,41 @@
 """Sink: Pub/Sub push (CloudEvent ``google.cloud.pubsub.topic.v1.messagePublished``) into the
 hot tier, exactly one row per event.
 
-Entry point ``sink``. Thin: unwrap the CloudEvent, call :class:`sink_logic.SinkHandler`.
-Returning acknowledges the message; raising (a transient failure) answers 500 so Pub/Sub
-redelivers it with backoff, and after the subscription's max delivery attempts dead-letters it.
-The engine and the Pub/Sub client are built lazily on the first message and reused.
+Entry point ``sink``. Thin: unwrap the push, call :class:`sink_logic.SinkHandler`. Returning
+acknowledges the message; raising answers 500, so Pub/Sub redelivers it with backoff and, after
+the subscription's max delivery attempts, dead-letters it. The engine and the Pub/Sub channel
+are built lazily on the first message and reused.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import logging
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
 import functions_framework
 from cloudevents.http import CloudEvent
 from sink_logic import SinkHandler
 
-from shared import names
-from shared.db import get_engine
-from shared.log import configure_logging, request_context
-from shared.publisher import topic_path
-from shared.pubsub_rpc import publish_rpc
-from shared.registry import default_registry
+from shared.contract.stored_event import StoredEvent
+from shared.contract.validation import EventValidator
+from shared.errors import TelemetryError
+from shared.observability.log import configure_logging, request_context
+from shared.observability.tracing import extract_trace_context, get_tracer, setup_tracing
+from shared.pubsub.publisher import dead_letter_sender
+from shared.pubsub.push import unwrap_push
 from shared.settings import get_settings
-from shared.tracing import extract_trace_context, get_tracer, setup_tracing
+from shared.storage.hot.engine import get_engine
+from shared.storage.hot.writer import WriteResult, write_events
 
+logger = logging.getLogger("sink")
 _handler: SinkHandler | None = None
 _lock = threading.Lock()
 _tracer = get_tracer("sink")
+
+
+def _store(events: Sequence[StoredEvent]) -> WriteResult:
+    return write_events(get_engine(), events)
 
 
 def get_handler() -> SinkHandler:
@@ -42,46 +47,35 @@ def get_handler() -> SinkHandler:
                 settings = get_settings()
                 configure_logging(settings.telemetry_log_level)
                 setup_tracing(settings)
-                dlq = topic_path(settings, names.TOPIC_DLQ)
-
-                def dead_letter(data: bytes, attributes: Mapping[str, str]) -> None:
-                    publish_rpc().send(
-                        dlq,
-                        [(data, attributes)],
-                        settings.telemetry_publish_timeout_s,
-                    )
-
-                _handler = SinkHandler(get_engine, default_registry(), dead_letter)
+                _handler = SinkHandler(_store, EventValidator(), dead_letter_sender(settings))
     return _handler
-
-
-def unwrap(cloud_event: CloudEvent) -> tuple[bytes, dict[str, str], str | None]:
-    """``(data, attributes, message id)`` of a Pub/Sub CloudEvent; attributes may be absent."""
-    payload: Any = cloud_event.data if isinstance(cloud_event.data, dict) else {}
-    message = payload.get("message") or {}
-    encoded = message.get("data") or ""
-    try:
-        data = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        data = b"\x00not-base64"  # dead-lettered by the handler as undecodable
-    attributes = message.get("attributes") or {}
-    message_id = message.get("messageId") or message.get("message_id") or cloud_event.get("id")
-    return data, {str(k): str(v) for k, v in attributes.items()}, message_id
 
 
 @functions_framework.cloud_event
 def sink(cloud_event: CloudEvent) -> None:
     """Store the events of one Pub/Sub message (acknowledged by returning)."""
-    data, attributes, message_id = unwrap(cloud_event)
+    message = unwrap_push(cloud_event.data, fallback_id=cloud_event.get("id"))
     with (
         request_context(
             project=get_settings().google_cloud_project,
-            traceparent=attributes.get("traceparent"),
-            request_id=message_id,
+            traceparent=message.attributes.get("traceparent"),
+            request_id=message.message_id,
         ),
-        _tracer.start_as_current_span("sink.message", context=extract_trace_context(attributes)),
+        _tracer.start_as_current_span(
+            "sink.message", context=extract_trace_context(message.attributes)
+        ),
     ):
-        get_handler().handle_message(data, attributes, message_id)
+        try:
+            get_handler().handle(message)
+        except Exception as exc:
+            if isinstance(exc, TelemetryError) and exc.transient:
+                logger.warning(
+                    "message not stored, Pub/Sub will redeliver",
+                    extra={"error": exc.message, "error_type": type(exc).__name__},
+                )
+            else:
+                logger.exception("message failed unexpectedly, Pub/Sub will redeliver")
+            raise
 
 
 def reset() -> None:

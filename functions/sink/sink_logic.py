@@ -1,36 +1,38 @@
 """The sink's logic: one Pub/Sub message in, its events stored exactly once, nothing lost.
 
-No framework here. :meth:`SinkHandler.handle_message` decodes a message, re-checks every event
-against the contract, stores the valid ones in one transaction (``shared.hot_store``), and
-dead-letters what cannot ever be stored (to ``telemetry-events-dlq`` with a ``reason``
-attribute) before the message is acknowledged. A transient failure raises
-:class:`ServiceUnavailable`: the function then answers non-2xx and Pub/Sub redelivers with
-backoff, which is harmless because every write is idempotent.
+No framework here. :meth:`SinkHandler.handle` decodes a pushed message strictly, re-checks
+every event against the contract with ingest's own validators, stores the valid ones in one
+transaction, and dead-letters what can never be stored (to ``telemetry-events-dlq``, with the
+original bytes and a reason) before the message is acknowledged.
+
+* A transient failure raises :class:`ServiceUnavailable`: the function answers non-2xx and
+  Pub/Sub redelivers with backoff, harmless because every write is idempotent.
+* An unexpected error keeps its own type: it is raised as it is, so Pub/Sub retries it too and,
+  after max attempts, dead-letters it. Nothing is lost, and the traceback is logged.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
-import orjson
-from sqlalchemy import Engine
+import msgspec
 
-from shared.db_errors import classify
+from shared.contract.stored_event import StoredEvent, decode_stored_event
+from shared.contract.validation import EventValidator
 from shared.errors import ContractViolation, ServiceUnavailable
-from shared.hot_store import WriteResult, write_events
-from shared.records import MESSAGE_VERSION, StoredEvent, decode_batch
-from shared.registry import Registry
+from shared.pubsub import dead_letter
+from shared.pubsub.message import decode_message, encode_message
+from shared.pubsub.push import PushedMessage
+from shared.storage.hot.errors import classify
+from shared.storage.hot.writer import WriteResult
 
 logger = logging.getLogger("sink")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-#: Pub/Sub attribute values are limited to 1,024 bytes.
-_MAX_REASON = 900
 
+#: Writes a batch of stored events in one transaction, idempotently.
+Store = Callable[[Sequence[StoredEvent]], WriteResult]
+#: Publishes one message, with its attributes, to the dead-letter topic.
 DeadLetterSend = Callable[[bytes, Mapping[str, str]], None]
 
 
@@ -44,142 +46,113 @@ class SinkOutcome:
     dead_lettered: int
 
 
-def recheck(raw: Any, registry: Registry) -> StoredEvent:
-    """A stored-form event that still satisfies the contract, or a :class:`ContractViolation`."""
-    if not isinstance(raw, dict):
-        raise ContractViolation("stored event is not an object")
-    event = StoredEvent.from_wire(raw)
-    if not _UUID.match(event.event_id):
-        raise ContractViolation("event_id: not a lower-case UUID", "event_id")
-    spec = registry.get(event.name, event.version)
-    if event.category != spec.category:
-        raise ContractViolation(
-            f"category: {event.category!r} is not the registry's {spec.category!r}", "category"
-        )
-    if not 0.0 < event.sample_rate <= 1.0:
-        raise ContractViolation("sample_rate: must be in (0, 1]", "sample_rate")
-    if event.event_ts.tzinfo is None or event.received_at.tzinfo is None:
-        raise ContractViolation("event_ts and received_at must carry a time zone", "event_ts")
-    if not spec.validator.is_valid(event.props):
-        error = spec.validator.first_error(event.props)
-        path = ".".join(["props", *(str(p) for p in error.instance_path)]) if error else "props"
-        raise ContractViolation(f"{path}: {error.message if error else 'invalid'}", path)
-    return event
+@dataclass(frozen=True)
+class _Refused:
+    """An event that can never be stored: its original bytes and why."""
+
+    raw: msgspec.Raw
+    reason: str
 
 
 class SinkHandler:
     """Stores messages of stored-form events; dead-letters what can never be stored."""
 
     def __init__(
-        self,
-        engine_factory: Callable[[], Engine],
-        registry: Registry,
-        dead_letter: DeadLetterSend,
+        self, store: Store, validator: EventValidator, dead_letter_send: DeadLetterSend
     ) -> None:
-        self.engine_factory = engine_factory
-        self.registry = registry
-        self.dead_letter = dead_letter
+        self.store = store
+        self.validator = validator
+        self.dead_letter_send = dead_letter_send
 
-    def handle_message(
-        self, data: bytes, attributes: Mapping[str, str] | None, message_id: str | None
-    ) -> SinkOutcome:
-        """Store one message's events; raises :class:`ServiceUnavailable` to ask for redelivery."""
-        attributes = dict(attributes or {})
+    def handle(self, message: PushedMessage) -> SinkOutcome:
+        """Store one message's events; raises to ask Pub/Sub for redelivery."""
+        if message.problem is not None:
+            return self._refuse_message(message, message.problem)
         try:
-            raws = decode_batch(data)
+            body = decode_message(message.data)
         except ContractViolation as exc:
-            self._dead_letter_message(data, attributes, message_id, exc.reason, 1)
-            self._log(message_id, 0, 0, 0, 1, "undecodable")
-            return SinkOutcome(events=0, inserted=0, duplicates=0, dead_lettered=1)
-        good: list[StoredEvent] = []
-        bad: list[tuple[Any, str]] = []
-        for raw in raws:
+            return self._refuse_message(message, exc.reason)
+        good: list[tuple[msgspec.Raw, StoredEvent]] = []
+        refused: list[_Refused] = []
+        for index, raw in enumerate(body.events):
             try:
-                good.append(recheck(raw, self.registry))
+                event = decode_stored_event(raw, f"events[{index}]")
+                self.validator.recheck_stored(event)
             except ContractViolation as exc:
-                bad.append((raw, exc.reason))
+                refused.append(_Refused(raw, exc.reason))
+                continue
+            good.append((raw, event))
         inserted = 0
-        refused: list[tuple[Any, str]] = []
         if good:
-            stored, refused = self._store(good)
-            inserted = stored.inserted
-        bad.extend(refused)
-        if bad:
-            self._dead_letter_events(bad, attributes, message_id)
-        duplicates = len(good) - len(refused) - inserted
-        self._log(message_id, len(raws), inserted, duplicates, len(bad), None)
-        return SinkOutcome(len(raws), inserted, duplicates, len(bad))
+            inserted, refused_rows = self._store(good)
+            refused.extend(refused_rows)
+        if refused:
+            self._send(
+                encode_message([r.raw for r in refused], [r.reason for r in refused]),
+                message,
+                refused[0].reason,
+                len(refused),
+            )
+        stored = len(body.events) - len(refused)
+        outcome = SinkOutcome(len(body.events), inserted, stored - inserted, len(refused))
+        self._log(message.message_id, outcome)
+        return outcome
 
-    def _store(self, events: list[StoredEvent]) -> tuple[WriteResult, list[tuple[Any, str]]]:
+    def _store(self, batch: list[tuple[msgspec.Raw, StoredEvent]]) -> tuple[int, list[_Refused]]:
         """Write a batch; when the database refuses the data, isolate the rows it refuses."""
-        engine = self.engine_factory()
         try:
-            return write_events(engine, events), []
+            return self.store([event for _, event in batch]).inserted, []
         except Exception as exc:
-            error = classify(exc)
-            if error.transient:
-                raise error from None
+            self._raise_unless_data_refused(exc)
         # The batch holds data PostgreSQL refuses: store event by event to keep the rest.
         inserted = 0
-        refused: list[tuple[Any, str]] = []
-        for event in events:
+        refused: list[_Refused] = []
+        for raw, event in batch:
             try:
-                inserted += write_events(engine, [event]).inserted
+                inserted += self.store([event]).inserted
             except Exception as exc:
-                error = classify(exc)
-                if error.transient:
-                    raise error from None
-                refused.append((event, error.message))
-        return WriteResult(offered=len(events), inserted=inserted), refused
+                refused.append(_Refused(raw, self._raise_unless_data_refused(exc)))
+        return inserted, refused
 
-    def _dead_letter_events(
-        self, bad: Sequence[tuple[Any, str]], attributes: dict[str, str], message_id: str | None
-    ) -> None:
-        wire = [raw.to_wire() if isinstance(raw, StoredEvent) else raw for raw, _ in bad]
-        body = orjson.dumps({"v": MESSAGE_VERSION, "events": wire, "reasons": [r for _, r in bad]})
-        self._dead_letter_message(body, attributes, message_id, bad[0][1], len(bad))
+    @staticmethod
+    def _raise_unless_data_refused(error: Exception) -> str:
+        """The reason when the database refused the data itself; otherwise raise."""
+        typed = classify(error)
+        if typed is None:
+            raise error  # not a database verdict on the data: keep its type, let Pub/Sub retry
+        if typed.transient:
+            raise typed from error
+        return typed.message
 
-    def _dead_letter_message(
-        self,
-        data: bytes,
-        attributes: dict[str, str],
-        message_id: str | None,
-        reason: str,
-        count: int,
-    ) -> None:
-        dlq_attributes = {
-            **{k: v for k, v in attributes.items() if not k.startswith("CloudPubSubDeadLetter")},
-            "reason": reason[:_MAX_REASON],
-            "event_count": str(count),
-            "dead_lettered_by": "sink",
-            "dead_lettered_at": datetime.now(UTC).isoformat(),
-            "original_message_id": message_id or "",
-        }
+    def _refuse_message(self, message: PushedMessage, reason: str) -> SinkOutcome:
+        """Dead-letter a whole message as it came (its data undecodable)."""
+        self._send(message.data, message, reason, 1)
+        outcome = SinkOutcome(0, 0, 0, 1)
+        self._log(message.message_id, outcome)
+        return outcome
+
+    def _send(self, data: bytes, message: PushedMessage, reason: str, count: int) -> None:
+        attributes = dead_letter.sink_attributes(
+            message.attributes, reason, count, message.message_id
+        )
         try:
-            self.dead_letter(data, dlq_attributes)
+            self.dead_letter_send(data, attributes)
         except ServiceUnavailable:
             raise
         except Exception as exc:
             raise ServiceUnavailable(
                 f"dead-letter publish failed ({type(exc).__name__})", service="pubsub"
-            ) from None
+            ) from exc
 
-    def _log(
-        self,
-        message_id: str | None,
-        events: int,
-        inserted: int,
-        duplicates: int,
-        dead_lettered: int,
-        problem: str | None,
-    ) -> None:
+    @staticmethod
+    def _log(message_id: str | None, outcome: SinkOutcome) -> None:
         logger.info(
-            "message stored" if not problem else "message dead-lettered",
+            "message stored" if not outcome.dead_lettered else "message dead-lettered",
             extra={
                 "pubsub_message_id": message_id,
-                "events": events,
-                "inserted": inserted,
-                "duplicates": duplicates,
-                "dead_lettered": dead_lettered,
+                "events": outcome.events,
+                "inserted": outcome.inserted,
+                "duplicates": outcome.duplicates,
+                "dead_lettered": outcome.dead_lettered,
             },
         )

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared import names
-from shared.db import dispose_engine, make_engine, run_migrations
 from shared.errors import StackError, TelemetryError
+from shared.pubsub import resources as names
 from shared.settings import reset_settings
+from shared.storage.hot.engine import dispose_engine, make_engine, run_migrations
 from telemetry_cli.stack import gcs, pubsub
 from telemetry_cli.stack.functions import discover_functions, function_process, wait_function
 from telemetry_cli.stack.postgres import EmbeddedPostgres, default_data_dir

@@ -8,13 +8,18 @@ from pathlib import Path
 import pytest
 from click import Group
 
-from shared.generator import EventGenerator
-from shared.registry import default_registry
-from shared.registry.docs import render_markdown
-from shared.registry.lint import lint_registry
-from shared.tables import CALL_ENVELOPE_COLUMNS, api_calls_log, table_for_event, telemetry_events
-from shared.validation import EventValidator
+from shared.contract.registry import default_registry
+from shared.contract.validation import EventValidator
+from shared.storage.hot.tables import (
+    CALL_ENVELOPE_COLUMNS,
+    api_calls_log,
+    table_for_event,
+    telemetry_events,
+)
 from telemetry_cli.cli import cli
+from telemetry_cli.generator import EventGenerator
+from telemetry_cli.registry.docs import render_markdown
+from telemetry_cli.registry.lint import lint_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = list(default_registry())

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from google.cloud import pubsub_v1
 
-from shared import names
+from shared.pubsub import resources as names
 from tests.helpers import function_server
 
 

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import Engine, text
 
 import telemetry_client as tc
-from shared import names
-from shared.publisher import reset_publisher
+from shared.pubsub import resources as names
+from shared.pubsub.publisher import reset_publisher
 from tests.helpers import PROJECT_DIR, pull_all, topic_tap
 
 pytestmark = pytest.mark.integration
@@ -137,7 +137,7 @@ def test_no_event_is_lost_when_the_process_exits_right_after_a_request(services)
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, done.stderr
-        from shared.records import decode_batch
+        from shared.contract.stored_event import decode_batch
 
         events = [e for m in pull_all(tap, expected=1, timeout=20) for e in decode_batch(m.data)]
     assert [e["props"]["operation"] for e in events] == [f"exit-{tag}"]

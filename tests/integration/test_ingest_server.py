@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shared.records import decode_batch
+from shared.contract.stored_event import decode_batch
 from telemetry_cli.stack import pubsub
 from telemetry_cli.stack.process import free_port
 from tests.helpers import drain, function_server, pull_all, topic_tap

@@ -8,13 +8,13 @@ import uuid
 
 import pytest
 
-from shared import names
+from shared.contract.stored_event import StoredEvent, decode_batch
 from shared.errors import ServiceUnavailable
-from shared.generator import EventGenerator
-from shared.publisher import EventPublisher, reset_publisher, topic_path
-from shared.pubsub_rpc import publish_rpc
-from shared.records import StoredEvent, decode_batch
+from shared.pubsub import resources as names
+from shared.pubsub.publisher import EventPublisher, reset_publisher, topic_path
+from shared.pubsub.rpc import publish_rpc
 from shared.settings import get_settings
+from telemetry_cli.generator import EventGenerator
 from tests.helpers import pull_all, topic_tap
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from shared.gcs import reset_storage_client
-from shared.runtime_flags import RuntimeFlags, read_flags
+from shared.policy.flags import RuntimeFlags, read_flags
 from shared.settings import get_settings
+from shared.storage.gcs import reset_storage_client
 from telemetry_cli.cli import cli
 
 pytestmark = pytest.mark.integration

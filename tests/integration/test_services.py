@@ -16,11 +16,16 @@ from google.cloud import pubsub_v1, storage
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from shared import names
-from shared.db import check_connection, get_engine, make_engine, run_migrations
 from shared.errors import ConfigurationError, ServiceUnavailable
-from shared.partitions import ensure_partition, ensure_partitions, list_partitions, partition_name
-from shared.tables import api_calls_log, metadata, telemetry_events
+from shared.pubsub import resources as names
+from shared.storage.hot.engine import check_connection, get_engine, make_engine, run_migrations
+from shared.storage.hot.partitions import (
+    ensure_partition,
+    ensure_partitions,
+    list_partitions,
+    partition_name,
+)
+from shared.storage.hot.tables import api_calls_log, metadata, telemetry_events
 
 pytestmark = pytest.mark.integration
 
@@ -205,7 +210,7 @@ def test_bad_database_urls_are_explained() -> None:
 
 
 def test_get_engine_without_database_url_is_a_configuration_error(monkeypatch) -> None:
-    from shared import db
+    from shared.storage.hot import engine as db
 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setattr(db, "_engine", None)
@@ -214,8 +219,8 @@ def test_get_engine_without_database_url_is_a_configuration_error(monkeypatch) -
 
 
 def test_write_events_stores_only_what_is_missing(engine: Engine) -> None:
-    from shared.hot_store import write_events
-    from shared.records import StoredEvent
+    from shared.contract.stored_event import StoredEvent
+    from shared.storage.hot.writer import write_events
 
     now = datetime.now(UTC)
 
@@ -264,7 +269,7 @@ def test_write_events_stores_only_what_is_missing(engine: Engine) -> None:
 def test_migrate_cli_grants_writers_on_current_and_future_partitions(engine: Engine) -> None:
     from click.testing import CliRunner
 
-    from shared.partitions import ensure_partition
+    from shared.storage.hot.partitions import ensure_partition
     from telemetry_cli.cli import cli
 
     with engine.begin() as conn:

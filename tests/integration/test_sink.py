@@ -19,15 +19,15 @@ from click.testing import CliRunner
 from google.cloud import pubsub_v1
 from sqlalchemy import Engine, text
 
-from shared import names
-from shared.db import make_engine, run_migrations
-from shared.intake import Intake
-from shared.privacy import Pseudonymiser
-from shared.publisher import EventPublisher, reset_publisher
-from shared.records import StoredEvent, encode_batches
-from shared.sampling import SamplingPolicy
+from shared.contract.intake import Intake
+from shared.contract.stored_event import StoredEvent, encode_batches
+from shared.contract.validation import EventValidator
+from shared.policy.privacy import Pseudonymiser
+from shared.policy.sampling import SamplingPolicy
+from shared.pubsub import resources as names
+from shared.pubsub.publisher import EventPublisher, reset_publisher
 from shared.settings import DEV_PSEUDONYM_KEY, get_settings, parse_keyring
-from shared.validation import EventValidator
+from shared.storage.hot.engine import make_engine, run_migrations
 from telemetry_cli.cli import cli
 from telemetry_cli.stack.postgres import EmbeddedPostgres
 from tests.helpers import function_server, pull_all, topic_tap
@@ -256,8 +256,8 @@ def test_push_without_attributes_is_stored(sink_url: str, engine: Engine) -> Non
 
 
 def test_poison_message_ends_in_the_dlq_with_its_reason(services, sink_url: str) -> None:
-    from shared.publisher import topic_path
-    from shared.pubsub_rpc import publish_rpc
+    from shared.pubsub.publisher import topic_path
+    from shared.pubsub.rpc import publish_rpc
 
     with topic_tap(services.options.project, names.TOPIC_DLQ) as dlq:
         publish_rpc().send(
@@ -350,8 +350,8 @@ def test_pubsub_dead_letters_after_max_delivery_attempts(services, tmp_path: Pat
 
 
 def test_dlq_list_and_replay(services, sink_url: str, engine: Engine) -> None:
-    from shared.publisher import topic_path
-    from shared.pubsub_rpc import publish_rpc
+    from shared.pubsub.publisher import topic_path
+    from shared.pubsub.rpc import publish_rpc
 
     reason = f"test-replay-{uuid.uuid4().hex[:8]}"
     events = make_events(3)

@@ -12,9 +12,9 @@ import pytest
 from functions_framework import create_app
 from sqlalchemy import Engine, text
 
-from shared import names
-from shared.db import dispose_engine
-from shared.publisher import reset_publisher
+from shared.pubsub import resources as names
+from shared.pubsub.publisher import reset_publisher
+from shared.storage.hot.engine import dispose_engine
 from tests.helpers import PROJECT_DIR, pull_all, topic_tap
 from tests.integration.test_sink import make_events
 
@@ -50,7 +50,7 @@ def push(client: Any, data: bytes, attributes: dict[str, str] | None = None) -> 
 
 
 def test_push_is_stored_and_acknowledged(client: Any, engine: Engine) -> None:
-    from shared.records import encode_batches
+    from shared.contract.stored_event import encode_batches
 
     events = make_events(4, llm=True)
     ((body, _),) = list(encode_batches(events))
@@ -82,7 +82,7 @@ def test_poison_push_is_dead_lettered_then_acknowledged(services, client: Any) -
 def test_database_down_answers_500_for_redelivery(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.records import encode_batches
+    from shared.contract.stored_event import encode_batches
 
     monkeypatch.setenv("DATABASE_URL", "postgresql+pg8000://nobody@127.0.0.1:1/none")
     import main as sink_main

@@ -15,8 +15,8 @@ from typing import Any
 import hcl2
 import pytest
 
-from shared import names
-from shared.storage_layout import COLD_ARCHIVE_AFTER_DAYS, COLD_RETENTION_DAYS, WARM_RETENTION_DAYS
+from shared.pubsub import resources as names
+from shared.storage.layout import COLD_ARCHIVE_AFTER_DAYS, COLD_RETENTION_DAYS, WARM_RETENTION_DAYS
 
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "terraform"
@@ -218,9 +218,9 @@ def test_bundles_are_byte_for_byte_reproducible(tmp_path: Path) -> None:
             listing = archive.namelist()
             assert "main.py" in listing and "requirements.txt" in listing
             for needed in (
-                "shared/registry/events.yaml",
-                "shared/prices.yaml",
-                "shared/migrations/versions/0001_hot_tier.py",
+                "shared/contract/registry/events.yaml",
+                "shared/llm/prices.yaml",
+                "shared/storage/hot/migrations/versions/0001_hot_tier.py",
             ):
                 assert needed in listing, needed
             assert not any("__pycache__" in n or n.endswith(".pyc") for n in listing)

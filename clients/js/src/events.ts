@@ -1,5 +1,5 @@
-// Generated from shared/registry/events.yaml by `telemetry registry ts`. Do not edit:
-// `make test` fails when this file has drifted from the registry.
+// Generated from shared/contract/registry/events.yaml by `telemetry registry ts`.
+// Do not edit: `make test` fails when this file has drifted from the registry.
 
 export interface EventProps {
   /** A reviewer confirmed, dismissed or relabelled a bias the model flagged. (v1) */

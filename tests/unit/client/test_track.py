@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from tenacity import retry, stop_after_attempt, wait_none
 
 import telemetry_client as tc
-from shared.validation import EventValidator
+from shared.contract.validation import EventValidator
 from telemetry_client import track as track_module
 from telemetry_client.sender import SenderStats
 
@@ -242,7 +242,7 @@ def test_tenacity_retries_and_fallback_are_counted(sent) -> None:
 
 
 def test_conversation_and_user_follow_into_tasks_and_threads(sent) -> None:
-    from shared.log import run_with_context
+    from shared.observability.log import run_with_context
 
     @tc.track_api_call(provider="openai", model="gpt-4o", operation="x")
     async def call_llm() -> None:

@@ -17,36 +17,39 @@ from functions_framework import create_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.unit.ingest.test_ingest_http import ORIGIN, FakePublisher, envelope, event, make_handler
+from shared.settings import Settings
 
+DEFAULT_ORIGIN = Settings.model_fields["telemetry_allowed_origins"].default.split(",")[0]
 SOURCE = Path(__file__).resolve().parents[3] / "functions" / "ingest" / "main.py"
 
 
 @pytest.fixture(scope="module")
-def app_and_publisher() -> Iterator[tuple[Any, FakePublisher]]:
+def app_and_publisher(make_publisher, make_handler) -> Iterator[tuple[Any, Any]]:
     app = create_app(target="ingest", source=str(SOURCE))
     import main as ingest_main  # the module functions-framework loaded
 
-    publisher = FakePublisher()
+    publisher = make_publisher()
     ingest_main._handler = make_handler(publisher)
     yield app.test_client(), publisher
     ingest_main.reset()
 
 
-def test_adapter_maps_answers_to_responses(app_and_publisher: tuple[Any, FakePublisher]) -> None:
+def test_adapter_maps_answers_to_responses(
+    app_and_publisher: tuple[Any, Any], origin, make_publisher, envelope, event
+) -> None:
     client, publisher = app_and_publisher
     before = len(publisher.events)
     response = client.post(
         "/v1/events",
         data=json.dumps(envelope(event())),
-        headers={"Content-Type": "text/plain;charset=UTF-8", "Origin": ORIGIN},
+        headers={"Content-Type": "text/plain;charset=UTF-8", "Origin": origin},
     )
     assert response.status_code == 202
     assert response.headers["Content-Type"] == "application/json"
-    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert response.headers["Access-Control-Allow-Origin"] == origin
     assert response.get_json() == {"accepted": 1, "sampled_out": 0, "rejected": []}
     assert len(publisher.events) == before + 1
-    preflight = client.options("/v1/events", headers={"Origin": ORIGIN})
+    preflight = client.options("/v1/events", headers={"Origin": origin})
     assert preflight.status_code == 204 and preflight.data == b""
 
 
@@ -59,7 +62,7 @@ def test_handler_is_built_lazily_from_settings(monkeypatch: pytest.MonkeyPatch) 
     try:
         handler = ingest_main.get_handler()
         assert handler is ingest_main.get_handler()
-        assert handler.allowed_origins == {"http://localhost:8000", "http://127.0.0.1:8000"}
+        assert handler.cors.allowed_origins == {"http://localhost:8000", "http://127.0.0.1:8000"}
     finally:
         ingest_main._handler = saved
 
@@ -111,7 +114,7 @@ header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=1
     )
     | header_values,
     gzipped=st.booleans(),
-    origin=st.sampled_from([None, ORIGIN, "https://evil.example", "null"]),
+    origin=st.sampled_from([None, DEFAULT_ORIGIN, "https://evil.example", "null"]),
     method=st.sampled_from(["POST", "POST", "POST", "GET", "OPTIONS", "PUT"]),
     path=st.sampled_from(["/v1/events", "/", "/other"]),
     extra=st.dictionaries(
@@ -121,7 +124,7 @@ header_values = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=1
     ),
 )
 def test_any_request_gets_a_json_non_5xx_answer_whose_counts_add_up(
-    app_and_publisher: tuple[Any, FakePublisher],
+    app_and_publisher: tuple[Any, Any],
     body: bytes,
     content_type: str,
     gzipped: bool,
@@ -129,6 +132,7 @@ def test_any_request_gets_a_json_non_5xx_answer_whose_counts_add_up(
     method: str,
     path: str,
     extra: dict[str, str],
+    make_publisher,
 ) -> None:
     client, _ = app_and_publisher
     headers = {"Content-Type": content_type, **extra}

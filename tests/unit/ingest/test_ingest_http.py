@@ -9,117 +9,53 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
-from ingest_http import Answer, IngestHandler, gunzip_limited, parse_content_type
 
-from shared.errors import ServiceUnavailable
-from shared.intake import Intake
-from shared.privacy import Pseudonymiser
-from shared.records import StoredEvent
-from shared.runtime_flags import Flags, RuntimeFlags
-from shared.sampling import SamplingPolicy
-from shared.settings import load_settings
-from shared.validation import EventValidator
+from shared.http import gunzip_limited, parse_content_type
+from shared.policy.privacy import Pseudonymiser
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-ORIGIN = "http://localhost:8000"
-KEY = ("k1", "test-pseudonym-key-long")
 
 
-class FakePublisher:
-    def __init__(self, fail: bool = False) -> None:
-        self.batches: list[tuple[list[StoredEvent], str, Any]] = []
-        self.fail = fail
-
-    def publish(self, events: list[StoredEvent], source: str, extra: Any = None) -> int:
-        if self.fail:
-            raise ServiceUnavailable("Pub/Sub did not confirm the batch within 5.0 s", "pubsub")
-        self.batches.append((events, source, extra))
-        return 1
-
-    @property
-    def events(self) -> list[StoredEvent]:
-        return [e for batch in self.batches for e in batch[0]]
-
-
-def make_handler(
-    publisher: FakePublisher | None = None,
-    rates: dict[str, float] | None = None,
-    override_until: datetime | None = None,
-    monkeypatch: pytest.MonkeyPatch | None = None,
-    **env: str,
-) -> IngestHandler:
-    settings = load_settings()
-    if env:
-        settings = settings.model_copy(update=env)
-    flags = RuntimeFlags(settings, reader=lambda _: Flags(override_until).dump())
-    flags.refresh()
-    flags._fetched_at = float("inf")  # no background refresh in unit tests
-    intake = Intake(EventValidator(), SamplingPolicy(rates or {}), Pseudonymiser([KEY]))
-    return IngestHandler(settings, intake, publisher or FakePublisher(), flags, clock=lambda: NOW)
-
-
-def event(index: int = 0, **overrides: Any) -> dict[str, Any]:
-    body = {
-        "event_id": f"0b6c7b1e-1111-4222-8333-{index:012d}",
-        "name": "detail_panel.view",
-        "ts": "2026-11-24T11:59:00.123Z",
-        "props": {"node_id": "n-17", "panel": "bias", "duration_ms": 840},
-    }
-    body.update(overrides)
-    return body
-
-
-def envelope(*events: dict[str, Any], **context: Any) -> dict[str, Any]:
-    ctx = {"session_id": "s-1", "user_id": "u-42", "app_version": "1.8.0", **context}
-    return {"context": ctx, "events": list(events)}
-
-
-def post(
-    handler: IngestHandler,
-    body: Any,
-    content_type: str = "application/json",
-    origin: str | None = ORIGIN,
-    path: str = "/v1/events",
-    method: str = "POST",
-    **headers: str,
-) -> Answer:
-    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    all_headers = {"Content-Type": content_type, "Content-Length": str(len(raw)), **headers}
-    if origin:
-        all_headers["Origin"] = origin
-    return handler.handle(method, path, all_headers, io.BytesIO(raw))
-
-
-def test_valid_batch_is_accepted_pseudonymised_and_published() -> None:
-    publisher = FakePublisher()
+def test_valid_batch_is_accepted_pseudonymised_and_published(
+    make_publisher, post, origin, make_handler, envelope, event, pseudonym_key
+) -> None:
+    publisher = make_publisher()
     answer = post(make_handler(publisher), envelope(event(0), event(1, conversation_id="c-9")))
     assert answer.status == 202
     assert answer.body == {"accepted": 2, "sampled_out": 0, "rejected": []}
-    assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert answer.headers["Access-Control-Allow-Origin"] == origin
     first, second = publisher.events
-    assert first.user_key == Pseudonymiser([KEY]).pseudonym("u-42")[1] and first.key_id == "k1"
-    assert "u-42" not in json.dumps([e.to_wire() for e in publisher.events])
+    assert (
+        first.user_key == Pseudonymiser([pseudonym_key]).pseudonym("u-42")[1]
+        and first.key_id == "k1"
+    )
+    assert "u-42" not in json.dumps([msgspec.to_builtins(e) for e in publisher.events])
     assert first.received_at == NOW and first.sample_rate == 1.0
     assert first.app_version == "1.8.0" and second.conversation_id == "c-9"
     assert publisher.batches[0][1] == "ingest"
 
 
-def test_text_plain_from_send_beacon_and_root_path() -> None:
-    publisher = FakePublisher()
+def test_text_plain_from_send_beacon_and_root_path(
+    make_publisher, post, make_handler, envelope, event
+) -> None:
+    publisher = make_publisher()
     answer = post(make_handler(publisher), envelope(event()), "text/plain;charset=UTF-8", path="/")
     assert answer.status == 202 and len(publisher.events) == 1
 
 
-def test_gzip_body() -> None:
-    publisher = FakePublisher()
+def test_gzip_body(make_publisher, post, make_handler, envelope, event) -> None:
+    publisher = make_publisher()
     raw = gzip.compress(json.dumps(envelope(event(0), event(1))).encode())
     answer = post(make_handler(publisher), raw, **{"Content-Encoding": "gzip"})
     assert answer.status == 202 and answer.body["accepted"] == 2
 
 
-def test_mixed_batch_counts_every_event_once_with_reasons() -> None:
-    publisher = FakePublisher()
+def test_mixed_batch_counts_every_event_once_with_reasons(
+    make_publisher, post, event, make_handler, envelope
+) -> None:
+    publisher = make_publisher()
     events = [
         event(0),
         event(1, props={"node_id": "n", "panel": "x"}),
@@ -159,8 +95,10 @@ def test_mixed_batch_counts_every_event_once_with_reasons() -> None:
     assert {e.name for e in publisher.events} == {"detail_panel.view", "llm.call"}
 
 
-def test_all_rejected_publishes_nothing() -> None:
-    publisher = FakePublisher()
+def test_all_rejected_publishes_nothing(
+    make_publisher, post, make_handler, envelope, event
+) -> None:
+    publisher = make_publisher()
     answer = post(make_handler(publisher), envelope(event(name="nope.x")))
     assert answer.status == 202 and answer.body["accepted"] == 0
     assert publisher.batches == []
@@ -215,17 +153,25 @@ def test_all_rejected_publishes_nothing() -> None:
     ],
 )
 def test_whole_request_errors(
-    body: Any, content_type: str, headers: dict[str, str], status: int, error: str
+    body: Any,
+    content_type: str,
+    headers: dict[str, str],
+    status: int,
+    error: str,
+    make_publisher,
+    post,
+    origin,
+    make_handler,
 ) -> None:
-    publisher = FakePublisher()
+    publisher = make_publisher()
     answer = post(make_handler(publisher), body, content_type, **headers)
     assert answer.status == status
     assert answer.body is not None and error in answer.body["error"], answer.body
-    assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert answer.headers["Access-Control-Allow-Origin"] == origin
     assert publisher.batches == []
 
 
-def test_body_over_limit_without_content_length_is_cut_while_reading() -> None:
+def test_body_over_limit_without_content_length_is_cut_while_reading(make_handler) -> None:
     handler = make_handler()
     stream = io.BytesIO(b" " * (2 * 1024 * 1024))
     answer = handler.handle("POST", "/v1/events", {"Content-Type": "application/json"}, stream)
@@ -233,7 +179,7 @@ def test_body_over_limit_without_content_length_is_cut_while_reading() -> None:
     assert stream.tell() <= 1024 * 1024 + 1
 
 
-def test_gzip_bomb_is_cut_off_while_inflating() -> None:
+def test_gzip_bomb_is_cut_off_while_inflating(post, make_handler) -> None:
     bomb = gzip.compress(b" " * (200 * 1024 * 1024), compresslevel=9)
     assert len(bomb) < 1024 * 1024
     answer = post(make_handler(), bomb, **{"Content-Encoding": "gzip"})
@@ -248,8 +194,10 @@ def test_gunzip_limited_never_inflates_past_the_limit() -> None:
         gunzip_limited(data, 9_999)
 
 
-def test_disallowed_origin_gets_403_without_cors_and_nothing_published() -> None:
-    publisher = FakePublisher()
+def test_disallowed_origin_gets_403_without_cors_and_nothing_published(
+    make_publisher, post, make_handler, envelope, event
+) -> None:
+    publisher = make_publisher()
     answer = post(make_handler(publisher), envelope(event()), origin="https://evil.example")
     assert answer.status == 403
     assert answer.body == {"error": "origin https://evil.example is not allowed to send telemetry"}
@@ -257,14 +205,16 @@ def test_disallowed_origin_gets_403_without_cors_and_nothing_published() -> None
     assert publisher.batches == []
 
 
-def test_no_origin_is_a_server_to_server_call_and_allowed() -> None:
+def test_no_origin_is_a_server_to_server_call_and_allowed(
+    post, make_handler, envelope, event
+) -> None:
     assert post(make_handler(), envelope(event()), origin=None).status == 202
 
 
-def test_preflight_for_allowed_origin() -> None:
-    answer = make_handler().handle("OPTIONS", "/v1/events", {"Origin": ORIGIN}, io.BytesIO())
+def test_preflight_for_allowed_origin(origin, make_handler) -> None:
+    answer = make_handler().handle("OPTIONS", "/v1/events", {"Origin": origin}, io.BytesIO())
     assert answer.status == 204 and answer.body is None
-    assert answer.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert answer.headers["Access-Control-Allow-Origin"] == origin
     assert "POST" in answer.headers["Access-Control-Allow-Methods"]
     assert "Content-Encoding" in answer.headers["Access-Control-Allow-Headers"]
     assert "Access-Control-Allow-Credentials" not in answer.headers
@@ -274,23 +224,27 @@ def test_preflight_for_allowed_origin() -> None:
     assert denied.status == 403
 
 
-def test_other_methods_and_paths() -> None:
+def test_other_methods_and_paths(make_handler, origin) -> None:
     handler = make_handler()
-    answer = handler.handle("GET", "/v1/events", {"Origin": ORIGIN}, io.BytesIO())
+    answer = handler.handle("GET", "/v1/events", {"Origin": origin}, io.BytesIO())
     assert answer.status == 405 and answer.headers["Allow"] == "POST, OPTIONS"
-    answer = handler.handle("POST", "/v2/things", {"Origin": ORIGIN}, io.BytesIO())
+    answer = handler.handle("POST", "/v2/things", {"Origin": origin}, io.BytesIO())
     assert answer.status == 404 and "POST to /v1/events" in answer.body["error"]
 
 
-def test_wildcard_origin_echoes_the_caller(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wildcard_origin_echoes_the_caller(
+    monkeypatch: pytest.MonkeyPatch, post, make_handler, envelope, event
+) -> None:
     monkeypatch.setenv("TELEMETRY_ALLOWED_ORIGINS", "*")
     answer = post(make_handler(), envelope(event()), origin="https://any.example")
     assert answer.status == 202
     assert answer.headers["Access-Control-Allow-Origin"] == "https://any.example"
 
 
-def test_sampling_per_session_and_incident_override() -> None:
-    publisher = FakePublisher()
+def test_sampling_per_session_and_incident_override(
+    make_publisher, make_handler, post, envelope, event
+) -> None:
+    publisher = make_publisher()
     handler = make_handler(publisher, rates={"ui": 0.0})
     answer = post(
         handler,
@@ -305,18 +259,20 @@ def test_sampling_per_session_and_incident_override() -> None:
     )
     assert answer.body == {"accepted": 1, "sampled_out": 1, "rejected": []}
     assert [e.name for e in publisher.events] == ["bias.flagged"]
-    incident = FakePublisher()
+    incident = make_publisher()
     handler = make_handler(incident, rates={"ui": 0.0}, override_until=NOW + timedelta(hours=1))
     assert post(handler, envelope(event(0))).body["accepted"] == 1
     assert incident.events[0].sample_rate == 1.0
     expired = make_handler(
-        FakePublisher(), rates={"ui": 0.0}, override_until=NOW - timedelta(seconds=1)
+        make_publisher(), rates={"ui": 0.0}, override_until=NOW - timedelta(seconds=1)
     )
     assert post(expired, envelope(event(0))).body["sampled_out"] == 1
 
 
-def test_kept_events_carry_their_sample_rate() -> None:
-    publisher = FakePublisher()
+def test_kept_events_carry_their_sample_rate(
+    make_publisher, make_handler, post, envelope, event
+) -> None:
+    publisher = make_publisher()
     handler = make_handler(publisher, rates={"ui": 0.5})
     kept = 0
     for i in range(200):
@@ -326,8 +282,10 @@ def test_kept_events_carry_their_sample_rate() -> None:
     assert {e.sample_rate for e in publisher.events} == {0.5}
 
 
-def test_pii_props_are_hashed_or_dropped_before_publishing() -> None:
-    publisher = FakePublisher()
+def test_pii_props_are_hashed_or_dropped_before_publishing(
+    make_publisher, event, post, make_handler, envelope, pseudonym_key
+) -> None:
+    publisher = make_publisher()
     feedback = event(
         0,
         name="feedback.submit",
@@ -335,21 +293,25 @@ def test_pii_props_are_hashed_or_dropped_before_publishing() -> None:
     )
     assert post(make_handler(publisher), envelope(feedback)).status == 202
     (stored,) = publisher.events
-    props = stored.to_wire()["props"]  # what the message carries
+    props = msgspec.to_builtins(stored)["props"]  # what the message carries
     assert set(props) == {"rating", "contact_email"}
-    assert props["contact_email"] == Pseudonymiser([KEY]).pseudonym("me@example.com")[1]
+    assert props["contact_email"] == Pseudonymiser([pseudonym_key]).pseudonym("me@example.com")[1]
 
 
-def test_pubsub_down_is_503_with_retry_after_and_nothing_counted() -> None:
-    answer = post(make_handler(FakePublisher(fail=True)), envelope(event()))
+def test_pubsub_down_is_503_with_retry_after_and_nothing_counted(
+    post, make_handler, envelope, make_publisher, event
+) -> None:
+    answer = post(make_handler(make_publisher(fail=True)), envelope(event()))
     assert answer.status == 503
     assert answer.headers["Retry-After"] == "5"
     assert "nothing of this batch was accepted" in answer.body["error"]
     assert "accepted" not in answer.body
 
 
-def test_unexpected_failure_is_a_json_500() -> None:
-    class Broken(FakePublisher):
+def test_unexpected_failure_is_a_json_500(
+    make_publisher, post, make_handler, envelope, event
+) -> None:
+    class Broken(make_publisher):
         def publish(self, *args: Any, **kwargs: Any) -> int:
             raise RuntimeError("bug")
 
@@ -359,14 +321,18 @@ def test_unexpected_failure_is_a_json_500() -> None:
     }
 
 
-def test_trace_header_is_forwarded_to_the_message() -> None:
-    publisher = FakePublisher()
+def test_trace_header_is_forwarded_to_the_message(
+    make_publisher, post, make_handler, envelope, event
+) -> None:
+    publisher = make_publisher()
     parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
     post(make_handler(publisher), envelope(event()), traceparent=parent)
     assert publisher.batches[0][2] == {"traceparent": parent}
 
 
-def test_logs_carry_counts_but_no_values(caplog: pytest.LogCaptureFixture) -> None:
+def test_logs_carry_counts_but_no_values(
+    caplog: pytest.LogCaptureFixture, event, post, make_handler, envelope
+) -> None:
     caplog.set_level(logging.INFO, logger="ingest")
     bad = event(1, props={"node_id": "secret-node-value", "panel": "zzz-secret"})
     post(make_handler(), envelope(event(0), bad, user_id="u-secret-person"))
@@ -379,7 +345,7 @@ def test_logs_carry_counts_but_no_values(caplog: pytest.LogCaptureFixture) -> No
 
 
 def test_a_clean_beacon_is_counted_in_the_summary_not_logged_alone(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, make_handler, post, envelope, event
 ) -> None:
     caplog.set_level(logging.INFO, logger="ingest")
     handler = make_handler()
@@ -407,8 +373,10 @@ def test_parse_content_type(value: str | None, expected: tuple[str, str | None])
     assert parse_content_type(value) == expected
 
 
-def test_nul_characters_are_rejected_per_event_not_dead_lettered_later() -> None:
-    publisher = FakePublisher()
+def test_nul_characters_are_rejected_per_event_not_dead_lettered_later(
+    make_publisher, post, make_handler, envelope, event
+) -> None:
+    publisher = make_publisher()
     raw = json.dumps(
         envelope(event(0), event(1, props={"node_id": "n\u0000x", "panel": "bias"}))
     ).encode()

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import base64
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
+import msgspec
 import orjson
 import pg8000.dbapi
 import pytest
-import sink_logic
-from cloudevents.http import CloudEvent
-from sink_logic import SinkHandler, recheck
+from sink_logic import SinkHandler
 from sqlalchemy import exc as sa_exc
 
-from shared.db_errors import classify, sqlstate
-from shared.errors import ContractViolation, ServiceUnavailable
-from shared.hot_store import WriteResult, call_row, copy_text, event_row
-from shared.records import StoredEvent, encode_batches
-from shared.registry import default_registry
-from shared.tables import api_calls_log, telemetry_events
-from tests.helpers import load_function_main
+from shared.contract.registry import default_registry
+from shared.contract.stored_event import StoredEvent
+from shared.contract.validation import EventValidator
+from shared.errors import ServiceUnavailable
+from shared.pubsub.message import encode_batches
+from shared.pubsub.push import NOT_BASE64, PushedMessage
+from shared.storage.hot.writer import WriteResult
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
@@ -47,6 +45,12 @@ def stored(
     return StoredEvent(**values)
 
 
+def pushed(
+    data: bytes, attributes: dict[str, str] | None = None, mid: str = "m-1"
+) -> PushedMessage:
+    return PushedMessage(data, attributes or {}, mid)
+
+
 def message(*events: StoredEvent) -> bytes:
     ((body, _),) = list(encode_batches(list(events)))
     return body
@@ -57,13 +61,15 @@ def pg_error(code: str) -> pg8000.dbapi.DatabaseError:
 
 
 class Recorder:
+    """A store and a dead-letter sender that remember what they were given."""
+
     def __init__(self) -> None:
         self.written: list[list[StoredEvent]] = []
         self.dead: list[tuple[bytes, dict[str, str]]] = []
         self.fail_with: Exception | None = None
         self.refuse_ids: set[str] = set()
 
-    def write(self, engine: Any, events: list[StoredEvent]) -> WriteResult:
+    def store(self, events: Sequence[StoredEvent]) -> WriteResult:
         if self.fail_with is not None:
             raise self.fail_with
         if any(e.event_id in self.refuse_ids for e in events):
@@ -75,46 +81,85 @@ class Recorder:
         self.dead.append((data, dict(attributes)))
 
 
+@pytest.fixture(scope="module")
+def validator() -> EventValidator:
+    return EventValidator()
+
+
 @pytest.fixture
-def rec(monkeypatch: pytest.MonkeyPatch) -> Recorder:
-    recorder = Recorder()
-    monkeypatch.setattr(sink_logic, "write_events", recorder.write)
-    return recorder
+def rec() -> Recorder:
+    return Recorder()
 
 
-def handler(rec: Recorder) -> SinkHandler:
-    return SinkHandler(object, default_registry(), rec.dead_letter)  # type: ignore[arg-type, return-value]
+@pytest.fixture
+def handler(rec: Recorder, validator: EventValidator) -> SinkHandler:
+    return SinkHandler(rec.store, validator, rec.dead_letter)
 
 
-def test_valid_message_is_written_in_one_batch(rec: Recorder) -> None:
-    outcome = handler(rec).handle_message(
-        message(stored(1), stored(2)), {"event_count": "2"}, "m-1"
-    )
+def test_valid_message_is_written_in_one_batch(rec: Recorder, handler: SinkHandler) -> None:
+    outcome = handler.handle(pushed(message(stored(1), stored(2)), {"event_count": "2"}))
     assert (outcome.events, outcome.inserted, outcome.dead_lettered) == (2, 2, 0)
     assert [e.event_id[-1] for e in rec.written[0]] == ["1", "2"]
     assert rec.dead == []
 
 
-def test_message_without_attributes_is_fine(rec: Recorder) -> None:
-    assert handler(rec).handle_message(message(stored(1)), None, None).inserted == 1
+def test_message_without_attributes_is_fine(handler: SinkHandler) -> None:
+    assert handler.handle(PushedMessage(message(stored(1)))).inserted == 1
 
 
-@pytest.mark.parametrize("data", [b"not json", b'{"v": 2, "events": []}', b"[1, 2]", b'{"v": 1}'])
-def test_undecodable_message_is_dead_lettered_with_a_reason(rec: Recorder, data: bytes) -> None:
-    outcome = handler(rec).handle_message(data, {"source": "ingest"}, "m-9")
+def test_duplicates_are_counted_not_dead_lettered(rec: Recorder, validator: EventValidator) -> None:
+    def already_stored(events: Sequence[StoredEvent]) -> WriteResult:
+        return WriteResult(len(events), 0)
+
+    outcome = SinkHandler(already_stored, validator, rec.dead_letter).handle(
+        pushed(message(stored(1), stored(2)))
+    )
+    assert (outcome.inserted, outcome.duplicates, outcome.dead_lettered) == (0, 2, 0)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"not json", "message body is not JSON"),
+        (b'{"v": 2, "events": []}', "message.v"),
+        (b"[1, 2]", "message"),
+        (b'{"v": 1}', "events"),
+        (b'{"v": 1, "events": [], "extra": 1}', "unknown field"),
+    ],
+)
+def test_undecodable_message_is_dead_lettered_with_a_reason(
+    rec: Recorder, handler: SinkHandler, data: bytes, reason: str
+) -> None:
+    outcome = handler.handle(pushed(data, {"source": "ingest"}, "m-9"))
     assert outcome.dead_lettered == 1 and rec.written == []
     ((body, attributes),) = rec.dead
     assert body == data
-    assert attributes["reason"] and attributes["original_message_id"] == "m-9"
+    assert reason in attributes["reason"] and attributes["original_message_id"] == "m-9"
     assert attributes["source"] == "ingest" and attributes["dead_lettered_by"] == "sink"
 
 
-def test_contract_violations_are_dead_lettered_and_the_rest_stored(rec: Recorder) -> None:
+def test_data_that_is_not_base64_is_dead_lettered_as_it_came(
+    rec: Recorder, handler: SinkHandler
+) -> None:
+    """Regression: the sink replaced undecodable base64 with a sentinel, so the DLQ kept the
+    sentinel and the original payload was lost."""
+    outcome = handler.handle(PushedMessage(b"%%%not-base64", {"a": "1"}, "m-8", NOT_BASE64))
+    assert outcome.dead_lettered == 1 and rec.written == []
+    ((body, attributes),) = rec.dead
+    assert body == b"%%%not-base64"
+    assert attributes["reason"] == "message.data is not base64" and attributes["a"] == "1"
+
+
+def test_contract_violations_are_dead_lettered_and_the_rest_stored(
+    rec: Recorder, handler: SinkHandler
+) -> None:
     good = stored(1)
-    unknown = stored(2).to_wire() | {"name": "nope.x"}
+    unknown = msgspec.to_builtins(stored(2)) | {"name": "nope.x"}
     bad_props = stored(3, props={"node_id": "n", "colour": "red"})
-    data = orjson.dumps({"v": 1, "events": [good.to_wire(), unknown, bad_props.to_wire()]})
-    outcome = handler(rec).handle_message(data, {}, "m-2")
+    data = orjson.dumps(
+        {"v": 1, "events": [msgspec.to_builtins(good), unknown, msgspec.to_builtins(bad_props)]}
+    )
+    outcome = handler.handle(pushed(data, {}, "m-2"))
     assert (outcome.inserted, outcome.dead_lettered) == (1, 2)
     ((body, attributes),) = rec.dead
     dead = json.loads(body)
@@ -124,130 +169,86 @@ def test_contract_violations_are_dead_lettered_and_the_rest_stored(rec: Recorder
     assert attributes["event_count"] == "2" and attributes["reason"] == dead["reasons"][0]
 
 
-def test_transient_database_errors_ask_for_redelivery(rec: Recorder) -> None:
-    rec.fail_with = sa_exc.OperationalError("connect", {}, pg8000.dbapi.InterfaceError("refused"))
-    with pytest.raises(ServiceUnavailable):
-        handler(rec).handle_message(message(stored(1)), {}, "m-3")
-    assert rec.dead == []
-
-
-def test_rows_the_database_refuses_are_isolated_and_dead_lettered(rec: Recorder) -> None:
-    rec.refuse_ids = {stored(2).event_id}
-    outcome = handler(rec).handle_message(message(stored(1), stored(2), stored(3)), {}, "m-4")
-    assert outcome.inserted == 2 and outcome.dead_lettered == 1
-    assert sorted(e.event_id[-1] for batch in rec.written for e in batch) == ["1", "3"]
-    assert "SQLSTATE 22P02" in rec.dead[0][1]["reason"]
-
-
-def test_dead_letter_failure_is_transient(rec: Recorder) -> None:
-    def broken(data: bytes, attributes: Any) -> None:
-        raise RuntimeError("no pubsub")
-
-    h = SinkHandler(object, default_registry(), broken)  # type: ignore[arg-type, return-value]
-    with pytest.raises(ServiceUnavailable, match="dead-letter publish failed"):
-        h.handle_message(b"junk", {}, "m-5")
+def test_stored_event_decoding_coerced_bad_input(rec: Recorder, handler: SinkHandler) -> None:
+    """Regression: ``StoredEvent.from_wire`` accepted ``"1"`` as a version, ``2`` as a session
+    id, a list of pairs as props and ``"1"`` as a rate; now each is refused with its path."""
+    good = msgspec.to_builtins(stored(1))
+    cases = [
+        {"version": "1"},
+        {"session_id": 2},
+        {"props": [["a", 1]]},
+        {"sample_rate": "1"},
+    ]
+    events = [good | change for change in cases]
+    outcome = handler.handle(pushed(orjson.dumps({"v": 1, "events": events})))
+    assert outcome.dead_lettered == 4 and rec.written == []
+    reasons = json.loads(rec.dead[0][0])["reasons"]
+    assert reasons[0].startswith("events[0].version: Expected `int`, got `str`")
+    assert reasons[1].startswith("events[1].session_id: Expected `str`, got `int`")
+    assert reasons[2].startswith("events[2].props")
+    assert reasons[3].startswith("events[3].sample_rate: Expected `float`, got `str`")
 
 
 @pytest.mark.parametrize(
     ("change", "fragment"),
     [
         ({"event_id": "NOT-A-UUID"}, "event_id"),
+        ({"event_id": "0B6C7B1E-1111-4222-8333-000000000001"}, "lower-case"),
         ({"category": "domain"}, "category"),
         ({"sample_rate": 0.0}, "sample_rate"),
+        ({"sample_rate": 1.5}, "sample_rate"),
         ({"props": {"depth": 1}}, "props"),
-        ({"event_ts": "yesterday"}, "malformed"),
+        ({"event_ts": "yesterday"}, "event_ts"),
+        ({"event_ts": "2026-11-24T12:00:00"}, "timezone"),
+        ({"session_id": ""}, "session_id"),
     ],
 )
-def test_recheck_refuses_what_breaks_the_contract(change: dict[str, Any], fragment: str) -> None:
-    raw = stored(1).to_wire() | change
-    with pytest.raises(ContractViolation, match=fragment):
-        recheck(raw, default_registry())
-    with pytest.raises(ContractViolation, match="not an object"):
-        recheck([1], default_registry())
-    with pytest.raises(ContractViolation, match="lacks 'name'"):
-        recheck({k: v for k, v in stored(1).to_wire().items() if k != "name"}, default_registry())
+def test_sink_recheck_refuses_what_ingest_would_refuse(
+    rec: Recorder, handler: SinkHandler, change: dict[str, Any], fragment: str
+) -> None:
+    """The sink's re-check is ingest's own validator (one UUID pattern, one props check)."""
+    raw = msgspec.to_builtins(stored(1)) | change
+    outcome = handler.handle(pushed(orjson.dumps({"v": 1, "events": [raw]})))
+    assert outcome.dead_lettered == 1 and rec.written == []
+    assert fragment in rec.dead[0][1]["reason"]
 
 
-def test_event_and_call_rows_follow_the_table_columns() -> None:
-    event = stored(1)
-    row = dict(zip(telemetry_events.columns.keys(), event_row(event), strict=True))
-    assert row["event_id"] == event.event_id and row["props"] == {"node_id": "n-1"}
-    assert row["event_ts"] == NOW and row["user_key"] == "ab" * 32
-    call = stored(
-        2,
-        name="llm.call",
-        props={
-            "provider": "anthropic",
-            "model": "claude-sonnet-4",
-            "operation": "x",
-            "latency_ms": 12.5,
-            "status": "ok",
-            "input_tokens": 10,
-            "cost_usd": 0.0123,
-            "price_version": "2026-11-01",
-        },
-    )
-    row = dict(zip(api_calls_log.columns.keys(), call_row(call), strict=True))
-    assert row["call_id"] == call.event_id and row["ts"] == NOW
-    assert row["input_tokens"] == 10 and row["output_tokens"] == 0 and row["reasoning_tokens"] == 0
-    assert row["retry_count"] == 0 and row["fallback_used"] is False and row["streamed"] is False
-    assert row["cost_usd"] == 0.0123 and row["error_type"] is None
+def test_transient_database_errors_ask_for_redelivery(rec: Recorder, handler: SinkHandler) -> None:
+    rec.fail_with = sa_exc.OperationalError("connect", {}, pg8000.dbapi.InterfaceError("refused"))
+    with pytest.raises(ServiceUnavailable):
+        handler.handle(pushed(message(stored(1))))
+    assert rec.dead == []
 
 
-def test_copy_text_escapes_and_nulls() -> None:
-    text = copy_text([("a\tb", None, True, {"k": "x\ny\\"}, 1.5, Decimal("0.1"), NOW, 7)]).decode()
-    fields = text.rstrip("\n").split("\t")
-    assert fields[0] == "a\\tb" and fields[1] == "\\N" and fields[2] == "t"
-    assert fields[3] == '{"k":"x\\\\ny\\\\\\\\"}'
-    assert fields[4:] == ["1.5", "0.1", NOW.isoformat(), "7"]
+def test_unexpected_error_keeps_its_type_and_is_not_dead_lettered(
+    rec: Recorder, handler: SinkHandler
+) -> None:
+    """A bug of ours is raised as it is (Pub/Sub retries it), never relabelled or dead-lettered."""
+    rec.fail_with = TypeError("our bug")
+    with pytest.raises(TypeError, match="our bug"):
+        handler.handle(pushed(message(stored(1))))
+    rec.fail_with = sa_exc.ProgrammingError("x", {}, pg_error("42703"))
+    with pytest.raises(sa_exc.ProgrammingError):
+        handler.handle(pushed(message(stored(1))))
+    assert rec.dead == []
 
 
-@pytest.mark.parametrize(
-    ("error", "transient"),
-    [
-        (sa_exc.OperationalError("x", {}, pg_error("08006")), True),
-        (sa_exc.OperationalError("x", {}, pg_error("57P01")), True),
-        (sa_exc.DBAPIError("x", {}, pg_error("40001")), True),
-        (sa_exc.DBAPIError("x", {}, pg_error("40P01")), True),
-        (sa_exc.DBAPIError("x", {}, pg_error("53300")), True),
-        (sa_exc.ProgrammingError("x", {}, pg_error("42P01")), True),
-        (sa_exc.DataError("x", {}, pg_error("22P02")), False),
-        (sa_exc.IntegrityError("x", {}, pg_error("23502")), False),
-        (sa_exc.TimeoutError("pool"), True),
-        (ConnectionResetError(), True),
-        (pg8000.dbapi.InterfaceError("network"), True),
-        (sa_exc.OperationalError("x", {}, Exception("no code")), True),
-        (ValueError("surprise"), True),
-    ],
-)
-def test_error_classification(error: BaseException, transient: bool) -> None:
-    assert classify(error).transient is transient
+def test_rows_the_database_refuses_are_isolated_and_dead_lettered(
+    rec: Recorder, handler: SinkHandler
+) -> None:
+    rec.refuse_ids = {stored(2).event_id}
+    outcome = handler.handle(pushed(message(stored(1), stored(2), stored(3))))
+    assert outcome.inserted == 2 and outcome.dead_lettered == 1
+    assert sorted(e.event_id[-1] for batch in rec.written for e in batch) == ["1", "3"]
+    assert "SQLSTATE 22P02" in rec.dead[0][1]["reason"]
+    dead = json.loads(rec.dead[0][0])
+    assert dead["events"][0] == msgspec.to_builtins(stored(2))
 
 
-def test_sqlstate_reads_wrapped_and_bare_errors() -> None:
-    assert sqlstate(sa_exc.DataError("x", {}, pg_error("22001"))) == "22001"
-    assert sqlstate(pg_error("40001")) == "40001"
-    assert sqlstate(ValueError()) is None
-    already = ContractViolation("x")
-    assert classify(already) is already
+def test_dead_letter_failure_is_transient(rec: Recorder, validator: EventValidator) -> None:
+    def broken(data: bytes, attributes: Any) -> None:
+        raise RuntimeError("no pubsub")
 
-
-def test_unwrap_cloud_event_with_and_without_attributes() -> None:
-    sink_main = load_function_main("sink")
-
-    data = base64.b64encode(b"payload").decode()
-    event = CloudEvent(
-        {
-            "type": "google.cloud.pubsub.topic.v1.messagePublished",
-            "source": "//pubsub",
-            "id": "ce-1",
-        },
-        {"message": {"data": data, "messageId": "m-7"}},
-    )
-    assert sink_main.unwrap(event) == (b"payload", {}, "m-7")
-    event = CloudEvent(
-        {"type": "t", "source": "s", "id": "ce-2"},
-        {"message": {"data": "!!!", "attributes": {"a": 1}}},
-    )
-    raw, attributes, message_id = sink_main.unwrap(event)
-    assert raw.startswith(b"\x00") and attributes == {"a": "1"} and message_id == "ce-2"
+    handler = SinkHandler(rec.store, validator, broken)
+    with pytest.raises(ServiceUnavailable, match="dead-letter publish failed"):
+        handler.handle(pushed(b"junk"))

@@ -1,0 +1,203 @@
+"""Load the event registry YAML into typed specs with compiled validators.
+
+Errors name the file and line: a malformed YAML file, a missing field or a schema that does
+not compile is a :class:`RegistryError` pointing at the entry at fault.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import jsonschema_rs
+import yaml
+
+from shared.contract.registry.keywords import CATEGORIES, Category
+from shared.errors import RegistryError, UnknownEvent
+
+REGISTRY_DIR = Path(__file__).resolve().parent
+DEFAULT_REGISTRY_PATH = REGISTRY_DIR / "events.yaml"
+ENVELOPE_SCHEMA_PATH = REGISTRY_DIR / "envelope.schema.json"
+EVENT_SCHEMA_PATH = REGISTRY_DIR / "event.schema.json"
+_REQUIRED_KEYS = ("name", "version", "category", "owner", "description", "props")
+_LINE_KEY = "__line__"
+
+
+class Validator:
+    """A compiled JSON Schema (jsonschema-rs): a fast yes/no, and the first error when no."""
+
+    __slots__ = ("_compiled",)
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self._compiled = jsonschema_rs.validator_for(schema, validate_formats=True)
+
+    def is_valid(self, instance: Any) -> bool:
+        """True when ``instance`` matches the schema."""
+        return bool(self._compiled.is_valid(instance))
+
+    def first_error(self, instance: Any) -> jsonschema_rs.ValidationError | None:
+        """The first way ``instance`` breaks the schema (None when it does not)."""
+        return next(iter(self._compiled.iter_errors(instance)), None)
+
+
+_ACCEPT_ALL = Validator({})
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    """One (name, version) of the registry."""
+
+    name: str
+    version: int
+    category: Category
+    owner: str
+    description: str
+    props_schema: dict[str, Any]
+    line: int | None = None
+    validator: Validator = field(repr=False, compare=False, default=_ACCEPT_ALL)
+
+    @property
+    def key(self) -> str:
+        """``name@version``, the spec's identity in released.json and in docs."""
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """Every event the pipeline accepts, looked up by name and version."""
+
+    path: str
+    specs: dict[tuple[str, int], EventSpec]
+
+    def get(self, name: str, version: int) -> EventSpec:
+        """The spec of ``name`` at ``version``; :class:`UnknownEvent` when there is none."""
+        spec = self.specs.get((name, version))
+        if spec is None:
+            known = sorted(v for n, v in self.specs if n == name)
+            if known:
+                raise UnknownEvent(
+                    f"name: {name!r} has no version {version} (known: {known})", field="version"
+                )
+            raise UnknownEvent(f"name: {name!r} is not in the event registry", field="name")
+        return spec
+
+    def __iter__(self) -> Iterator[EventSpec]:
+        return iter(sorted(self.specs.values(), key=lambda s: (s.name, s.version)))
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def names(self) -> set[str]:
+        """Every event name of the registry."""
+        return {name for name, _ in self.specs}
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        mapping = super().construct_mapping(node, deep=deep)
+        mapping[_LINE_KEY] = node.start_mark.line + 1
+        return mapping
+
+
+def _strip_lines(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_lines(v) for k, v in value.items() if k != _LINE_KEY}
+    if isinstance(value, list):
+        return [_strip_lines(v) for v in value]
+    return value
+
+
+def read_registry_entries(path: Path) -> list[dict[str, Any]]:
+    """The raw entries of a registry file, each with its ``__line__``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RegistryError(f"cannot read the registry: {exc.strerror}", str(path)) from None
+    try:
+        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RegistryError(f"malformed YAML: {problem}", str(path), line) from None
+    if not isinstance(document, dict) or not isinstance(document.get("events"), list):
+        raise RegistryError("expected a mapping with an 'events' list", str(path), 1)
+    entries: list[dict[str, Any]] = document["events"]
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            line = document.get(_LINE_KEY)
+            raise RegistryError(f"events[{index}] is not a mapping", str(path), line)
+    return entries
+
+
+def _schema_problem(schema: dict[str, Any]) -> str | None:
+    """Why ``schema`` is not valid JSON Schema 2020-12 (None when it is)."""
+    try:
+        jsonschema_rs.meta.validate(schema)
+    except jsonschema_rs.ValidationError as exc:
+        return str(exc.message)
+    return None
+
+
+def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
+    line = entry.get(_LINE_KEY)
+    missing = [key for key in _REQUIRED_KEYS if key not in entry]
+    if missing:
+        raise RegistryError(f"event entry lacks {', '.join(missing)}", str(path), line)
+    name, version, category = entry["name"], entry["version"], entry["category"]
+    if not isinstance(name, str) or not isinstance(version, int) or isinstance(version, bool):
+        raise RegistryError("name must be a string and version an integer", str(path), line)
+    if category not in CATEGORIES:
+        raise RegistryError(
+            f"{name}@{version}: category {category!r} is not one of {list(CATEGORIES)}",
+            str(path),
+            line,
+        )
+    props = entry["props"]
+    if not isinstance(props, dict):
+        raise RegistryError(f"{name}@{version}: props must be a JSON Schema", str(path), line)
+    schema = _strip_lines(props)
+    problem = _schema_problem(schema)
+    if problem:
+        raise RegistryError(f"{name}@{version}: invalid props schema: {problem}", str(path), line)
+    validator = Validator(schema)
+    return EventSpec(
+        name=name,
+        version=version,
+        category=cast(Category, category),
+        owner=str(entry["owner"]),
+        description=str(entry["description"]).strip(),
+        props_schema=schema,
+        line=line,
+        validator=validator,
+    )
+
+
+def load_registry(path: Path | str | None = None) -> Registry:
+    """Load and compile a registry file (the bundled one by default)."""
+    registry_path = Path(path) if path else DEFAULT_REGISTRY_PATH
+    specs: dict[tuple[str, int], EventSpec] = {}
+    for entry in read_registry_entries(registry_path):
+        spec = _build_spec(entry, registry_path)
+        if (spec.name, spec.version) in specs:
+            raise RegistryError(f"{spec.key} is defined twice", str(registry_path), spec.line)
+        specs[(spec.name, spec.version)] = spec
+    return Registry(path=str(registry_path), specs=specs)
+
+
+@functools.cache
+def default_registry() -> Registry:
+    """The bundled registry, loaded once per process."""
+    return load_registry()
+
+
+def load_json_schema(path: Path) -> dict[str, Any]:
+    """A JSON Schema file of the registry folder."""
+    result: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return result

@@ -1,0 +1,218 @@
+"""Validate beacons against the contract: the envelope schema, then each event's props schema.
+
+Validators are compiled once (jsonschema-rs) from the registry's JSON Schemas; the fast path is
+one ``is_valid`` call per schema, and only a failing document is walked again for its first
+error. A failure is a :class:`ContractViolation` whose ``reason`` names the field and the rule,
+for example ``props.panel: 'x' is not one of ['bias', 'severity']``; it may quote the sender's
+own value back to the sender, and is never logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jsonschema_rs
+
+from shared.contract.registry.loader import (
+    ENVELOPE_SCHEMA_PATH,
+    EVENT_SCHEMA_PATH,
+    Registry,
+    Validator,
+    default_registry,
+    load_json_schema,
+)
+from shared.contract.stored_event import StoredEvent
+from shared.errors import ContractViolation
+from shared.storage.layout import HOT_RETENTION_DAYS, MAX_FUTURE_SKEW_HOURS
+
+CONTEXT_FIELDS = ("session_id", "user_id", "conversation_id", "app_version")
+_MAX_VALUE_REPR = 60
+
+
+@dataclass(frozen=True, slots=True)
+class ValidEvent:
+    """An event that passed the contract, with its context applied and ``ts`` parsed."""
+
+    event_id: str
+    name: str
+    version: int
+    category: str
+    ts: datetime
+    session_id: str
+    props: dict[str, Any]
+    user_id: str | None = None
+    conversation_id: str | None = None
+    app_version: str | None = None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_VALUE_REPR else text[: _MAX_VALUE_REPR - 3] + "..."
+
+
+def describe_failure(
+    error: jsonschema_rs.ValidationError, prefix: str, root: str = "body"
+) -> tuple[str, str]:
+    """``(field, reason)`` for a schema failure, the field path relative to ``prefix``.
+
+    ``root`` names the whole document when the failure is not about one field.
+    """
+    path = [str(p) for p in error.instance_path]
+    field = ".".join([prefix, *path]) if prefix else ".".join(path)
+    field = field or root
+    kind = error.kind
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
+        reason = f"{_short(error.instance)} is not one of {list(kind.options)}"
+    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.Required):
+        reason = f"missing required {kind.property!r}"
+    elif isinstance(kind, jsonschema_rs.ValidationErrorKind.AdditionalProperties):
+        extra = ", ".join(repr(k) for k in kind.unexpected)
+        reason = f"undeclared {extra} (not in the schema)"
+    else:
+        message = str(error.message)
+        reason = message if len(message) <= 160 else message[:157] + "..."
+    return field, f"{field}: {reason}"
+
+
+def parse_ts(value: str) -> datetime:
+    """An RFC 3339 timestamp as an aware UTC datetime."""
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("timestamp has no time zone")
+    return parsed if parsed.tzinfo is UTC else parsed.astimezone(UTC)
+
+
+def _check(validator: Validator, instance: Any, prefix: str, root: str) -> None:
+    if validator.is_valid(instance):
+        return
+    error = validator.first_error(instance)
+    if error is None:  # pragma: no cover - is_valid and iter_errors agree
+        raise ContractViolation(f"{root}: does not match its schema", root)
+    field, reason = describe_failure(error, prefix, root)
+    raise ContractViolation(reason, field=field)
+
+
+class EventValidator:
+    """Compiled validators for the envelope, the event frame and each registry schema."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry or default_registry()
+        self._envelope = Validator(load_json_schema(ENVELOPE_SCHEMA_PATH))
+        frame = load_json_schema(EVENT_SCHEMA_PATH)
+        self._event = Validator(frame)
+        # One schema per (name, version): the frame with that event's props schema in place,
+        # so a valid event costs a single validation call. Failures are re-checked step by
+        # step (frame, registry, props) to name the exact field and rule.
+        self._whole = {
+            key: Validator(
+                {**frame, "properties": {**frame["properties"], "props": spec.props_schema}}
+            )
+            for key, spec in self.registry.specs.items()
+        }
+
+    def validate_envelope(self, body: Any) -> tuple[dict[str, Any], list[Any]]:
+        """``(context, events)`` of a beacon body, or the whole-request problem."""
+        _check(self._envelope, body, "", "body")
+        return dict(body.get("context") or {}), list(body["events"])
+
+    def recheck_stored(self, event: StoredEvent) -> None:
+        """Check a stored-form event against the same contract ingest applied to its beacon.
+
+        The sink runs this on every event it is given: a producer with another release of the
+        registry, or a hand-made message, must not put rows into the hot tier that ingest would
+        have refused. The frame and props are checked by the very validators of ingest.
+        """
+        frame: dict[str, Any] = {
+            "event_id": event.event_id,
+            "name": event.name,
+            "version": event.version,
+            "ts": event.event_ts.isoformat(),
+            "session_id": event.session_id,
+            "props": event.props,
+        }
+        for name in ("conversation_id", "app_version"):
+            value = getattr(event, name)
+            if value is not None:
+                frame[name] = value
+        valid = self.validate_event(frame)
+        if valid.event_id != event.event_id:
+            raise ContractViolation("event_id: a stored event_id is lower-case", "event_id")
+        if valid.category != event.category:
+            raise ContractViolation(
+                f"category: {event.category!r} is not the registry's {valid.category!r}",
+                "category",
+            )
+
+    def validate_event(self, raw: Any, context: dict[str, Any] | None = None) -> ValidEvent:
+        """Check one event (context filling its unset fields) and return it normalised."""
+        if not isinstance(raw, dict):
+            raise ContractViolation(f"event: {_short(raw)} must be an object", field="event")
+        if context:
+            event = {k: v for k, v in context.items() if k in CONTEXT_FIELDS}
+            event.update(raw)
+        else:
+            event = dict(raw)
+        event.setdefault("version", 1)
+        event.setdefault("props", {})
+        name, version = event.get("name"), event["version"]
+        key = (name, version)
+        # Only a (str, int) key can name a spec; anything else (even unhashable) is for the
+        # frame check below to refuse with its reason.
+        plausible = isinstance(name, str) and isinstance(version, int)
+        whole = self._whole.get(key) if plausible else None  # type: ignore[arg-type]
+        if whole is None or not whole.is_valid(event):
+            _check(self._event, event, "", "event")
+            _check(
+                self.registry.get(event["name"], event["version"]).validator,
+                event["props"],
+                "props",
+                "props",
+            )
+        spec = self.registry.specs[key]  # type: ignore[index]
+        try:
+            ts = parse_ts(event["ts"])
+        except ValueError:
+            raise ContractViolation(f"ts: {_short(event['ts'])} is not RFC 3339", "ts") from None
+        return ValidEvent(
+            event_id=event["event_id"].lower(),
+            name=spec.name,
+            version=spec.version,
+            category=spec.category,
+            ts=ts,
+            session_id=event["session_id"],
+            props=event["props"],
+            user_id=event.get("user_id"),
+            conversation_id=event.get("conversation_id"),
+            app_version=event.get("app_version"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """The event times a batch received at one instant accepts (computed once per batch)."""
+
+    earliest: datetime
+    latest: datetime
+    retention_days: int
+
+    @classmethod
+    def around(cls, received_at: datetime, retention_days: int = HOT_RETENTION_DAYS) -> TimeWindow:
+        """The window for a batch received at ``received_at``."""
+        return cls(
+            received_at - timedelta(days=retention_days),
+            received_at + timedelta(hours=MAX_FUTURE_SKEW_HOURS),
+            retention_days,
+        )
+
+    def check(self, ts: datetime) -> None:
+        """Refuse an event time too far in the future, or older than the hot tier keeps."""
+        if ts > self.latest:
+            raise ContractViolation(
+                f"ts: more than {MAX_FUTURE_SKEW_HOURS} h in the future of the server clock", "ts"
+            )
+        if ts < self.earliest:
+            raise ContractViolation(
+                f"ts: older than the hot tier's retention of {self.retention_days} days", "ts"
+            )

@@ -1,0 +1,169 @@
+"""The HTTP edge every HTTP function shares: bounded body reads, content types, CORS, answers.
+
+No web framework here: functions hand over the method, headers and body stream, and map an
+:class:`Answer` back to their framework's response. A whole-request problem is a
+:class:`RequestProblem` carrying its status and a message that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any, Protocol
+
+from werkzeug.http import parse_options_header
+
+from shared.errors import TerminalError
+
+_READ_CHUNK = 64 * 1024
+#: Encodings of a request body this edge can undo.
+CONTENT_ENCODINGS = ("identity", "gzip")
+#: Charsets a JSON body may declare.
+UTF8_CHARSETS = (None, "utf-8", "utf8")
+
+
+@dataclass
+class Answer:
+    """What a function answers: a status, a JSON body (or none) and headers."""
+
+    status: int
+    body: dict[str, Any] | None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class RequestProblem(TerminalError):
+    """A whole-request problem, answered with ``status`` and ``{"error": message}``."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message, status=status)
+        self.status = status
+        self.headers = headers or {}
+
+    def answer(self) -> Answer:
+        """The answer that explains the problem to the sender."""
+        return Answer(self.status, {"error": self.message}, dict(self.headers))
+
+
+class HeaderLookup(Protocol):
+    """What the edge needs of request headers: a look-up by lower-case name."""
+
+    def get(self, key: str, /) -> str | None:
+        """The header's value, or None."""
+        ...
+
+
+def lower_case_headers(headers: HeaderLookup) -> HeaderLookup:
+    """A plain dict with lower-case keys; other mappings (werkzeug's) already ignore case."""
+    if isinstance(headers, dict):
+        return {str(key).lower(): value for key, value in headers.items()}
+    return headers
+
+
+def read_limited(stream: IO[bytes], limit: int) -> bytes:
+    """Read the body, refusing (413) as soon as it is over ``limit`` bytes."""
+    chunks = []
+    size = 0
+    while True:
+        chunk = stream.read(min(_READ_CHUNK, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise RequestProblem(413, f"body is over the limit of {limit} bytes")
+    return b"".join(chunks)
+
+
+def gunzip_limited(data: bytes, limit: int) -> bytes:
+    """Inflate a gzip body, cut off as soon as the output passes ``limit`` (gzip bombs)."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+        if len(out) > limit or inflater.unconsumed_tail:
+            raise RequestProblem(413, f"decompressed body is over the limit of {limit} bytes")
+        out += inflater.flush()
+    except zlib.error:
+        raise RequestProblem(400, "body is not valid gzip") from None
+    if not inflater.eof:
+        raise RequestProblem(400, "body is not valid gzip (truncated)")
+    if len(out) > limit:
+        raise RequestProblem(413, f"decompressed body is over the limit of {limit} bytes")
+    return out
+
+
+def parse_content_type(value: str | None) -> tuple[str, str | None]:
+    """``(mimetype, charset)`` of a Content-Type header, lower-cased (werkzeug's parser)."""
+    mimetype, options = parse_options_header(value or "")
+    charset = options.get("charset")
+    return mimetype.lower(), charset.lower() if charset else None
+
+
+@dataclass(frozen=True)
+class BodyLimits:
+    """What a JSON endpoint accepts: media types, and sizes before and after inflating."""
+
+    media_types: frozenset[str]
+    max_bytes: int
+    max_inflated_bytes: int
+
+
+def read_body(headers: HeaderLookup, stream: IO[bytes], limits: BodyLimits) -> bytes:
+    """The request body, checked (type, encoding, size) and inflated; never empty."""
+    mimetype, charset = parse_content_type(headers.get("content-type"))
+    if mimetype not in limits.media_types or charset not in UTF8_CHARSETS:
+        shown = (headers.get("content-type") or "none")[:100]
+        accepted = " or ".join(sorted(limits.media_types))
+        raise RequestProblem(
+            415, f"Content-Type {shown} is not supported; send {accepted};charset=UTF-8"
+        )
+    encoding = (headers.get("content-encoding") or "identity").strip().lower()
+    if encoding not in CONTENT_ENCODINGS:
+        raise RequestProblem(415, f"Content-Encoding {encoding[:40]} is not supported; use gzip")
+    declared = headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limits.max_bytes:
+        raise RequestProblem(
+            413, f"body of {declared} bytes is over the limit of {limits.max_bytes} bytes"
+        )
+    raw = read_limited(stream, limits.max_bytes)
+    if encoding == "gzip":
+        raw = gunzip_limited(raw, limits.max_inflated_bytes)
+    if not raw.strip():
+        raise RequestProblem(400, "body is empty")
+    return raw
+
+
+class Cors:
+    """Cross-origin rules for browser callers: which origins, and the preflight answer."""
+
+    def __init__(self, allowed_origins: Iterable[str], methods: str, headers: str) -> None:
+        self.allowed_origins = frozenset(allowed_origins)
+        self.methods = methods
+        self.allow_headers = headers
+
+    def allows(self, origin: str) -> bool:
+        """True when browsers of ``origin`` may call."""
+        return "*" in self.allowed_origins or origin in self.allowed_origins
+
+    def check(self, origin: str | None) -> None:
+        """Refuse (403) a browser of an origin that is not allowed; no origin is a server."""
+        if origin and not self.allows(origin):
+            raise RequestProblem(403, f"origin {origin[:200]} is not allowed to send telemetry")
+
+    def headers(self, origin: str | None) -> dict[str, str]:
+        """The CORS headers of any answer to ``origin``."""
+        if origin and self.allows(origin):
+            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+        return {"Vary": "Origin"}
+
+    def preflight(self) -> Answer:
+        """The answer to an ``OPTIONS`` preflight."""
+        return Answer(
+            204,
+            None,
+            {
+                "Access-Control-Allow-Methods": self.methods,
+                "Access-Control-Allow-Headers": self.allow_headers,
+                "Access-Control-Max-Age": "86400",
+            },
+        )

@@ -1,0 +1,43 @@
+"""Where each tier keeps its data and for how long: the one place every tier reads.
+
+Terraform's bucket lifecycle rules are checked against these numbers by the test suite, so a
+change here that is not mirrored in ``terraform/`` fails ``make test``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+#: Days an event stays in the hot tier (PostgreSQL), counted from its event day.
+HOT_RETENTION_DAYS = 30
+#: Days a warm-tier Parquet partition is kept.
+WARM_RETENTION_DAYS = 180
+#: Days after which cold archives move to the ARCHIVE storage class.
+COLD_ARCHIVE_AFTER_DAYS = 365
+#: Days a cold archive object is kept in all.
+COLD_RETENTION_DAYS = 730
+#: Days of partitions created ahead of today in the hot tier.
+HOT_PARTITIONS_AHEAD_DAYS = 7
+#: Largest clock skew accepted for an event time in the future.
+MAX_FUTURE_SKEW_HOURS = 24
+
+WARM_PREFIX = "analytics/"
+COLD_PREFIX = "archives/"
+
+#: Tables of the hot tier that hold events, mapped to the column that partitions them by day
+#: (the one home of this map: partitions, snapshots and retention read it from here).
+EVENT_TABLES: dict[str, str] = {"telemetry_events": "event_ts", "api_calls_log": "ts"}
+
+
+def warm_partition_prefix(table: str, event_date: date) -> str:
+    """Object prefix of one day of one table in the warm tier (hive-partitioned)."""
+    if table not in EVENT_TABLES:
+        raise ValueError(f"unknown table {table!r}; expected one of {sorted(EVENT_TABLES)}")
+    return f"{WARM_PREFIX}{table}/event_date={event_date.isoformat()}/"
+
+
+def cold_object_name(content_hash: str) -> str:
+    """Object name of a content-addressed cold archive (the hash names the object)."""
+    if len(content_hash) != 64 or any(c not in "0123456789abcdef" for c in content_hash):
+        raise ValueError("content_hash must be a lower-case hex SHA-256")
+    return f"{COLD_PREFIX}{content_hash[:2]}/{content_hash}"
