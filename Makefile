@@ -17,8 +17,11 @@ COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 telemetry_cli
 
 .PHONY: setup setup-js js dev test lint telemetry-check bench bundles docs clean
 
-## setup: the virtual environment from uv.lock, plus what the machine lacks (idempotent)
-setup: $(STAMP)
+CHECKOV := $(TOOLS)/checkov/bin/checkov
+
+## setup: the virtual environment from uv.lock, checkov's own tool environment, and what the
+## machine lacks (idempotent)
+setup: $(STAMP) $(CHECKOV)
 
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
@@ -29,6 +32,13 @@ $(STAMP): pyproject.toml uv.lock scripts/setup-system.sh | $(UV)
 	$(UV) sync --frozen --extra local --python $(PYTHON) --quiet
 	touch $(STAMP)
 
+# Checkov pins its own fork of python-hcl2, which installs the same `hcl2` module as the
+# python-hcl2 the tests use: it gets an environment of its own, locked in tools/checkov.lock.
+$(CHECKOV): tools/checkov.lock | $(UV)
+	$(UV) venv --quiet --allow-existing $(TOOLS)/checkov --python $(PYTHON)
+	$(UV) pip sync --quiet --python $(TOOLS)/checkov/bin/python tools/checkov.lock
+	touch $(CHECKOV)
+
 ## setup-js: the JS client's tools from package-lock.json, and Chromium for the browser tests
 JS := clients/js
 JS_STAMP := $(JS)/node_modules/.setup-stamp
@@ -36,7 +46,7 @@ JS_STAMP := $(JS)/node_modules/.setup-stamp
 setup-js: $(JS_STAMP)
 
 $(JS_STAMP): $(JS)/package-lock.json scripts/setup-system.sh
-	bash scripts/setup-system.sh chromium
+	bash scripts/setup-system.sh chromium node
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
 
@@ -66,11 +76,12 @@ telemetry-check: setup
 	$(BIN)/mypy shared
 
 ## test: lint, the telemetry gate and the whole suite with coverage floors
+## (PYTEST_ARGS narrows pytest, e.g. Cloud Build's -m 'not needs_terraform'; CI never sets it)
 test: setup lint js
 	$(BIN)/telemetry registry lint
 	$(BIN)/telemetry registry docs --check
 	$(BIN)/telemetry registry ts --check
-	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider $(PYTEST_ARGS)
 	@set -e; for floor in $(COVERAGE_FLOORS); do \
 		path=$${floor%%=*}; min=$${floor##*=}; \
 		$(BIN)/coverage report --include="$$path/*" --fail-under=$$min >/dev/null \

@@ -352,7 +352,7 @@ class ContractCodec:
                     if not self.timestamp_pattern.search(envelope.sent_at):
                         return None
                     datetime.fromisoformat(envelope.sent_at)  # a real date, not just its shape
-            except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+            except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
                 continue
             return envelope.context, envelope.events, framed
         return None
@@ -361,7 +361,7 @@ class ContractCodec:
         """One event's frame struct (props still raw JSON), or None to ask jsonschema-rs."""
         try:
             return self._frame.decode(raw)
-        except (msgspec.ValidationError, msgspec.DecodeError):
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
             return None
 
     def context_dict(self, context: Any) -> dict[str, Any]:

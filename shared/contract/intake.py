@@ -68,14 +68,34 @@ class IntakeResult:
 
 
 def _contains_nul(value: Any) -> bool:
-    """True when any string in ``value`` holds U+0000, which PostgreSQL text and jsonb refuse."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_contains_nul(v) for v in value)
+    """True when any string in ``value`` holds U+0000, which PostgreSQL text and jsonb refuse.
+
+    Walks with a stack, not recursion: a sender chooses how deep its JSON nests.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return False
+
+
+def _check_utf8(raw: bytes) -> None:
+    """Refuse a body that is not UTF-8: JSON text is, and no parser may guess otherwise."""
+    if raw.isascii():
+        return
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContractViolation(
+            f"body is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})", "body"
+        ) from None
 
 
 def _event_id_of(raw: Any) -> str | None:
@@ -142,6 +162,7 @@ class Intake:
     # -- whole bodies (ingest) --------------------------------------------------------------
     def read_beacon(self, raw: bytes) -> Beacon:
         """Parse and check a beacon body's envelope; :class:`ContractViolation` says why not."""
+        _check_utf8(raw)
         screen_nul = b"\\u0000" in raw  # only a body spelling a NUL escape can hold one
         if not screen_nul:
             decoded = self.codec.decode_envelope(raw)
@@ -177,7 +198,14 @@ class Intake:
             raw = (
                 msgspec.json.encode(frames[index]) if beacon.framed else bytes(beacon.events[index])
             )
-            self._admit_slow(state, index, orjson.loads(raw), slow_context, False)
+            try:
+                event = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:  # beyond orjson: too deep, a number too large
+                detail = str(exc).split(":", 1)[0]
+                reason = f"event: cannot be read as JSON ({detail})"
+                state.result.rejected.append(Rejection(index, None, reason, "event"))
+                return
+            self._admit_slow(state, index, event, slow_context, False)
 
         self._admit_frames(state, frames, beacon.context, codec, slow)
         return state.result
@@ -216,7 +244,7 @@ class Intake:
             try:
                 props = props_decoder.decode(frame.props)
                 ts = fromisoformat(frame.ts)
-            except (msgspec.ValidationError, msgspec.DecodeError, ValueError):
+            except (msgspec.ValidationError, msgspec.DecodeError, ValueError, RecursionError):
                 slow(index)
                 continue
             session_id = frame.session_id

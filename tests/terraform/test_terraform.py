@@ -25,9 +25,27 @@ FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py")
 TF_ENV = {**os.environ, "CHECKPOINT_DISABLE": "1", "TF_CLI_CONFIG_FILE": os.devnull}
 
 
+CHECKOV = ROOT / ".tools" / "checkov" / "bin" / "checkov"
+
+
+def _plain(value: Any) -> Any:
+    """python-hcl2 8 keeps HCL's quotes on keys and strings and marks blocks; drop both."""
+    if isinstance(value, dict):
+        return {_unquote(k): _plain(v) for k, v in value.items() if k != "__is_block__"}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return _unquote(value) if isinstance(value, str) else value
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"')
+    return text
+
+
 def load(path: Path) -> dict[str, Any]:
     with path.open() as handle:
-        return hcl2.load(handle)
+        return _plain(hcl2.load(handle))
 
 
 def one(value: Any) -> Any:
@@ -50,6 +68,7 @@ def optional_default(type_expr: str, field: str) -> float:
     return float(match.group(1))
 
 
+@pytest.mark.needs_terraform
 def test_terraform_fmt_is_clean() -> None:
     assert shutil.which("terraform"), "terraform is missing (it is in the machine image)"
     done = subprocess.run(
@@ -63,10 +82,10 @@ def test_terraform_fmt_is_clean() -> None:
 
 
 def test_checkov_has_zero_failed_checks_and_every_skip_has_a_reason() -> None:
-    checkov = Path(sys.executable).parent / "checkov"
+    assert CHECKOV.exists(), "checkov's tool environment is missing: run `make setup`"
     done = subprocess.run(
         [
-            str(checkov),
+            str(CHECKOV),
             "-d",
             str(TF),
             "--framework",
@@ -139,7 +158,7 @@ def test_pubsub_names_equal_the_contract() -> None:
         blocks(load(TF / "modules" / "pubsub" / "variables.tf"), "variable")["names"]["type"]
     )
     for field, value in declared.items():
-        assert f"'{field}': '${{optional(string,\"{value}\")}}'" in module_names, field
+        assert f'{field} = optional(string, "{value}")' in module_names, field
     attempts = blocks(load(TF / "modules" / "pubsub" / "variables.tf"), "variable")[
         "max_delivery_attempts"
     ]
@@ -238,6 +257,24 @@ def test_cloud_build_tests_first_and_applies_only_on_main() -> None:
     assert ids.index("test") < ids.index("bundles") < ids.index("plan") < ids.index("apply")
     test_step = " ".join(build["steps"][ids.index("test")]["args"])
     assert "make test" in test_step
+
+
+def test_cloud_build_steps_provide_every_tool_their_part_of_the_suite_needs() -> None:
+    """Regression: the test step's image had neither node/npm nor terraform, so the deploy
+    pipeline failed at its first step."""
+    import yaml
+
+    build = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
+    steps = {step["id"]: step for step in build["steps"]}
+    test_step = " ".join(steps["test"]["args"])
+    for package in ("default-jre-headless", "nodejs", "npm", "chromium", "make"):
+        assert package in test_step, package
+    assert "not needs_terraform" in test_step
+    checks = steps["terraform-checks"]
+    assert checks["name"].startswith("hashicorp/terraform")
+    assert "terraform fmt -check -recursive" in " ".join(checks["args"])
+    ids = list(steps)
+    assert ids.index("terraform-checks") < ids.index("bundles")
     apply_step = " ".join(build["steps"][ids.index("apply")]["args"])
     assert '"$BRANCH_NAME" = "main"' in apply_step and "terraform apply" in apply_step
     bundles = " ".join(build["steps"][ids.index("bundles")]["args"])

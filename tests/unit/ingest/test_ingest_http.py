@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from shared.http import gunzip_limited, parse_content_type
 from shared.policy.privacy import Pseudonymiser
@@ -387,3 +389,75 @@ def test_nul_characters_are_rejected_per_event_not_dead_lettered_later(
     (rejected,) = answer.body["rejected"]
     assert rejected["index"] == 1 and "U+0000" in rejected["reason"]
     assert [e.event_id for e in publisher.events] == [event(0)["event_id"]]
+
+
+HOSTILE_EVENT = (
+    '{"event_id":"0b6c7b1e-1111-4222-8333-000000000001","name":"detail_panel.view",'
+    '"ts":"2026-11-24T11:59:00Z","session_id":"s","props":%s}'
+)
+
+
+def hostile(props: str) -> bytes:
+    return ('{"events":[' + HOSTILE_EVENT % props + "]}").encode()
+
+
+def test_props_nested_50000_deep_is_a_400_not_a_500(make_handler, post) -> None:
+    """Regression: deep nesting hit msgspec's recursion limit and answered 500."""
+    answer = post(make_handler(), hostile("[" * 50_000 + "]" * 50_000))
+    assert answer.status == 400 and "depth limit" in answer.body["error"]
+
+
+@pytest.mark.parametrize(
+    "number", ["1e400", "-1e400", "9" * 5000], ids=["1e400", "-1e400", "5000 digits"]
+)
+def test_numbers_beyond_a_double_are_rejected_per_event_not_a_500(
+    make_handler, post, number
+) -> None:
+    """Regression: ``1e400`` and a 5,000-digit integer passed msgspec as raw JSON, then orjson
+    refused them and ingest answered 500."""
+    props = f'{{"node_id":"n","panel":"bias","duration_ms":{number}}}'
+    answer = post(make_handler(), hostile(props))
+    assert answer.status == 202 and answer.body["accepted"] == 0
+    (rejected,) = answer.body["rejected"]
+    assert rejected["index"] == 0 and "cannot be read as JSON" in rejected["reason"]
+
+
+def test_invalid_utf8_inside_a_string_is_a_400_not_a_500(make_handler, post) -> None:
+    """Regression: invalid UTF-8 inside a JSON string answered 500; the README promises 400."""
+    body = hostile(
+        '{"node_id":"n-\xff\xfe","panel":"bias","duration_ms":1}'.replace("\xff\xfe", "@@")
+    )
+    body = body.replace(b"@@", b"\xff\xfe")
+    answer = post(make_handler(), body)
+    assert answer.status == 400 and "not valid UTF-8" in answer.body["error"]
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    body=st.one_of(
+        st.binary(max_size=300),
+        JSON_VALUES.map(lambda v: json.dumps(v).encode()),
+        JSON_VALUES.map(lambda v: json.dumps({"events": [v]}).encode()),
+        JSON_VALUES.map(lambda v: hostile(json.dumps(v))),
+        st.sampled_from(["1e400", "-0", "1E+999", "9" * 400, '"\\ud800"', "[[[[[]]]]]"]).map(
+            lambda v: hostile(f'{{"node_id":"n","panel":"bias","duration_ms":{v}}}')
+        ),
+    )
+)
+def test_no_body_from_outside_gets_a_5xx(body: bytes, make_handler, post) -> None:
+    """Any bytes and any JSON at the request path: a 2xx or 4xx, never a 5xx."""
+    answer = post(make_handler(), body)
+    assert answer.status < 500, answer.body
