@@ -18,6 +18,7 @@ import click
 
 from shared.errors import TelemetryError
 from shared.observability.log import configure_logging
+from shared.settings import reset_settings
 
 
 def _fail(exc: TelemetryError) -> None:
@@ -25,7 +26,75 @@ def _fail(exc: TelemetryError) -> None:
     sys.exit(1)
 
 
-@click.group()
+#: Commands that reach the pipeline's services (the others are local tooling).
+SERVICE_COMMANDS = frozenset({"migrate", "dlq", "sampling"})
+
+
+class TelemetryGroup(click.Group):
+    """The command group: service commands find the local stack, and service failures print
+    one line that names what to set, never a traceback."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name in SERVICE_COMMANDS:
+            from telemetry_cli.local_stack import use_local_stack
+
+            stack = use_local_stack()
+            if stack is not None:
+                click.echo(stack.describe(), err=True)
+                reset_settings()
+        return name, command, rest
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except TelemetryError as exc:
+            _fail(exc)
+        except Exception as exc:
+            hint = service_failure_hint(exc)
+            if hint is None:
+                raise
+            click.echo(f"error: {hint}", err=True)
+            sys.exit(1)
+
+
+def service_failure_hint(exc: BaseException) -> str | None:
+    """One line for a missing credential or an unreachable service; None for anything else."""
+    import os
+
+    from google.api_core import exceptions as api_exceptions
+    from google.auth import exceptions as auth_exceptions
+
+    if isinstance(exc, auth_exceptions.DefaultCredentialsError):
+        return (
+            "no Google credentials: start `make dev` in this checkout (operator commands then "
+            "use it), set PUBSUB_EMULATOR_HOST / STORAGE_EMULATOR_HOST for other emulators, or "
+            "run `gcloud auth application-default login` for a real project"
+        )
+    unreachable = (
+        api_exceptions.ServiceUnavailable,
+        api_exceptions.DeadlineExceeded,
+        api_exceptions.RetryError,
+        ConnectionError,
+        TimeoutError,
+    )
+    if isinstance(exc, unreachable) or type(exc).__module__.startswith("requests"):
+        where = ", ".join(
+            f"{name}={os.environ[name]}"
+            for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
+            if os.environ.get(name)
+        )
+        target = f" at {where}" if where else ""
+        return (
+            f"a service{target} does not answer ({type(exc).__name__}); is `make dev` running, "
+            "or do PUBSUB_EMULATOR_HOST / STORAGE_EMULATOR_HOST name the right hosts?"
+        )
+    return None
+
+
+@click.group(cls=TelemetryGroup)
 @click.option(
     "--log-level", default="WARNING", show_default=True, help="Level of JSON logs on stderr."
 )
@@ -282,7 +351,7 @@ def sampling_override(duration: str, reason: str | None) -> None:
 
     until = datetime.now(UTC) + _parse_duration(duration)
     flags = Flags(sampling_override_until=until, reason=reason)
-    _write_flags(write_flags, flags)
+    write_flags(flags)
     click.echo(json.dumps(flags_summary(flags)))
 
 
@@ -291,7 +360,7 @@ def sampling_clear() -> None:
     """End the override now (rates go back to the configured ones)."""
     from shared.policy.flags import Flags, flags_summary, write_flags
 
-    _write_flags(write_flags, Flags())
+    write_flags(Flags())
     click.echo(json.dumps(flags_summary(Flags())))
 
 
@@ -300,20 +369,7 @@ def sampling_status() -> None:
     """Show whether the override is on, until when, and why."""
     from shared.policy.flags import flags_summary, read_flags
 
-    try:
-        flags = read_flags()
-    except Exception as exc:
-        click.echo(f"error: cannot read the runtime flags: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(1)
-    click.echo(json.dumps(flags_summary(flags)))
-
-
-def _write_flags(write: Any, flags: Any) -> None:
-    try:
-        write(flags)
-    except Exception as exc:
-        click.echo(f"error: cannot write the runtime flags: {type(exc).__name__}: {exc}", err=True)
-        sys.exit(1)
+    click.echo(json.dumps(flags_summary(read_flags())))
 
 
 @cli.group(invoke_without_command=True)

@@ -152,3 +152,48 @@ def test_unreachable_emulator_is_named(tmp_path: Path) -> None:
     assert "error: PUBSUB_EMULATOR_HOST=127.0.0.1:9 does not answer" in err
     time.sleep(0.5)
     assert processes_mentioning(str(state)) == []
+
+
+def test_operator_commands_find_the_local_stack_beside_telemetry_dev(tmp_path: Path) -> None:
+    """Regression: with `make dev` running, `telemetry dlq` in a second terminal ended in a
+    DefaultCredentialsError traceback and `telemetry sampling status` in "cannot read the
+    runtime flags"; both now use the stack's endpoints from .telemetry/dev.json."""
+    checkout = tmp_path / "checkout"
+    state = checkout / ".telemetry"
+    proc = start_dev(state, "--no-functions")
+    try:
+        info = wait_for_info(proc, state)
+        env = {k: v for k, v in CLEAN_ENV.items() if k not in ("GOOGLE_CLOUD_PROJECT",)}
+        for args, expect in (
+            (["dlq"], "0 messages, 0 events in telemetry-events-dlq-hold"),
+            (["sampling", "status"], '"sampling_override": false'),
+            (["migrate"], "migrations applied"),
+        ):
+            done = subprocess.run(
+                [TELEMETRY, *args],
+                cwd=checkout,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, (args, done.stderr)
+            assert expect in done.stdout, (args, done.stdout)
+            assert f"using the local stack of `telemetry dev` (pid {info['pid']})" in done.stderr
+            assert "Traceback" not in done.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=15)
+    after = subprocess.run(
+        [TELEMETRY, "dlq"],
+        cwd=checkout,
+        env=CLEAN_ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert after.returncode == 1 and "Traceback" not in after.stderr
+    lines = [line for line in after.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: no Google credentials"), lines

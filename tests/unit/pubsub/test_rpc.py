@@ -36,3 +36,18 @@ def test_status_codes_are_retryable_or_refusals() -> None:
     assert not _retryable(FakeRpcError(grpc.StatusCode.PERMISSION_DENIED))
     assert _status_name(FakeRpcError(grpc.StatusCode.NOT_FOUND)) == "NOT_FOUND"
     assert _status_name(ValueError("x")) == "ValueError"
+
+
+def test_the_library_still_exposes_the_channel_publish_rpc_reaches_into() -> None:
+    """``publish_rpc`` takes ``PublisherClient().api.transport.grpc_channel``: a private path
+    of google-cloud-pubsub (pinned below 3). This fails loudly the day a release moves it."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import pubsub_v1
+
+    client = pubsub_v1.PublisherClient(credentials=AnonymousCredentials())
+    try:
+        channel = client.api.transport.grpc_channel
+        assert isinstance(channel, grpc.Channel)
+        assert callable(channel.unary_unary)
+    finally:
+        client.transport.close()
