@@ -3,7 +3,7 @@ COPY of the same rows into the same tables in transactions of the same size (the
 
 200 k realistic events (the synthetic generator through the shared intake), grouped into
 messages the way ingest publishes them (one beacon = one session's batch, 5-40 events). The
-sink path is ``SinkHandler.handle_message`` on each encoded message: decode, contract re-check,
+sink path is ``SinkHandler.handle`` on each encoded message: decode, contract re-check,
 COPY into a staging table, ``INSERT … ON CONFLICT DO NOTHING``, one transaction per message.
 The ceiling renders the rows ahead and only runs ``COPY … FROM STDIN`` per message transaction.
 Then a smaller end-to-end run goes through the emulator's push into the real sink server.
@@ -27,7 +27,6 @@ sys.path.insert(0, str(ROOT / "functions" / "sink"))
 from sqlalchemy import text  # noqa: E402
 
 from shared.contract.intake import Intake  # noqa: E402
-from shared.contract.registry import default_registry  # noqa: E402
 from shared.contract.stored_event import StoredEvent  # noqa: E402
 from shared.contract.validation import EventValidator  # noqa: E402
 from shared.policy.privacy import Pseudonymiser  # noqa: E402
@@ -113,15 +112,22 @@ def ceiling_run(engine, messages: list[list[StoredEvent]]) -> float:  # type: ig
 def sink_run(engine, messages: list[list[StoredEvent]]) -> float:  # type: ignore[no-untyped-def]
     from sink_logic import SinkHandler
 
+    from shared.pubsub.push import PushedMessage
+    from shared.storage.hot.writer import write_events
+
     dead: list[bytes] = []
-    handler = SinkHandler(lambda: engine, default_registry(), lambda data, attrs: dead.append(data))
+    handler = SinkHandler(
+        lambda events: write_events(engine, events),
+        EventValidator(),
+        lambda data, attrs: dead.append(data),
+    )
     encoded = []
     for i, events in enumerate(messages):
         for body, n in encode_batches(events):
-            encoded.append((body, message_attributes(n, "dev", "bench"), f"m-{i}"))
+            encoded.append(PushedMessage(body, message_attributes(n, "dev", "bench"), f"m-{i}"))
     started = time.perf_counter()
-    for body, attributes, message_id in encoded:
-        handler.handle_message(body, attributes, message_id)
+    for message in encoded:
+        handler.handle(message)
     elapsed = time.perf_counter() - started
     assert not dead, f"{len(dead)} messages dead-lettered"
     return elapsed

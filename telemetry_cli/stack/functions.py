@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from shared.errors import StackError
-from telemetry_cli.stack.process import ManagedProcess, port_answers
+from telemetry_cli.stack.process import ManagedProcess, free_port, port_answers
+
+#: The project's functions, ``functions/<name>/main.py`` each.
+FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "functions"
 
 
 def discover_functions(functions_dir: Path) -> list[str]:
@@ -54,3 +59,20 @@ def function_process(
 def wait_function(proc: ManagedProcess, port: int, timeout: float = 60) -> None:
     """Wait until the function's server accepts connections."""
     proc.wait_ready(lambda: port_answers(port), timeout)
+
+
+@contextlib.contextmanager
+def running_function(
+    name: str, env: Mapping[str, str], log_dir: Path, port: int | None = None
+) -> Iterator[str]:
+    """Run ``functions/<name>`` under functions-framework for a block; yields its base URL."""
+    port = port or free_port()
+    proc = function_process(
+        name, FUNCTIONS_DIR, port, log_dir / f"{name}-{port}.log", {**os.environ, **env}
+    )
+    proc.start()
+    try:
+        wait_function(proc, port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()

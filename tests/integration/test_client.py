@@ -137,7 +137,7 @@ def test_no_event_is_lost_when_the_process_exits_right_after_a_request(services)
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
         )
         assert done.returncode == 0, done.stderr
-        from shared.contract.stored_event import decode_batch
+        from shared.pubsub.message import event_dicts
 
-        events = [e for m in pull_all(tap, expected=1, timeout=20) for e in decode_batch(m.data)]
+        events = [e for m in pull_all(tap, expected=1, timeout=20) for e in event_dicts(m.data)]
     assert [e["props"]["operation"] for e in events] == [f"exit-{tag}"]

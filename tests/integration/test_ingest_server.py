@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shared.contract.stored_event import decode_batch
+from shared.pubsub.message import event_dicts
 from telemetry_cli.stack import pubsub
 from telemetry_cli.stack.process import free_port
 from tests.helpers import drain, function_server, pull_all, topic_tap
@@ -73,7 +73,7 @@ def beacon(*events: dict[str, Any]) -> bytes:
 
 
 def published_events(messages: list) -> list[dict[str, Any]]:
-    return [e for m in messages for e in decode_batch(m.data)]
+    return [e for m in messages for e in event_dicts(m.data)]
 
 
 def test_json_text_plain_and_gzip_bodies_reach_a_subscriber(ingest_url: str, tap: Any) -> None:
@@ -97,7 +97,7 @@ def test_json_text_plain_and_gzip_bodies_reach_a_subscriber(ingest_url: str, tap
         assert message.attributes["envelope_version"] == "1"
         assert message.attributes["environment"] == "dev"
         assert message.attributes["source"] == "ingest"
-        assert int(message.attributes["event_count"]) == len(decode_batch(message.data))
+        assert int(message.attributes["event_count"]) == len(event_dicts(message.data))
     events = published_events(messages)
     assert sorted(e["props"]["node_id"] for e in events) == ["n-1", "n-2", "n-3", "n-4"]
     assert all(e["user_key"] and len(e["user_key"]) == 64 for e in events)

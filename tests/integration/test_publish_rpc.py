@@ -5,12 +5,14 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from datetime import datetime
 
 import pytest
 
-from shared.contract.stored_event import StoredEvent, decode_batch
+from shared.contract.stored_event import StoredEvent
 from shared.errors import ServiceUnavailable
 from shared.pubsub import resources as names
+from shared.pubsub.message import event_dicts
 from shared.pubsub.publisher import EventPublisher, reset_publisher, topic_path
 from shared.pubsub.rpc import publish_rpc
 from shared.settings import get_settings
@@ -71,14 +73,16 @@ def test_concurrent_publishes_share_calls_and_every_event_arrives_once(services)
     source = f"group-{uuid.uuid4().hex[:8]}"
     batches = [
         [
-            StoredEvent.from_wire(
-                {
-                    **raw,
-                    "category": "ui",
-                    "event_ts": raw["ts"],
-                    "received_at": raw["ts"],
-                    "sample_rate": 1.0,
-                }
+            StoredEvent(
+                event_id=raw["event_id"],
+                name=raw["name"],
+                version=raw.get("version", 1),
+                category="ui",
+                event_ts=datetime.fromisoformat(raw["ts"]),
+                received_at=datetime.fromisoformat(raw["ts"]),
+                session_id=raw["session_id"],
+                props=raw["props"],
+                sample_rate=1.0,
             )
             for raw in generator.session(events=5)
         ]
@@ -94,7 +98,7 @@ def test_concurrent_publishes_share_calls_and_every_event_arrives_once(services)
         for thread in threads:
             thread.join(20)
         got = [m for m in pull_all(tap, expected=12) if m.attributes.get("source") == source]
-    ids = sorted(e["event_id"] for m in got for e in decode_batch(m.data))
+    ids = sorted(e["event_id"] for m in got for e in event_dicts(m.data))
     assert ids == sorted(e.event_id for batch in batches for e in batch)
     assert publisher._group.submits == 12
     assert publisher._group.flushes <= 12

@@ -50,10 +50,20 @@ def test_bad_durations_are_refused() -> None:
         assert "duration" in result.output or "between a minute" in result.output
 
 
+class FunctionStore:
+    """A flag store whose reads are a function's answers."""
+
+    def __init__(self, read) -> None:
+        self.read = read
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+
 def test_unreadable_flags_keep_the_last_value() -> None:
     calls = {"n": 0}
 
-    def flaky(_settings):
+    def flaky():
         calls["n"] += 1
         if calls["n"] > 1:
             raise OSError("bucket unreachable")
@@ -61,7 +71,7 @@ def test_unreadable_flags_keep_the_last_value() -> None:
             {"sampling_override_until": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
         ).encode()
 
-    flags = RuntimeFlags(get_settings(), reader=flaky)
+    flags = RuntimeFlags(get_settings(), FunctionStore(flaky))
     assert flags.refresh().sampling_override(datetime.now(UTC))
     assert flags.refresh().sampling_override(datetime.now(UTC))  # failure: last value kept
     assert flags.failures == 1
@@ -72,10 +82,10 @@ def test_background_refresh_never_blocks(monkeypatch) -> None:
 
     gate = threading.Event()
 
-    def slow(_settings):
+    def slow():
         gate.wait(5)
         return None
 
-    flags = RuntimeFlags(get_settings(), reader=slow)
+    flags = RuntimeFlags(get_settings(), FunctionStore(slow))
     assert flags.sampling_override() is False  # answers at once, refresh runs behind
     gate.set()

@@ -20,11 +20,12 @@ from google.cloud import pubsub_v1
 from sqlalchemy import Engine, text
 
 from shared.contract.intake import Intake
-from shared.contract.stored_event import StoredEvent, encode_batches
+from shared.contract.stored_event import StoredEvent
 from shared.contract.validation import EventValidator
 from shared.policy.privacy import Pseudonymiser
 from shared.policy.sampling import SamplingPolicy
 from shared.pubsub import resources as names
+from shared.pubsub.message import encode_batches
 from shared.pubsub.publisher import EventPublisher, reset_publisher
 from shared.settings import DEV_PSEUDONYM_KEY, get_settings, parse_keyring
 from shared.storage.hot.engine import make_engine, run_migrations

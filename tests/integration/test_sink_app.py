@@ -50,7 +50,7 @@ def push(client: Any, data: bytes, attributes: dict[str, str] | None = None) -> 
 
 
 def test_push_is_stored_and_acknowledged(client: Any, engine: Engine) -> None:
-    from shared.contract.stored_event import encode_batches
+    from shared.pubsub.message import encode_batches
 
     events = make_events(4, llm=True)
     ((body, _),) = list(encode_batches(events))
@@ -82,7 +82,7 @@ def test_poison_push_is_dead_lettered_then_acknowledged(services, client: Any) -
 def test_database_down_answers_500_for_redelivery(
     client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.contract.stored_event import encode_batches
+    from shared.pubsub.message import encode_batches
 
     monkeypatch.setenv("DATABASE_URL", "postgresql+pg8000://nobody@127.0.0.1:1/none")
     import main as sink_main
