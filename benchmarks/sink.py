@@ -139,12 +139,12 @@ def e2e_run(stack, engine, messages: list[list[StoredEvent]]) -> tuple[float, in
     from shared.pubsub import resources as names
     from shared.pubsub.publisher import EventPublisher
     from shared.settings import get_settings
-    from tests.helpers import function_server
+    from telemetry_cli.stack.functions import running_function
 
     expected = sum(len(m) for m in messages)
     with (
         tempfile.TemporaryDirectory() as logs,
-        function_server("sink", stack.env(), Path(logs)) as url,
+        running_function("sink", stack.env(), Path(logs)) as url,
     ):
         subscriber = pubsub_v1.SubscriberClient()
         path = subscriber.subscription_path(stack.options.project, names.SUBSCRIPTION_SINK)

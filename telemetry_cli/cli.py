@@ -397,7 +397,13 @@ def dlq(ctx: click.Context, limit: int) -> None:
     help="Only messages whose reason contains this text.",
 )
 @click.option("--limit", type=int, default=None, help="Replay at most this many messages.")
-def dlq_replay(reason_contains: str | None, limit: int | None) -> None:
+@click.option(
+    "--exhausted",
+    is_flag=True,
+    help="Only messages Pub/Sub dead-lettered after max delivery attempts (an outage), "
+    "not those the sink dead-lettered for a reason.",
+)
+def dlq_replay(reason_contains: str | None, limit: int | None, exhausted: bool) -> None:
     """Republish dead-lettered messages to the main topic (after a fix); idempotent."""
     from tqdm import tqdm
 
@@ -405,7 +411,9 @@ def dlq_replay(reason_contains: str | None, limit: int | None) -> None:
     from telemetry_cli.dlq import replay
 
     with tqdm(desc="replayed", unit="msg", file=sys.stderr, disable=None) as bar:
-        replayed, skipped = replay(get_settings(), reason_contains, limit, bar.update)
+        replayed, skipped = replay(
+            get_settings(), reason_contains, limit, bar.update, exhausted_only=exhausted
+        )
     click.echo(f"replayed {replayed} messages to the main topic; {skipped} left in place")
 
 

@@ -69,10 +69,13 @@ def replay(
     reason_contains: str | None = None,
     limit: int | None = None,
     progress: Callable[[int], object] | None = None,
+    exhausted_only: bool = False,
 ) -> tuple[int, int]:
     """Republish held messages to the main topic, then acknowledge them.
 
-    Only messages whose reason contains ``reason_contains`` (all when None) are replayed; the
+    Only messages whose reason contains ``reason_contains`` (all when None) are replayed, and
+    with ``exhausted_only`` only those Pub/Sub dead-lettered after max delivery attempts (an
+    outage outlasted the retries), never those the sink dead-lettered for a reason; the
     others are released untouched. Returns ``(replayed, skipped)``. Safe to run twice: the sink
     stores each event once, and a message is acknowledged only after its copy is confirmed.
     """
@@ -90,7 +93,10 @@ def replay(
             chosen = []
             for item in received:
                 attributes = dict(item.message.attributes)
-                if reason_contains and reason_contains not in dead_letter.reason_of(attributes):
+                unwanted = exhausted_only and not dead_letter.is_exhausted(attributes)
+                if unwanted or (
+                    reason_contains and reason_contains not in dead_letter.reason_of(attributes)
+                ):
                     skipped_ids.append(item.ack_id)
                     continue
                 clean = dead_letter.replay_attributes(attributes)

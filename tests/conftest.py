@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Iterator
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -67,3 +71,77 @@ def engine(services: object) -> Iterator[Engine]:
     eng = make_engine(url)
     yield eng
     eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def project_dir() -> Path:
+    """The checkout's root folder."""
+    return PROJECT_DIR
+
+
+@pytest.fixture(scope="session")
+def function_server() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """``function_server(name, env, log_dir)``: a function under functions-framework, its URL."""
+    from telemetry_cli.stack.functions import running_function
+
+    return running_function
+
+
+class Tap:
+    """A fresh pull subscription on a topic, to see what was published there."""
+
+    def __init__(self, subscriber: Any, path: str) -> None:
+        self.subscriber = subscriber
+        self.path = path
+
+    def pull_all(self, expected: int = 1, timeout: float = 15.0) -> list[Any]:
+        """Pull and ack until ``expected`` messages arrived or time is up."""
+        got: list[Any] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(got) < expected:
+            response = self.subscriber.pull(subscription=self.path, max_messages=100, timeout=5)
+            if response.received_messages:
+                got.extend(m.message for m in response.received_messages)
+                self._ack(response.received_messages)
+        return got
+
+    def drain(self, seconds: float = 1.5) -> list[Any]:
+        """Whatever else arrives within ``seconds`` (to prove nothing more was published)."""
+        got: list[Any] = []
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            response = self.subscriber.pull(subscription=self.path, max_messages=100, timeout=2)
+            got.extend(m.message for m in response.received_messages)
+            if response.received_messages:
+                self._ack(response.received_messages)
+            else:
+                time.sleep(0.2)
+        return got
+
+    def _ack(self, received: Any) -> None:
+        self.subscriber.acknowledge(subscription=self.path, ack_ids=[m.ack_id for m in received])
+
+
+@pytest.fixture(scope="session")
+def topic_tap() -> Callable[..., contextlib.AbstractContextManager[Tap]]:
+    """``topic_tap(project, topic=events)``: a :class:`Tap`, its subscription deleted after."""
+    from google.cloud import pubsub_v1
+
+    from shared.pubsub import resources
+
+    @contextlib.contextmanager
+    def tap(project: str, topic: str = resources.TOPIC_EVENTS) -> Iterator[Tap]:
+        subscriber = pubsub_v1.SubscriberClient()
+        path = subscriber.subscription_path(project, f"tap-{uuid.uuid4().hex[:10]}")
+        subscriber.create_subscription(
+            name=path, topic=f"projects/{project}/topics/{topic}", ack_deadline_seconds=60
+        )
+        try:
+            yield Tap(subscriber, path)
+        finally:
+            try:
+                subscriber.delete_subscription(subscription=path)
+            finally:
+                subscriber.close()
+
+    return tap

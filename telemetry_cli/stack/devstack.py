@@ -28,6 +28,7 @@ from telemetry_cli.stack import gcs, pubsub
 from telemetry_cli.stack.functions import discover_functions, function_process, wait_function
 from telemetry_cli.stack.postgres import EmbeddedPostgres, default_data_dir
 from telemetry_cli.stack.process import ManagedProcess, free_port, http_ok, pid_alive, port_is_free
+from telemetry_cli.stack.relay import PushRelay, sink_relay
 
 logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -82,6 +83,7 @@ class DevStack:
         self.pubsub_emulator_host = opts.pubsub_emulator_host
         self.storage_emulator_host = opts.storage_emulator_host
         self.function_urls: dict[str, str] = {}
+        self.relay: PushRelay | None = None
         self._stopped = threading.Event()
 
     # -- start -----------------------------------------------------------------------------
@@ -157,10 +159,7 @@ class DevStack:
             name: self._check_port(opts.function_ports.get(name), f"function {name}")
             for name in functions
         }
-        sink_push = None
-        if "sink" in ports:
-            sink_push = f"http://127.0.0.1:{ports['sink']}/projects/{opts.project}/topics/{names.TOPIC_EVENTS}"
-        self._provision(sink_push)
+        self._provision()
         env = {**os.environ, **self.env()}
         procs = []
         for name in functions:
@@ -171,6 +170,8 @@ class DevStack:
         for name, proc in procs:
             wait_function(proc, ports[name])
             self.function_urls[name] = f"http://127.0.0.1:{ports[name]}"
+        if "sink" in self.function_urls:
+            self.relay = sink_relay(opts.project, self.function_urls["sink"]).start()
 
     def _check_reachable(self) -> None:
         """Fail fast, naming the variable, when a given emulator address does not answer."""
@@ -200,9 +201,9 @@ class DevStack:
         finally:
             engine.dispose()
 
-    def _provision(self, sink_push: str | None) -> None:
+    def _provision(self) -> None:
         try:
-            pubsub.provision(self.options.project, sink_push)
+            pubsub.provision(self.options.project)
         except Exception as exc:
             raise StackError(
                 f"the Pub/Sub emulator at {self.pubsub_emulator_host} refused provisioning: "
@@ -256,6 +257,9 @@ class DevStack:
             "bucket": self.options.bucket,
             "topic": names.TOPIC_EVENTS,
             "sink_subscription": names.SUBSCRIPTION_SINK,
+            "sink_delivery": "relay: pull from sink_subscription, POST the push body to the sink"
+            if self.relay
+            else None,
             "dlq_topic": names.TOPIC_DLQ,
             "allowed_origins": [
                 o.strip() for o in self.options.allowed_origins.split(",") if o.strip()
@@ -299,6 +303,8 @@ class DevStack:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        if self.relay is not None:
+            self.relay.stop()
         dispose_engine()
         threads = [threading.Thread(target=p.stop, daemon=True) for p in reversed(self.processes)]
         for thread in threads:

@@ -69,42 +69,54 @@ def wait_emulator(proc: ManagedProcess, port: int, timeout: float = 60) -> None:
     proc.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/", "Ok"), timeout)
 
 
-def provision(project: str, push_endpoint: str | None, ack_deadline: int = 30) -> None:
+def provision(project: str, ack_deadline: int = 30) -> None:
     """Create the topics and subscriptions of the contract (idempotent).
 
-    Needs ``PUBSUB_EMULATOR_HOST`` in the environment. The sink subscription pushes to
-    ``push_endpoint`` when there is a sink, and is a pull subscription otherwise.
+    Needs ``PUBSUB_EMULATOR_HOST`` in the environment. The sink subscription is a pull
+    subscription here (the relay delivers it, see ``telemetry_cli.stack.relay``); one left with a
+    push config by an older run is switched to pull, and its retry and dead-letter policies are
+    brought up to date.
     """
     from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-    from google.protobuf import duration_pb2
+    from google.protobuf import duration_pb2, field_mask_pb2
 
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
+    minimum, maximum = names.LOCAL_RETRY_BACKOFF_S
     try:
         for topic in (names.TOPIC_EVENTS, names.TOPIC_DLQ, names.TOPIC_ALERTS):
             with contextlib.suppress(gexc.AlreadyExists):
                 publisher.create_topic(name=publisher.topic_path(project, topic), timeout=10)
         sink_path = subscriber.subscription_path(project, names.SUBSCRIPTION_SINK)
-        request = {
-            "name": sink_path,
-            "topic": publisher.topic_path(project, names.TOPIC_EVENTS),
-            "ack_deadline_seconds": ack_deadline,
+        policies = {
             "dead_letter_policy": {
                 "dead_letter_topic": publisher.topic_path(project, names.TOPIC_DLQ),
                 "max_delivery_attempts": names.MAX_DELIVERY_ATTEMPTS,
             },
             "retry_policy": {
-                "minimum_backoff": duration_pb2.Duration(seconds=1),
-                "maximum_backoff": duration_pb2.Duration(seconds=10),
+                "minimum_backoff": duration_pb2.Duration(seconds=minimum),
+                "maximum_backoff": duration_pb2.Duration(seconds=maximum),
             },
         }
-        if push_endpoint:
-            request["push_config"] = {"push_endpoint": push_endpoint}
         try:
-            subscriber.create_subscription(request=request, timeout=10)
+            subscriber.create_subscription(
+                request={
+                    "name": sink_path,
+                    "topic": publisher.topic_path(project, names.TOPIC_EVENTS),
+                    "ack_deadline_seconds": ack_deadline,
+                    **policies,
+                },
+                timeout=10,
+            )
         except gexc.AlreadyExists:
             subscriber.modify_push_config(
-                request={"subscription": sink_path, "push_config": request.get("push_config", {})},
+                request={"subscription": sink_path, "push_config": {}}, timeout=10
+            )
+            subscriber.update_subscription(
+                request={
+                    "subscription": {"name": sink_path, **policies},
+                    "update_mask": field_mask_pb2.FieldMask(paths=list(policies)),
+                },
                 timeout=10,
             )
         with contextlib.suppress(gexc.AlreadyExists):

@@ -2,33 +2,72 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from google.cloud import pubsub_v1
 
-from shared.pubsub import resources as names
-from tests.helpers import function_server
-
-
-def push_endpoint(url: str, project: str) -> str:
-    return f"{url}/projects/{project}/topics/{names.TOPIC_EVENTS}"
+from shared.contract.intake import Intake
+from shared.contract.stored_event import StoredEvent
+from shared.contract.validation import EventValidator
+from shared.policy.privacy import Pseudonymiser
+from shared.policy.sampling import SamplingPolicy
+from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring
 
 
 @pytest.fixture(scope="module")
-def sink_url(services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def sink_url(services, tmp_path_factory: pytest.TempPathFactory, function_server) -> Iterator[str]:
+    """A sink server, fed from the sink subscription by the relay, as under `telemetry dev`."""
+    from telemetry_cli.stack.relay import sink_relay
+
     project = services.options.project
     with function_server("sink", services.env(), tmp_path_factory.mktemp("sink-logs")) as url:
-        subscriber = pubsub_v1.SubscriberClient()
-        path = subscriber.subscription_path(project, names.SUBSCRIPTION_SINK)
-        subscriber.modify_push_config(
-            request={
-                "subscription": path,
-                "push_config": {"push_endpoint": push_endpoint(url, project)},
-            }
-        )
+        relay = sink_relay(project, url).start()
         try:
             yield url
         finally:
-            subscriber.modify_push_config(request={"subscription": path, "push_config": {}})
-            subscriber.close()
+            relay.stop()
+
+
+def _make_events(count: int, *, llm: bool = False, tag: str | None = None) -> list[StoredEvent]:
+    now = datetime.now(UTC)
+    intake = Intake(
+        EventValidator(), SamplingPolicy({}), Pseudonymiser(parse_keyring(DEV_PSEUDONYM_KEY))
+    )
+    session = f"s-{tag or uuid.uuid4().hex[:8]}"
+    raw = []
+    for i in range(count):
+        event: dict[str, Any] = {
+            "event_id": str(uuid.uuid4()),
+            "name": "node.expand",
+            "ts": (now - timedelta(seconds=5)).isoformat(),
+            "props": {"node_id": f"n-{i}", "depth": 1},
+        }
+        if llm and i == 0:
+            event.update(
+                name="llm.call",
+                props={
+                    "provider": "anthropic",
+                    "model": "claude-sonnet-4",
+                    "operation": "bias_prefilter",
+                    "latency_ms": 812.5,
+                    "status": "ok",
+                    "input_tokens": 1200,
+                    "output_tokens": 150,
+                    "cached_input_tokens": 800,
+                    "cost_usd": 0.00609,
+                    "price_version": "2026-11-01",
+                },
+            )
+        raw.append(event)
+    result = intake.process_events(raw, {"session_id": session, "user_id": "u-sink"}, now)
+    assert len(result.accepted) == count, result.rejected
+    return result.accepted
+
+
+@pytest.fixture(scope="session")
+def make_events() -> Callable[..., list[StoredEvent]]:
+    """``make_events(count, llm=False, tag=None)``: stored events of one new session."""
+    return _make_events

@@ -22,7 +22,6 @@ import pytest
 from sqlalchemy import Engine, text
 
 from telemetry_cli.stack.process import free_port
-from tests.helpers import function_server
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,7 +113,11 @@ def page_origin() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def ingest_for_page(
-    services, page_origin: str, sink_url: str, tmp_path_factory: pytest.TempPathFactory
+    services,
+    page_origin: str,
+    sink_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    function_server,
 ) -> Iterator[str]:
     env = {**services.env(), "TELEMETRY_ALLOWED_ORIGINS": page_origin}
     with function_server("ingest", env, tmp_path_factory.mktemp("ingest-e2e")) as url:
@@ -193,7 +196,13 @@ def test_events_tracked_then_navigating_away_are_stored(
 
 
 def test_disallowed_origin_stores_nothing_and_the_page_does_not_throw(
-    browser: Any, services, sink_url: str, engine: Engine, page_origin: str, tmp_path: Path
+    browser: Any,
+    services,
+    sink_url: str,
+    engine: Engine,
+    page_origin: str,
+    tmp_path: Path,
+    function_server,
 ) -> None:
     session = f"s-e2e-{uuid.uuid4().hex[:8]}"
     env = {**services.env(), "TELEMETRY_ALLOWED_ORIGINS": "https://somewhere-else.example"}

@@ -17,7 +17,6 @@ from sqlalchemy import Engine, text
 import telemetry_client as tc
 from shared.pubsub import resources as names
 from shared.pubsub.publisher import reset_publisher
-from tests.helpers import PROJECT_DIR, pull_all, topic_tap
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +113,9 @@ def test_decorated_call_becomes_one_row_with_its_cost(
     )
 
 
-def test_no_event_is_lost_when_the_process_exits_right_after_a_request(services) -> None:
+def test_no_event_is_lost_when_the_process_exits_right_after_a_request(
+    services, topic_tap, project_dir
+) -> None:
     tag = uuid.uuid4().hex[:10]
     script = textwrap.dedent(f"""
         import telemetry_client as tc
@@ -131,7 +132,7 @@ def test_no_event_is_lost_when_the_process_exits_right_after_a_request(services)
             **os.environ,
             **services.env(),
             "TELEMETRY_CLIENT_DELAY_S": "30",
-            "PYTHONPATH": str(PROJECT_DIR),
+            "PYTHONPATH": str(project_dir),
         }
         done = subprocess.run(
             [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
@@ -139,5 +140,5 @@ def test_no_event_is_lost_when_the_process_exits_right_after_a_request(services)
         assert done.returncode == 0, done.stderr
         from shared.pubsub.message import event_dicts
 
-        events = [e for m in pull_all(tap, expected=1, timeout=20) for e in event_dicts(m.data)]
+        events = [e for m in tap.pull_all(expected=1, timeout=20) for e in event_dicts(m.data)]
     assert [e["props"]["operation"] for e in events] == [f"exit-{tag}"]

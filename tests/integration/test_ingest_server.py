@@ -18,20 +18,21 @@ import pytest
 from shared.pubsub.message import event_dicts
 from telemetry_cli.stack import pubsub
 from telemetry_cli.stack.process import free_port
-from tests.helpers import drain, function_server, pull_all, topic_tap
 
 pytestmark = pytest.mark.integration
 ORIGIN = "http://localhost:8000"
 
 
 @pytest.fixture(scope="module")
-def ingest_url(services, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ingest_url(
+    services, tmp_path_factory: pytest.TempPathFactory, function_server
+) -> Iterator[str]:
     with function_server("ingest", services.env(), tmp_path_factory.mktemp("logs")) as url:
         yield url
 
 
 @pytest.fixture
-def tap(services) -> Iterator[Any]:
+def tap(services, topic_tap) -> Iterator[Any]:
     with topic_tap(services.options.project) as subscriber:
         yield subscriber
 
@@ -91,7 +92,7 @@ def test_json_text_plain_and_gzip_bodies_reach_a_subscriber(ingest_url: str, tap
         )
         assert status == 202, answer
         assert answer_headers["Access-Control-Allow-Origin"] == ORIGIN
-    messages = pull_all(tap, expected=3)
+    messages = tap.pull_all(expected=3)
     assert len(messages) == 3
     for message in messages:
         assert message.attributes["envelope_version"] == "1"
@@ -115,9 +116,9 @@ def test_mixed_batch_publishes_only_the_accepted(ingest_url: str, tap: Any) -> N
     assert status == 202
     assert answer["accepted"] == 2 and answer["sampled_out"] == 0
     assert [r["index"] for r in answer["rejected"]] == [1, 2]
-    events = published_events(pull_all(tap, expected=1))
+    events = published_events(tap.pull_all(expected=1))
     assert sorted(e["event_id"][-2:] for e in events) == ["10", "13"]
-    assert drain(tap) == []
+    assert tap.drain() == []
 
 
 @pytest.mark.parametrize(
@@ -164,7 +165,7 @@ def test_whole_request_errors_over_http(
     assert got == status
     assert fragment in answer["error"]
     assert answer_headers["Content-Type"] == "application/json"
-    assert drain(tap, 0.5) == []
+    assert tap.drain(0.5) == []
 
 
 def test_get_is_405(ingest_url: str) -> None:
@@ -184,7 +185,7 @@ def test_gzip_bomb_is_refused_quickly(ingest_url: str, tap: Any) -> None:
         status == 413 and answer["error"] == "decompressed body is over the limit of 4194304 bytes"
     )
     assert time.monotonic() - started < 5
-    assert drain(tap, 0.5) == []
+    assert tap.drain(0.5) == []
 
 
 def test_preflight(ingest_url: str) -> None:
@@ -203,7 +204,9 @@ def test_preflight(ingest_url: str) -> None:
     assert status == 403 and "Access-Control-Allow-Origin" not in headers
 
 
-def test_pubsub_down_gives_503_quickly_and_counts_nothing(services, tmp_path: Path) -> None:
+def test_pubsub_down_gives_503_quickly_and_counts_nothing(
+    services, tmp_path: Path, function_server, topic_tap
+) -> None:
     port = free_port()
     log = tmp_path / "emulator.log"
     emulator = pubsub.emulator_process(port, tmp_path / "data", log)
@@ -229,7 +232,7 @@ def test_pubsub_down_gives_503_quickly_and_counts_nothing(services, tmp_path: Pa
                         f"{url}/v1/events", body, {"Content-Type": "application/json"}
                     )
                     assert status == 202 and answer["accepted"] == 1
-                    assert len(pull_all(own_tap, expected=1)) == 1
+                    assert len(own_tap.pull_all(expected=1)) == 1
                 emulator.stop()
                 started = time.monotonic()
                 status, headers, answer = send(
@@ -257,6 +260,6 @@ def test_trace_context_travels_in_message_attributes(ingest_url: str, tap: Any) 
         {"Content-Type": "application/json", "traceparent": parent},
     )
     assert status == 202
-    (message,) = pull_all(tap, expected=1)
+    (message,) = tap.pull_all(expected=1)
     assert message.attributes["traceparent"] == parent
     assert orjson.loads(message.data)["v"] == 1

@@ -17,7 +17,6 @@ from shared.pubsub.publisher import EventPublisher, reset_publisher, topic_path
 from shared.pubsub.rpc import publish_rpc
 from shared.settings import get_settings
 from telemetry_cli.generator import EventGenerator
-from tests.helpers import pull_all, topic_tap
 
 pytestmark = pytest.mark.integration
 
@@ -29,12 +28,12 @@ def _fresh_channel(services):
     reset_publisher()
 
 
-def test_messages_and_attributes_arrive_as_sent(services) -> None:
+def test_messages_and_attributes_arrive_as_sent(services, topic_tap) -> None:
     tag = uuid.uuid4().hex
     messages = [(f"m{i}".encode(), {"tag": tag, "i": str(i)}) for i in range(3)]
     with topic_tap(services.options.project) as tap:
         sent = publish_rpc().send(topic_path(get_settings(), names.TOPIC_EVENTS), messages, 10)
-        got = [m for m in pull_all(tap, expected=3) if m.attributes.get("tag") == tag]
+        got = [m for m in tap.pull_all(expected=3) if m.attributes.get("tag") == tag]
     assert sent == 3
     assert sorted((m.data, m.attributes["i"]) for m in got) == [
         (b"m0", "0"),
@@ -68,7 +67,7 @@ def test_an_unreachable_emulator_is_a_timeout_within_the_budget(
     assert time.monotonic() - started < 4
 
 
-def test_concurrent_publishes_share_calls_and_every_event_arrives_once(services) -> None:
+def test_concurrent_publishes_share_calls_and_every_event_arrives_once(services, topic_tap) -> None:
     generator = EventGenerator(seed=7)
     source = f"group-{uuid.uuid4().hex[:8]}"
     batches = [
@@ -97,7 +96,7 @@ def test_concurrent_publishes_share_calls_and_every_event_arrives_once(services)
             thread.start()
         for thread in threads:
             thread.join(20)
-        got = [m for m in pull_all(tap, expected=12) if m.attributes.get("source") == source]
+        got = [m for m in tap.pull_all(expected=12) if m.attributes.get("source") == source]
     ids = sorted(e["event_id"] for m in got for e in event_dicts(m.data))
     assert ids == sorted(e.event_id for batch in batches for e in batch)
     assert publisher._group.submits == 12

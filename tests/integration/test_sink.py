@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -12,18 +13,14 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from google.cloud import pubsub_v1
 from sqlalchemy import Engine, text
 
-from shared.contract.intake import Intake
 from shared.contract.stored_event import StoredEvent
-from shared.contract.validation import EventValidator
 from shared.policy.privacy import Pseudonymiser
-from shared.policy.sampling import SamplingPolicy
 from shared.pubsub import resources as names
 from shared.pubsub.message import encode_batches
 from shared.pubsub.publisher import EventPublisher, reset_publisher
@@ -31,8 +28,6 @@ from shared.settings import DEV_PSEUDONYM_KEY, get_settings, parse_keyring
 from shared.storage.hot.engine import make_engine, run_migrations
 from telemetry_cli.cli import cli
 from telemetry_cli.stack.postgres import EmbeddedPostgres
-from tests.helpers import function_server, pull_all, topic_tap
-from tests.integration.conftest import push_endpoint
 
 pytestmark = pytest.mark.integration
 
@@ -42,42 +37,6 @@ def _fresh_publisher(services) -> Iterator[None]:
     reset_publisher()
     yield
     reset_publisher()
-
-
-def make_events(count: int, *, llm: bool = False, tag: str | None = None) -> list[StoredEvent]:
-    now = datetime.now(UTC)
-    intake = Intake(
-        EventValidator(), SamplingPolicy({}), Pseudonymiser(parse_keyring(DEV_PSEUDONYM_KEY))
-    )
-    session = f"s-{tag or uuid.uuid4().hex[:8]}"
-    raw = []
-    for i in range(count):
-        event: dict[str, Any] = {
-            "event_id": str(uuid.uuid4()),
-            "name": "node.expand",
-            "ts": (now - timedelta(seconds=5)).isoformat(),
-            "props": {"node_id": f"n-{i}", "depth": 1},
-        }
-        if llm and i == 0:
-            event.update(
-                name="llm.call",
-                props={
-                    "provider": "anthropic",
-                    "model": "claude-sonnet-4",
-                    "operation": "bias_prefilter",
-                    "latency_ms": 812.5,
-                    "status": "ok",
-                    "input_tokens": 1200,
-                    "output_tokens": 150,
-                    "cached_input_tokens": 800,
-                    "cost_usd": 0.00609,
-                    "price_version": "2026-11-01",
-                },
-            )
-        raw.append(event)
-    result = intake.process_events(raw, {"session_id": session, "user_id": "u-sink"}, now)
-    assert len(result.accepted) == count, result.rejected
-    return result.accepted
 
 
 def count_rows(engine: Engine, ids: list[str]) -> int:
@@ -116,7 +75,7 @@ def post(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 
 def test_ingest_to_postgres_end_to_end(
-    services, sink_url: str, engine: Engine, tmp_path: Path
+    services, sink_url: str, engine: Engine, tmp_path: Path, function_server
 ) -> None:
     now = datetime.now(UTC) - timedelta(seconds=3)
     ids = [str(uuid.uuid4()) for _ in range(3)]
@@ -204,7 +163,9 @@ def test_ingest_to_postgres_end_to_end(
     )
 
 
-def test_duplicate_storm_leaves_one_row_per_event(services, sink_url: str, engine: Engine) -> None:
+def test_duplicate_storm_leaves_one_row_per_event(
+    services, sink_url: str, engine: Engine, make_events
+) -> None:
     events = make_events(20, llm=True)
     ids = [e.event_id for e in events]
     publisher = EventPublisher(get_settings())
@@ -228,7 +189,11 @@ def test_duplicate_storm_leaves_one_row_per_event(services, sink_url: str, engin
     direct = [
         threading.Thread(
             target=lambda: statuses.append(
-                post(push_endpoint(sink_url, "p"), push, {"Content-Type": "application/json"})
+                post(
+                    f"{sink_url}/projects/p/topics/{names.TOPIC_EVENTS}",
+                    push,
+                    {"Content-Type": "application/json"},
+                )
             )
         )
         for _ in range(15)
@@ -243,7 +208,7 @@ def test_duplicate_storm_leaves_one_row_per_event(services, sink_url: str, engin
     assert count_rows(engine, ids) == 20
 
 
-def test_push_without_attributes_is_stored(sink_url: str, engine: Engine) -> None:
+def test_push_without_attributes_is_stored(sink_url: str, engine: Engine, make_events) -> None:
     events = make_events(2)
     ((body, _),) = list(encode_batches(events))
     push = json.dumps(
@@ -252,11 +217,18 @@ def test_push_without_attributes_is_stored(sink_url: str, engine: Engine) -> Non
             "message": {"data": base64.b64encode(body).decode(), "messageId": "no-attrs"},
         }
     ).encode()
-    assert post(push_endpoint(sink_url, "p"), push, {"Content-Type": "application/json"}) == 200
+    assert (
+        post(
+            f"{sink_url}/projects/p/topics/{names.TOPIC_EVENTS}",
+            push,
+            {"Content-Type": "application/json"},
+        )
+        == 200
+    )
     assert count_rows(engine, [e.event_id for e in events]) == 2
 
 
-def test_poison_message_ends_in_the_dlq_with_its_reason(services, sink_url: str) -> None:
+def test_poison_message_ends_in_the_dlq_with_its_reason(services, sink_url: str, topic_tap) -> None:
     from shared.pubsub.publisher import topic_path
     from shared.pubsub.rpc import publish_rpc
 
@@ -268,7 +240,7 @@ def test_poison_message_ends_in_the_dlq_with_its_reason(services, sink_url: str)
         )
         messages = [
             m
-            for m in pull_all(dlq, expected=1, timeout=20)
+            for m in dlq.pull_all(expected=1, timeout=20)
             if m.attributes.get("source") == "poison-test"
         ]
     assert len(messages) == 1
@@ -278,25 +250,51 @@ def test_poison_message_ends_in_the_dlq_with_its_reason(services, sink_url: str)
     assert message.data == b"\x89 definitely not json"
 
 
-def _dedicated_push(project: str, endpoint: str, attempts: int) -> tuple[Any, str]:
+@contextlib.contextmanager
+def dedicated_delivery(project: str, sink_url: str, attempts: int) -> Iterator[None]:
+    """A subscription of its own on the events topic, relayed to ``sink_url`` like the stack's."""
+    from google.protobuf import duration_pb2
+
+    from telemetry_cli.stack.relay import PushRelay
+
     subscriber = pubsub_v1.SubscriberClient()
     path = subscriber.subscription_path(project, f"sink-test-{uuid.uuid4().hex[:8]}")
+    minimum, maximum = names.LOCAL_RETRY_BACKOFF_S
     subscriber.create_subscription(
         request={
             "name": path,
             "topic": f"projects/{project}/topics/{names.TOPIC_EVENTS}",
-            "push_config": {"push_endpoint": endpoint},
             "ack_deadline_seconds": 10,
             "dead_letter_policy": {
                 "dead_letter_topic": f"projects/{project}/topics/{names.TOPIC_DLQ}",
                 "max_delivery_attempts": attempts,
             },
+            "retry_policy": {
+                "minimum_backoff": duration_pb2.Duration(seconds=minimum),
+                "maximum_backoff": duration_pb2.Duration(seconds=maximum),
+            },
         }
     )
-    return subscriber, path
+    endpoint = f"{sink_url}/projects/{project}/topics/{names.TOPIC_EVENTS}"
+    relay = PushRelay(path, endpoint).start()
+    try:
+        yield
+    finally:
+        relay.stop()
+        subscriber.delete_subscription(subscription=path)
+        subscriber.close()
 
 
-def test_postgres_down_mid_stream_loses_nothing(services, tmp_path: Path) -> None:
+#: Pub/Sub's own dead-letter window before this issue: 5 attempts at a 1-10 s backoff.
+OLD_LOCAL_DEAD_LETTER_WINDOW_S = 1 + 2 + 4 + 8 + 10
+
+
+def test_postgres_down_longer_than_the_old_dead_letter_window_loses_nothing(
+    services, tmp_path: Path, function_server, topic_tap, make_events
+) -> None:
+    """Regression: a database outage under load stranded accepted events (the emulator's push
+    stalled) or dead-lettered them all (5 attempts). Every event is stored exactly once, and
+    nothing is left dead-lettered."""
     project = services.options.project
     pg = EmbeddedPostgres(tmp_path / "pg")
     tmp_path.chmod(0o755)
@@ -304,53 +302,162 @@ def test_postgres_down_mid_stream_loses_nothing(services, tmp_path: Path) -> Non
     engine = make_engine(pg.url)
     run_migrations(engine)
     env = {**services.env(), "DATABASE_URL": pg.url}
+    source = f"outage-{uuid.uuid4().hex[:8]}"
     try:
-        with function_server("sink", env, tmp_path) as url:
-            subscriber, path = _dedicated_push(project, push_endpoint(url, project), attempts=20)
-            try:
-                publisher = EventPublisher(get_settings())
-                first = make_events(10)
-                publisher.publish(first, "test")
-                assert wait_rows(engine, [e.event_id for e in first], 10) == 10
-                pg.stop()
-                later = make_events(10) + make_events(10, llm=True)
-                publisher.publish(later[:10], "test")
-                publisher.publish(later[10:], "test")
-                time.sleep(3)  # deliveries fail while the database is down
-                pg.start()
-                ids = [e.event_id for e in first + later]
-                assert wait_rows(engine, ids, 30, timeout=90) == 30
-                time.sleep(2)
-                assert count_rows(engine, ids) == 30
-            finally:
-                subscriber.delete_subscription(subscription=path)
-                subscriber.close()
+        with (
+            function_server("sink", env, tmp_path) as url,
+            topic_tap(project, names.TOPIC_DLQ) as dlq,
+            dedicated_delivery(project, url, names.MAX_DELIVERY_ATTEMPTS),
+        ):
+            publisher = EventPublisher(get_settings())
+            first = make_events(10)
+            publisher.publish(first, source)
+            assert wait_rows(engine, [e.event_id for e in first], 10) == 10
+            pg.stop()
+            later: list[StoredEvent] = []
+            outage_ends = time.monotonic() + OLD_LOCAL_DEAD_LETTER_WINDOW_S + 10
+            while time.monotonic() < outage_ends:  # load goes on while the database is down
+                batch = make_events(5) + make_events(1, llm=True)
+                publisher.publish(batch, source)
+                later.extend(batch)
+                time.sleep(1)
+            pg.start()
+            ids = [e.event_id for e in first + later]
+            assert wait_rows(engine, ids, len(ids), timeout=120) == len(ids)
+            time.sleep(2)
+            assert count_rows(engine, ids) == len(ids)
+            dead = [m for m in dlq.drain(2) if m.attributes.get("source") == source]
+            assert dead == []
     finally:
         engine.dispose()
         pg.stop()
 
 
-def test_pubsub_dead_letters_after_max_delivery_attempts(services, tmp_path: Path) -> None:
+def test_sink_killed_mid_load_loses_nothing(
+    services, engine: Engine, tmp_path: Path, topic_tap, make_events
+) -> None:
+    """``kill -9`` of the sink in the middle of the load, then a new sink on the same port."""
+    import os
+    import signal
+
+    from telemetry_cli.stack.functions import FUNCTIONS_DIR, function_process, wait_function
+    from telemetry_cli.stack.process import free_port
+
+    project = services.options.project
+    port = free_port()
+    env = {**os.environ, **services.env()}
+
+    def start_sink(n: int):  # type: ignore[no-untyped-def]
+        proc = function_process("sink", FUNCTIONS_DIR, port, tmp_path / f"sink-{n}.log", env)
+        proc.start()
+        wait_function(proc, port)
+        return proc
+
+    source = f"kill-{uuid.uuid4().hex[:8]}"
+    sink = start_sink(1)
+    events: list[StoredEvent] = []
+    try:
+        with (
+            topic_tap(project, names.TOPIC_DLQ) as dlq,
+            dedicated_delivery(project, f"http://127.0.0.1:{port}", names.MAX_DELIVERY_ATTEMPTS),
+        ):
+            publisher = EventPublisher(get_settings())
+            for round_ in range(30):
+                batch = make_events(20)
+                publisher.publish(batch, source)
+                events.extend(batch)
+                if round_ == 10:
+                    os.killpg(sink.pid, signal.SIGKILL)
+                if round_ == 20:
+                    sink = start_sink(2)
+                time.sleep(0.1)
+            ids = [e.event_id for e in events]
+            assert wait_rows(engine, ids, len(ids), timeout=120) == len(ids)
+            time.sleep(2)
+            assert count_rows(engine, ids) == len(ids)
+            assert [m for m in dlq.drain(2) if m.attributes.get("source") == source] == []
+    finally:
+        sink.stop()
+
+
+def test_poison_message_is_still_dead_lettered_at_once(
+    services, sink_url: str, topic_tap, make_events
+) -> None:
+    from shared.pubsub.publisher import topic_path
+    from shared.pubsub.rpc import publish_rpc
+
+    tag = uuid.uuid4().hex[:8]
+    with topic_tap(services.options.project, names.TOPIC_DLQ) as dlq:
+        started = time.monotonic()
+        publish_rpc().send(
+            topic_path(get_settings(), names.TOPIC_EVENTS),
+            [(b'{"v": 1, "events": [{"event_id": 7}]}', {"source": f"poison-{tag}"})],
+            10,
+        )
+        found = [
+            m
+            for m in dlq.pull_all(expected=1, timeout=30)
+            if m.attributes.get("source") == f"poison-{tag}"
+        ]
+        assert found and time.monotonic() - started < 15
+    (message,) = found
+    assert message.attributes["dead_lettered_by"] == "sink"
+    assert message.attributes["reason"].startswith("events[0].event_id: Expected `str`")
+    assert "CloudPubSubDeadLetterSourceDeliveryCount" not in message.attributes
+
+
+def test_exhausted_messages_are_replayed_and_poison_stays(
+    services, sink_url: str, engine: Engine, make_events
+) -> None:
+    """`telemetry dlq replay --exhausted` takes back what Pub/Sub dead-lettered after max
+    attempts (an outage), and leaves what the sink dead-lettered for a reason."""
+    from shared.pubsub.publisher import topic_path
+    from shared.pubsub.rpc import publish_rpc
+
+    exhausted, poison = make_events(2), make_events(2)
+    ((exhausted_body, _),) = list(encode_batches(exhausted))
+    ((poison_body, _),) = list(encode_batches(poison))
+    tag = uuid.uuid4().hex[:8]
+    publish_rpc().send(
+        topic_path(get_settings(), names.TOPIC_DLQ),
+        [
+            (exhausted_body, {"source": tag, "CloudPubSubDeadLetterSourceDeliveryCount": "100"}),
+            (poison_body, {"source": tag, "reason": f"poison-{tag}", "dead_lettered_by": "sink"}),
+        ],
+        10,
+    )
+    result = CliRunner().invoke(cli, ["dlq", "replay", "--exhausted"])
+    assert result.exit_code == 0, result.output
+    assert wait_rows(engine, [e.event_id for e in exhausted], 2) == 2
+    listing = CliRunner().invoke(cli, ["dlq"])
+    assert any(
+        line.split(None, 1) == ["1", f"poison-{tag}"] for line in listing.output.splitlines()
+    )
+    assert count_rows(engine, [e.event_id for e in poison]) == 0
+
+
+def test_pubsub_dead_letters_after_max_delivery_attempts(
+    services, tmp_path: Path, function_server, topic_tap, make_events
+) -> None:
     project = services.options.project
     env = {**services.env(), "DATABASE_URL": "postgresql+pg8000://nobody@127.0.0.1:1/none"}
-    with function_server("sink", env, tmp_path) as url, topic_tap(project, names.TOPIC_DLQ) as dlq:
-        subscriber, path = _dedicated_push(project, push_endpoint(url, project), attempts=5)
-        try:
-            events = make_events(1, tag="maxattempts")
-            EventPublisher(get_settings()).publish(events, "max-attempts-test")
-            found = [
-                m
-                for m in pull_all(dlq, expected=1, timeout=90)
-                if m.attributes.get("source") == "max-attempts-test"
-            ]
-        finally:
-            subscriber.delete_subscription(subscription=path)
-            subscriber.close()
+    with (
+        function_server("sink", env, tmp_path) as url,
+        topic_tap(project, names.TOPIC_DLQ) as dlq,
+        dedicated_delivery(project, url, 5),
+    ):
+        events = make_events(1, tag="maxattempts")
+        EventPublisher(get_settings()).publish(events, "max-attempts-test")
+        found = [
+            m
+            for m in dlq.pull_all(expected=1, timeout=90)
+            if m.attributes.get("source") == "max-attempts-test"
+        ]
     assert found, "Pub/Sub did not dead-letter the message"
     assert int(found[0].attributes["CloudPubSubDeadLetterSourceDeliveryCount"]) >= 5
 
 
-def test_dlq_list_and_replay(services, sink_url: str, engine: Engine) -> None:
+def test_dlq_list_and_replay(services, sink_url: str, engine: Engine, make_events) -> None:
     from shared.pubsub.publisher import topic_path
     from shared.pubsub.rpc import publish_rpc
 

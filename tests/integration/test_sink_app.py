@@ -15,17 +15,15 @@ from sqlalchemy import Engine, text
 from shared.pubsub import resources as names
 from shared.pubsub.publisher import reset_publisher
 from shared.storage.hot.engine import dispose_engine
-from tests.helpers import PROJECT_DIR, pull_all, topic_tap
-from tests.integration.test_sink import make_events
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def client(services) -> Iterator[Any]:
+def client(services, project_dir) -> Iterator[Any]:
     dispose_engine()
     reset_publisher()
-    app = create_app(target="sink", source=str(PROJECT_DIR / "functions" / "sink" / "main.py"))
+    app = create_app(target="sink", source=str(project_dir / "functions" / "sink" / "main.py"))
     import main as sink_main  # the module functions-framework just loaded
 
     sink_main.reset()
@@ -49,7 +47,7 @@ def push(client: Any, data: bytes, attributes: dict[str, str] | None = None) -> 
     )
 
 
-def test_push_is_stored_and_acknowledged(client: Any, engine: Engine) -> None:
+def test_push_is_stored_and_acknowledged(client: Any, engine: Engine, make_events) -> None:
     from shared.pubsub.message import encode_batches
 
     events = make_events(4, llm=True)
@@ -68,19 +66,19 @@ def test_push_is_stored_and_acknowledged(client: Any, engine: Engine) -> None:
     assert stored == 4
 
 
-def test_poison_push_is_dead_lettered_then_acknowledged(services, client: Any) -> None:
+def test_poison_push_is_dead_lettered_then_acknowledged(services, client: Any, topic_tap) -> None:
     with topic_tap(services.options.project, names.TOPIC_DLQ) as dlq:
         assert push(client, b"{broken", {"source": "in-process"}).status_code == 200
         found = [
             m
-            for m in pull_all(dlq, expected=1, timeout=15)
+            for m in dlq.pull_all(expected=1, timeout=15)
             if m.attributes.get("source") == "in-process"
         ]
     assert len(found) == 1 and found[0].attributes["reason"] == "message body is not JSON"
 
 
 def test_database_down_answers_500_for_redelivery(
-    client: Any, monkeypatch: pytest.MonkeyPatch
+    client: Any, monkeypatch: pytest.MonkeyPatch, make_events
 ) -> None:
     from shared.pubsub.message import encode_batches
 

@@ -163,6 +163,14 @@ def test_pubsub_names_equal_the_contract() -> None:
         "max_delivery_attempts"
     ]
     assert one(attempts["default"]) == names.MAX_DELIVERY_ATTEMPTS
+    backoff = one(
+        blocks(load(TF / "modules" / "pubsub" / "variables.tf"), "variable")["retry_backoff"][
+            "type"
+        ]
+    )
+    minimum, maximum = names.RETRY_BACKOFF_S
+    assert f'minimum = optional(string, "{minimum}s")' in backoff
+    assert f'maximum = optional(string, "{maximum}s")' in backoff
 
 
 def test_bucket_lifecycle_ages_equal_the_retention_numbers() -> None:

@@ -42,9 +42,9 @@ variable "push_service_account_email" {
 }
 
 variable "max_delivery_attempts" {
-  description = "Deliveries before Pub/Sub dead-letters a message (5-100)."
+  description = "Deliveries before Pub/Sub dead-letters a message (5-100). The sink dead-letters poison messages itself, so this only has to outlast outages: 100 attempts with the 10-600 s backoff span about 15.7 hours."
   type        = number
-  default     = 5
+  default     = 100
   validation {
     condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
     error_message = "max_delivery_attempts must be between 5 and 100."
