@@ -84,6 +84,7 @@ class DevStack:
         self.storage_emulator_host = opts.storage_emulator_host
         self.function_urls: dict[str, str] = {}
         self.relay: PushRelay | None = None
+        self._replaying = threading.Lock()
         self._stopped = threading.Event()
 
     # -- start -----------------------------------------------------------------------------
@@ -171,7 +172,23 @@ class DevStack:
             wait_function(proc, ports[name])
             self.function_urls[name] = f"http://127.0.0.1:{ports[name]}"
         if "sink" in self.function_urls:
-            self.relay = sink_relay(opts.project, self.function_urls["sink"]).start()
+            self.relay = sink_relay(
+                opts.project, self.function_urls["sink"], on_recovered=self._replay_exhausted
+            ).start()
+
+    def _replay_exhausted(self) -> None:
+        """Bring back what Pub/Sub dead-lettered while the sink was failing (not poison)."""
+        from shared.settings import get_settings
+        from telemetry_cli.dlq import replay
+
+        with self._replaying:
+            try:
+                replayed, _ = replay(get_settings(), exhausted_only=True)
+            except Exception as exc:  # the next recovery tries again; `telemetry dlq` shows them
+                logger.warning("exhausted replay failed", extra={"error_type": type(exc).__name__})
+                return
+        if replayed:
+            logger.info("exhausted messages replayed", extra={"messages": replayed})
 
     def _check_reachable(self) -> None:
         """Fail fast, naming the variable, when a given emulator address does not answer."""

@@ -28,6 +28,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -67,6 +68,7 @@ class PushRelay:
         concurrency: int = 8,
         timeout_s: float = 30.0,
         summary_s: float = 10.0,
+        on_recovered: Callable[[], object] | None = None,
     ) -> None:
         self.subscription = subscription
         self.endpoint = endpoint
@@ -76,6 +78,10 @@ class PushRelay:
         self.delivered = 0
         self.failed = 0
         self.in_flight = 0
+        #: Called (in its own thread) when a delivery succeeds after failures: the sink answers
+        #: again, so what Pub/Sub dead-lettered during the outage can come back.
+        self.on_recovered = on_recovered
+        self._failing = False
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(concurrency)
         self._stop = threading.Event()
@@ -179,7 +185,11 @@ class PushRelay:
                 self.delivered += 1
             else:
                 self.failed += 1
+            recovered, self._failing = ok and self._failing, not ok
         self._slots.release()
+        if recovered and self.on_recovered is not None:
+            logger.info("relay: the endpoint answers again")
+            threading.Thread(target=self.on_recovered, name="relay-recovered", daemon=True).start()
 
     def _log_summary(self) -> None:
         with self._lock:
@@ -191,7 +201,12 @@ class PushRelay:
         logger.info("relay summary", extra=counts)
 
 
-def sink_relay(project: str, sink_url: str, concurrency: int = 8) -> PushRelay:
+def sink_relay(
+    project: str,
+    sink_url: str,
+    concurrency: int = 8,
+    on_recovered: Callable[[], object] | None = None,
+) -> PushRelay:
     """The relay of the sink subscription to a sink at ``sink_url`` (not started).
 
     It POSTs to ``/projects/<project>/topics/telemetry-events`` on the sink, as a push
@@ -201,4 +216,4 @@ def sink_relay(project: str, sink_url: str, concurrency: int = 8) -> PushRelay:
 
     subscription = f"projects/{project}/subscriptions/{resources.SUBSCRIPTION_SINK}"
     endpoint = f"{sink_url}/projects/{project}/topics/{resources.TOPIC_EVENTS}"
-    return PushRelay(subscription, endpoint, concurrency)
+    return PushRelay(subscription, endpoint, concurrency, on_recovered=on_recovered)
