@@ -14,7 +14,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.http import gunzip_limited, parse_content_type
 from shared.policy.privacy import Pseudonymiser
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -189,13 +188,6 @@ def test_gzip_bomb_is_cut_off_while_inflating(post, make_handler) -> None:
     assert answer.body["error"] == "decompressed body is over the limit of 4194304 bytes"
 
 
-def test_gunzip_limited_never_inflates_past_the_limit() -> None:
-    data = gzip.compress(b"a" * 10_000)
-    assert gunzip_limited(data, 10_000) == b"a" * 10_000
-    with pytest.raises(Exception, match="over the limit of 9999"):
-        gunzip_limited(data, 9_999)
-
-
 def test_disallowed_origin_gets_403_without_cors_and_nothing_published(
     make_publisher, post, make_handler, envelope, event
 ) -> None:
@@ -360,19 +352,6 @@ def test_a_clean_beacon_is_counted_in_the_summary_not_logged_alone(
     (summary,) = [r for r in caplog.records if r.getMessage() == "ingest summary"]
     assert summary.requests == 2 and summary.status_202 == 1 and summary.status_400 == 1
     assert summary.events == 2 and summary.accepted == 2
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("text/plain;charset=UTF-8", ("text/plain", "utf-8")),
-        ('Application/JSON; charset="utf-8"', ("application/json", "utf-8")),
-        ("application/json", ("application/json", None)),
-        (None, ("", None)),
-    ],
-)
-def test_parse_content_type(value: str | None, expected: tuple[str, str | None]) -> None:
-    assert parse_content_type(value) == expected
 
 
 def test_nul_characters_are_rejected_per_event_not_dead_lettered_later(

@@ -1,0 +1,90 @@
+"""The HTTP edge: bounded reads, gzip bombs, content types, CORS."""
+
+from __future__ import annotations
+
+import gzip
+import io
+
+import pytest
+
+from shared.http import (
+    BodyLimits,
+    Cors,
+    RequestProblem,
+    gunzip_limited,
+    parse_content_type,
+    read_body,
+    read_limited,
+)
+
+LIMITS = BodyLimits(frozenset({"application/json"}), max_bytes=100, max_inflated_bytes=1000)
+
+
+def test_gunzip_limited_never_inflates_past_the_limit() -> None:
+    data = gzip.compress(b"a" * 10_000)
+    assert gunzip_limited(data, 10_000) == b"a" * 10_000
+    with pytest.raises(Exception, match="over the limit of 9999"):
+        gunzip_limited(data, 9_999)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("text/plain;charset=UTF-8", ("text/plain", "utf-8")),
+        ('Application/JSON; charset="utf-8"', ("application/json", "utf-8")),
+        ("application/json", ("application/json", None)),
+        (None, ("", None)),
+    ],
+)
+def test_parse_content_type(value: str | None, expected: tuple[str, str | None]) -> None:
+    assert parse_content_type(value) == expected
+
+
+def test_read_limited_stops_at_the_limit() -> None:
+    assert read_limited(io.BytesIO(b"x" * 100), 100) == b"x" * 100
+    with pytest.raises(RequestProblem) as caught:
+        read_limited(io.BytesIO(b"x" * 101), 100)
+    assert caught.value.status == 413
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "fragment"),
+    [
+        ({"content-type": "text/html"}, b"{}", 415, "Content-Type text/html is not supported"),
+        ({"content-type": "application/json; charset=latin-1"}, b"{}", 415, "UTF-8"),
+        ({"content-type": "application/json", "content-encoding": "br"}, b"{}", 415, "br"),
+        ({"content-type": "application/json", "content-length": "101"}, b"{}", 413, "101 bytes"),
+        ({"content-type": "application/json"}, b"  ", 400, "body is empty"),
+        ({"content-type": "application/json", "content-encoding": "gzip"}, b"xx", 400, "gzip"),
+    ],
+)
+def test_read_body_says_what_is_wrong(
+    headers: dict[str, str], body: bytes, status: int, fragment: str
+) -> None:
+    with pytest.raises(RequestProblem) as caught:
+        read_body(headers, io.BytesIO(body), LIMITS)
+    assert caught.value.status == status and fragment in caught.value.message
+    assert caught.value.answer().body == {"error": caught.value.message}
+
+
+def test_read_body_inflates_gzip() -> None:
+    headers = {"content-type": "application/json", "content-encoding": "gzip"}
+    assert read_body(headers, io.BytesIO(gzip.compress(b'{"a": 1}')), LIMITS) == b'{"a": 1}'
+
+
+def test_cors_allows_listed_origins_and_answers_preflight() -> None:
+    cors = Cors(["https://app.example"], "POST, OPTIONS", "Content-Type")
+    assert (
+        cors.headers("https://app.example")["Access-Control-Allow-Origin"] == "https://app.example"
+    )
+    assert "Access-Control-Allow-Origin" not in cors.headers("https://evil.example")
+    cors.check(None)  # a server-to-server call has no Origin
+    with pytest.raises(RequestProblem) as caught:
+        cors.check("https://evil.example")
+    assert caught.value.status == 403
+    preflight = cors.preflight()
+    assert (
+        preflight.status == 204
+        and preflight.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+    )
+    assert Cors(["*"], "POST", "").allows("https://anything.example")
