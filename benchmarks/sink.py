@@ -6,7 +6,7 @@ messages the way ingest publishes them (one beacon = one session's batch, 5-40 e
 sink path is ``SinkHandler.handle`` on each encoded message: decode, contract re-check,
 COPY into a staging table, ``INSERT … ON CONFLICT DO NOTHING``, one transaction per message.
 The ceiling renders the rows ahead and only runs ``COPY … FROM STDIN`` per message transaction.
-Then a smaller end-to-end run goes through the emulator's push into the real sink server.
+Then a smaller end-to-end run goes through the stack's relay (push bodies) into the real sink server.
 Last line: ``sink: <N> rows/s, ceiling <M> rows/s, ratio <N/M>``.
 """
 
@@ -134,24 +134,17 @@ def sink_run(engine, messages: list[list[StoredEvent]]) -> float:  # type: ignor
 
 
 def e2e_run(stack, engine, messages: list[list[StoredEvent]]) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-
-    from shared.pubsub import resources as names
     from shared.pubsub.publisher import EventPublisher
     from shared.settings import get_settings
     from telemetry_cli.stack.functions import running_function
+    from telemetry_cli.stack.relay import sink_relay
 
     expected = sum(len(m) for m in messages)
     with (
         tempfile.TemporaryDirectory() as logs,
         running_function("sink", stack.env(), Path(logs)) as url,
     ):
-        subscriber = pubsub_v1.SubscriberClient()
-        path = subscriber.subscription_path(stack.options.project, names.SUBSCRIPTION_SINK)
-        endpoint = f"{url}/projects/{stack.options.project}/topics/{names.TOPIC_EVENTS}"
-        subscriber.modify_push_config(
-            request={"subscription": path, "push_config": {"push_endpoint": endpoint}}
-        )
+        relay = sink_relay(stack.options.project, url).start()
         publisher = EventPublisher(get_settings())
         started = time.perf_counter()
         for events in messages:
@@ -164,8 +157,7 @@ def e2e_run(stack, engine, messages: list[list[StoredEvent]]) -> tuple[float, in
                 break
             time.sleep(0.2)
         elapsed = time.perf_counter() - started
-        subscriber.modify_push_config(request={"subscription": path, "push_config": {}})
-        subscriber.close()
+        relay.stop()
     return elapsed, stored
 
 
@@ -205,7 +197,7 @@ def main() -> None:
         f"sink:    redelivered messages (all duplicates)        {TOTAL // 10 / again_s:9.0f} rows/s"
     )
     print(
-        f"end to end through the emulator's push ({e2e_rows}/{E2E} rows): {e2e_rows / e2e_s:9.0f} rows/s ({e2e_s:.1f} s)"
+        f"end to end through the stack's relay ({e2e_rows}/{E2E} rows): {e2e_rows / e2e_s:9.0f} rows/s ({e2e_s:.1f} s)"
     )
     print(f"goal: ratio >= 0.5 -> {'met' if sink / ceiling >= 0.5 else 'NOT met'}")
     print(f"sink: {sink:.0f} rows/s, ceiling {ceiling:.0f} rows/s, ratio {sink / ceiling:.2f}")

@@ -7,40 +7,30 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from shared.contract.stored_event import StoredEvent, decode_stored_event
+from shared.contract.stored_event import decode_stored_event
 from shared.errors import ContractViolation
 from shared.pubsub import message as wire
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
-def stored(i: int, pad: int = 0) -> StoredEvent:
-    return StoredEvent(
-        event_id=f"0b6c7b1e-1111-4222-8333-{i:012d}",
-        name="node.expand",
-        version=1,
-        category="ui",
-        event_ts=NOW,
-        received_at=NOW,
-        session_id="s-1",
-        props={"node_id": "n" * pad},
-        sample_rate=0.2,
-    )
-
-
-def test_round_trip_and_one_spelling_of_timestamps() -> None:
-    ((body, count),) = list(wire.encode_batches([stored(1), stored(2)]))
+def test_round_trip_and_one_spelling_of_timestamps(make_stored) -> None:
+    ((body, count),) = list(wire.encode_batches([make_stored(1), make_stored(2)]))
     assert count == 2 and b'"event_ts":"2026-11-24T12:00:00Z"' in body
     decoded = wire.decode_message(body)
-    assert [decode_stored_event(raw) for raw in decoded.events] == [stored(1), stored(2)]
+    assert [decode_stored_event(raw) for raw in decoded.events] == [make_stored(1), make_stored(2)]
 
 
-def test_batches_split_by_count_and_size(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batches_split_by_count_and_size(monkeypatch: pytest.MonkeyPatch, make_stored) -> None:
     monkeypatch.setattr(wire, "MAX_EVENTS_PER_MESSAGE", 3)
-    counts = [n for _, n in wire.encode_batches([stored(i) for i in range(7)])]
+    counts = [n for _, n in wire.encode_batches([make_stored(i) for i in range(7)])]
     assert counts == [3, 3, 1]
     monkeypatch.setattr(wire, "MAX_MESSAGE_BYTES", 2_000)
-    bodies = list(wire.encode_batches([stored(i, pad=500) for i in range(5)]))
+    bodies = list(
+        wire.encode_batches(
+            [make_stored(i, props={"node_id": "n" * 500}, sample_rate=0.2) for i in range(5)]
+        )
+    )
     assert all(len(body) <= 2_000 for body, _ in bodies)
     assert sum(n for _, n in bodies) == 5
 

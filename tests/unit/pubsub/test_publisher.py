@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.contract.stored_event import StoredEvent
 from shared.pubsub.message import decode_message
 from shared.pubsub.publisher import EventPublisher, dead_letter_sender
 from shared.settings import load_settings
@@ -28,27 +27,15 @@ class FakeRpc:
         return len(messages)
 
 
-def event(i: int) -> StoredEvent:
-    return StoredEvent(
-        event_id=f"0b6c7b1e-1111-4222-8333-{i:012d}",
-        name="node.expand",
-        version=1,
-        category="ui",
-        event_ts=NOW,
-        received_at=NOW,
-        session_id="s-1",
-        props={"node_id": "n"},
-        sample_rate=1.0,
-    )
-
-
-def test_nopub_variable_no_longer_drops_events(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nopub_variable_no_longer_drops_events(
+    monkeypatch: pytest.MonkeyPatch, make_stored
+) -> None:
     """Regression: an undocumented ``NOPUB`` variable dropped every event while ingest still
     answered 202. Benchmarks that need no Pub/Sub pass a fake RPC instead."""
     monkeypatch.setenv("NOPUB", "1")
     rpc = FakeRpc()
     publisher = EventPublisher(load_settings(), rpc=rpc)  # type: ignore[arg-type]
-    assert publisher.publish([event(1), event(2)], "ingest", {"traceparent": "x"}) == 1
+    assert publisher.publish([make_stored(1), make_stored(2)], "ingest", {"traceparent": "x"}) == 1
     ((topic, messages),) = rpc.sent
     assert topic == "projects/telemetry-local/topics/telemetry-events"
     ((body, attributes),) = messages

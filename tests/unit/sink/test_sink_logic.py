@@ -14,7 +14,6 @@ import pytest
 from sink_logic import SinkHandler
 from sqlalchemy import exc as sa_exc
 
-from shared.contract.registry import default_registry
 from shared.contract.stored_event import StoredEvent
 from shared.contract.validation import EventValidator
 from shared.errors import ServiceUnavailable
@@ -23,26 +22,6 @@ from shared.pubsub.push import NOT_BASE64, PushedMessage
 from shared.storage.hot.writer import WriteResult
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
-
-
-def stored(
-    i: int = 0, name: str = "node.expand", props: dict[str, Any] | None = None, **kw: Any
-) -> StoredEvent:
-    values: dict[str, Any] = {
-        "event_id": f"0b6c7b1e-1111-4222-8333-{i:012d}",
-        "name": name,
-        "version": 1,
-        "category": default_registry().get(name, 1).category,
-        "event_ts": NOW,
-        "received_at": NOW,
-        "session_id": "s-1",
-        "props": props if props is not None else {"node_id": f"n-{i}"},
-        "sample_rate": 1.0,
-        "user_key": "ab" * 32,
-        "key_id": "k1",
-    }
-    values.update(kw)
-    return StoredEvent(**values)
 
 
 def pushed(
@@ -96,23 +75,27 @@ def handler(rec: Recorder, validator: EventValidator) -> SinkHandler:
     return SinkHandler(rec.store, validator, rec.dead_letter)
 
 
-def test_valid_message_is_written_in_one_batch(rec: Recorder, handler: SinkHandler) -> None:
-    outcome = handler.handle(pushed(message(stored(1), stored(2)), {"event_count": "2"}))
+def test_valid_message_is_written_in_one_batch(
+    rec: Recorder, handler: SinkHandler, make_stored
+) -> None:
+    outcome = handler.handle(pushed(message(make_stored(1), make_stored(2)), {"event_count": "2"}))
     assert (outcome.events, outcome.inserted, outcome.dead_lettered) == (2, 2, 0)
     assert [e.event_id[-1] for e in rec.written[0]] == ["1", "2"]
     assert rec.dead == []
 
 
-def test_message_without_attributes_is_fine(handler: SinkHandler) -> None:
-    assert handler.handle(PushedMessage(message(stored(1)))).inserted == 1
+def test_message_without_attributes_is_fine(handler: SinkHandler, make_stored) -> None:
+    assert handler.handle(PushedMessage(message(make_stored(1)))).inserted == 1
 
 
-def test_duplicates_are_counted_not_dead_lettered(rec: Recorder, validator: EventValidator) -> None:
+def test_duplicates_are_counted_not_dead_lettered(
+    rec: Recorder, validator: EventValidator, make_stored
+) -> None:
     def already_stored(events: Sequence[StoredEvent]) -> WriteResult:
         return WriteResult(len(events), 0)
 
     outcome = SinkHandler(already_stored, validator, rec.dead_letter).handle(
-        pushed(message(stored(1), stored(2)))
+        pushed(message(make_stored(1), make_stored(2)))
     )
     assert (outcome.inserted, outcome.duplicates, outcome.dead_lettered) == (0, 2, 0)
 
@@ -151,11 +134,11 @@ def test_data_that_is_not_base64_is_dead_lettered_as_it_came(
 
 
 def test_contract_violations_are_dead_lettered_and_the_rest_stored(
-    rec: Recorder, handler: SinkHandler
+    rec: Recorder, handler: SinkHandler, make_stored
 ) -> None:
-    good = stored(1)
-    unknown = msgspec.to_builtins(stored(2)) | {"name": "nope.x"}
-    bad_props = stored(3, props={"node_id": "n", "colour": "red"})
+    good = make_stored(1)
+    unknown = msgspec.to_builtins(make_stored(2)) | {"name": "nope.x"}
+    bad_props = make_stored(3, props={"node_id": "n", "colour": "red"})
     data = orjson.dumps(
         {"v": 1, "events": [msgspec.to_builtins(good), unknown, msgspec.to_builtins(bad_props)]}
     )
@@ -169,10 +152,12 @@ def test_contract_violations_are_dead_lettered_and_the_rest_stored(
     assert attributes["event_count"] == "2" and attributes["reason"] == dead["reasons"][0]
 
 
-def test_stored_event_decoding_coerced_bad_input(rec: Recorder, handler: SinkHandler) -> None:
+def test_stored_event_decoding_coerced_bad_input(
+    rec: Recorder, handler: SinkHandler, make_stored
+) -> None:
     """Regression: ``StoredEvent.from_wire`` accepted ``"1"`` as a version, ``2`` as a session
     id, a list of pairs as props and ``"1"`` as a rate; now each is refused with its path."""
-    good = msgspec.to_builtins(stored(1))
+    good = msgspec.to_builtins(make_stored(1))
     cases = [
         {"version": "1"},
         {"session_id": 2},
@@ -204,45 +189,47 @@ def test_stored_event_decoding_coerced_bad_input(rec: Recorder, handler: SinkHan
     ],
 )
 def test_sink_recheck_refuses_what_ingest_would_refuse(
-    rec: Recorder, handler: SinkHandler, change: dict[str, Any], fragment: str
+    rec: Recorder, handler: SinkHandler, change: dict[str, Any], fragment: str, make_stored
 ) -> None:
     """The sink's re-check is ingest's own validator (one UUID pattern, one props check)."""
-    raw = msgspec.to_builtins(stored(1)) | change
+    raw = msgspec.to_builtins(make_stored(1)) | change
     outcome = handler.handle(pushed(orjson.dumps({"v": 1, "events": [raw]})))
     assert outcome.dead_lettered == 1 and rec.written == []
     assert fragment in rec.dead[0][1]["reason"]
 
 
-def test_transient_database_errors_ask_for_redelivery(rec: Recorder, handler: SinkHandler) -> None:
+def test_transient_database_errors_ask_for_redelivery(
+    rec: Recorder, handler: SinkHandler, make_stored
+) -> None:
     rec.fail_with = sa_exc.OperationalError("connect", {}, pg8000.dbapi.InterfaceError("refused"))
     with pytest.raises(ServiceUnavailable):
-        handler.handle(pushed(message(stored(1))))
+        handler.handle(pushed(message(make_stored(1))))
     assert rec.dead == []
 
 
 def test_unexpected_error_keeps_its_type_and_is_not_dead_lettered(
-    rec: Recorder, handler: SinkHandler
+    rec: Recorder, handler: SinkHandler, make_stored
 ) -> None:
     """A bug of ours is raised as it is (Pub/Sub retries it), never relabelled or dead-lettered."""
     rec.fail_with = TypeError("our bug")
     with pytest.raises(TypeError, match="our bug"):
-        handler.handle(pushed(message(stored(1))))
+        handler.handle(pushed(message(make_stored(1))))
     rec.fail_with = sa_exc.ProgrammingError("x", {}, pg_error("42703"))
     with pytest.raises(sa_exc.ProgrammingError):
-        handler.handle(pushed(message(stored(1))))
+        handler.handle(pushed(message(make_stored(1))))
     assert rec.dead == []
 
 
 def test_rows_the_database_refuses_are_isolated_and_dead_lettered(
-    rec: Recorder, handler: SinkHandler
+    rec: Recorder, handler: SinkHandler, make_stored
 ) -> None:
-    rec.refuse_ids = {stored(2).event_id}
-    outcome = handler.handle(pushed(message(stored(1), stored(2), stored(3))))
+    rec.refuse_ids = {make_stored(2).event_id}
+    outcome = handler.handle(pushed(message(make_stored(1), make_stored(2), make_stored(3))))
     assert outcome.inserted == 2 and outcome.dead_lettered == 1
     assert sorted(e.event_id[-1] for batch in rec.written for e in batch) == ["1", "3"]
     assert "SQLSTATE 22P02" in rec.dead[0][1]["reason"]
     dead = json.loads(rec.dead[0][0])
-    assert dead["events"][0] == msgspec.to_builtins(stored(2))
+    assert dead["events"][0] == msgspec.to_builtins(make_stored(2))
 
 
 def test_dead_letter_failure_is_transient(rec: Recorder, validator: EventValidator) -> None:

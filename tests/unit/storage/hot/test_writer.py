@@ -4,40 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
 
-from shared.contract.registry import default_registry
-from shared.contract.stored_event import StoredEvent
 from shared.storage.hot.tables import api_calls_log, telemetry_events
 from shared.storage.hot.writer import call_row, copy_text, event_row
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 
-def stored(
-    i: int = 0, name: str = "node.expand", props: dict[str, Any] | None = None
-) -> StoredEvent:
-    return StoredEvent(
-        event_id=f"0b6c7b1e-1111-4222-8333-{i:012d}",
-        name=name,
-        version=1,
-        category=default_registry().get(name, 1).category,
-        event_ts=NOW,
-        received_at=NOW,
-        session_id="s-1",
-        props=props if props is not None else {"node_id": f"n-{i}"},
-        sample_rate=1.0,
-        user_key="ab" * 32,
-        key_id="k1",
-    )
-
-
-def test_event_and_call_rows_follow_the_table_columns() -> None:
-    event = stored(1)
+def test_event_and_call_rows_follow_the_table_columns(make_stored) -> None:
+    event = make_stored(1)
     row = dict(zip(telemetry_events.columns.keys(), event_row(event), strict=True))
     assert row["event_id"] == event.event_id and row["props"] == {"node_id": "n-1"}
     assert row["event_ts"] == NOW and row["user_key"] == "ab" * 32
-    call = stored(
+    call = make_stored(
         2,
         name="llm.call",
         props={
