@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,7 +35,7 @@ from sqlalchemy import text  # noqa: E402
 
 from shared.storage.hot.engine import make_engine  # noqa: E402
 from telemetry_cli.generator import EventGenerator  # noqa: E402
-from telemetry_cli.stack.postgres import EmbeddedPostgres  # noqa: E402
+from telemetry_cli.stack.postgres import EmbeddedPostgres, default_data_dir  # noqa: E402
 
 TELEMETRY = str(Path(sys.executable).parent / "telemetry")
 BEFORE_S, OUTAGE_S, AFTER_S = 10, 60, 20
@@ -179,6 +180,7 @@ def main() -> None:
             proc.wait(30)
             if postgres is not None:  # the server started here is this script's to stop
                 postgres.stop()
+            shutil.rmtree(default_data_dir(state), ignore_errors=True)
 
 
 if __name__ == "__main__":

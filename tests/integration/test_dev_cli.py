@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from telemetry_cli.stack.postgres import default_data_dir
 from telemetry_cli.stack.process import group_alive, pid_alive, port_is_free
 
 pytestmark = pytest.mark.integration
@@ -22,6 +25,14 @@ CLEAN_ENV = {
     for k, v in os.environ.items()
     if k not in ("DATABASE_URL", "PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
 }
+
+
+@pytest.fixture(autouse=True)
+def _remove_postgres_data(tmp_path: Path) -> Iterator[None]:
+    """`telemetry dev` keeps PostgreSQL's data under /tmp per state folder: remove this test's."""
+    yield
+    for state in (tmp_path / "state", tmp_path / "checkout" / ".telemetry"):
+        shutil.rmtree(default_data_dir(state), ignore_errors=True)
 
 
 def start_dev(state: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
