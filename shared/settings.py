@@ -67,6 +67,9 @@ class Settings(BaseSettings):
         "private", alias="TELEMETRY_CLOUDSQL_IP_TYPE"
     )
     telemetry_db_iam_user: str | None = Field(None, alias="TELEMETRY_DB_IAM_USER")
+    #: The instance's private IP: the snapshot's DuckDB reaches Cloud SQL there directly (libpq,
+    #: TLS, IAM database auth with an access token as the password).
+    telemetry_cloudsql_host: str | None = Field(None, alias="TELEMETRY_CLOUDSQL_HOST")
     telemetry_db_name: str = Field("telemetry", alias="TELEMETRY_DB_NAME")
     telemetry_db_pool_size: int = Field(5, ge=1, le=100, alias="TELEMETRY_DB_POOL_SIZE")
     telemetry_db_max_overflow: int = Field(5, ge=0, le=100, alias="TELEMETRY_DB_MAX_OVERFLOW")
@@ -84,6 +87,10 @@ class Settings(BaseSettings):
         5.0, gt=0, le=60, alias="TELEMETRY_PUBLISH_TIMEOUT_S"
     )
     telemetry_flags_ttl_s: float = Field(30.0, ge=0, le=3600, alias="TELEMETRY_FLAGS_TTL_S")
+    #: DuckDB's memory limit in the snapshot (bounded memory whatever the table's size).
+    telemetry_snapshot_memory_mb: int = Field(
+        256, ge=64, le=16384, alias="TELEMETRY_SNAPSHOT_MEMORY_MB"
+    )
     #: Hot paths (ingest) log their totals once per this many seconds, not a line per request.
     telemetry_log_summary_s: float = Field(60.0, gt=0, le=3600, alias="TELEMETRY_LOG_SUMMARY_S")
 

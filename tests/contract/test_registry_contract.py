@@ -15,6 +15,7 @@ from shared.storage.hot.tables import (
     api_calls_log,
     table_for_event,
     telemetry_events,
+    written_columns,
 )
 from telemetry_cli.cli import cli
 from telemetry_cli.generator import EventGenerator
@@ -56,7 +57,7 @@ def test_every_event_maps_to_a_table(spec) -> None:
 
 def test_llm_call_props_cover_every_api_calls_log_column() -> None:
     props = set(default_registry().get("llm.call", 1).props_schema["properties"])
-    columns = set(api_calls_log.columns.keys()) - CALL_ENVELOPE_COLUMNS
+    columns = set(written_columns(api_calls_log)) - CALL_ENVELOPE_COLUMNS
     assert columns == props
 
 

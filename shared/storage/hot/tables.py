@@ -19,12 +19,17 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from shared.llm.pricing import TOKEN_KINDS
 
 metadata = MetaData()
+
+#: The inserting transaction's id: set by PostgreSQL on every insert, never by a writer. The
+#: warm tier's snapshots read by it (see migration 0002 for why it is commit-safe).
+STORED_SEQ_DEFAULT = text("(pg_current_xact_id()::text)::bigint")
 
 telemetry_events = Table(
     "telemetry_events",
@@ -42,6 +47,7 @@ telemetry_events = Table(
     Column("app_version", Text),
     Column("props", JSONB, nullable=False),
     Column("sample_rate", Float, nullable=False),
+    Column("stored_seq", BigInteger, nullable=False, server_default=STORED_SEQ_DEFAULT),
     PrimaryKeyConstraint("event_id", "event_ts", name="telemetry_events_pkey"),
 )
 
@@ -72,8 +78,18 @@ api_calls_log = Table(
     Column("key_id", Text),
     Column("app_version", Text),
     Column("sample_rate", Float, nullable=False),
+    Column("stored_seq", BigInteger, nullable=False, server_default=STORED_SEQ_DEFAULT),
     PrimaryKeyConstraint("call_id", "ts", name="api_calls_log_pkey"),
 )
+
+#: Columns PostgreSQL fills itself; writers leave them out.
+SERVER_SET_COLUMNS = frozenset({"stored_seq"})
+
+
+def written_columns(table: Table) -> tuple[str, ...]:
+    """The columns a writer supplies, in table order."""
+    return tuple(c for c in table.columns.keys() if c not in SERVER_SET_COLUMNS)  # noqa: SIM118
+
 
 #: Columns of ``api_calls_log`` filled from the event's envelope, not from ``llm.call`` props.
 CALL_ENVELOPE_COLUMNS = frozenset(

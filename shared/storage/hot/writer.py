@@ -29,12 +29,13 @@ from shared.storage.hot.tables import (
     LLM_CALL_EVENT,
     api_calls_log,
     telemetry_events,
+    written_columns,
 )
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
-EVENT_COLUMNS = tuple(telemetry_events.columns.keys())
-CALL_COLUMNS = tuple(api_calls_log.columns.keys())
+EVENT_COLUMNS = written_columns(telemetry_events)
+CALL_COLUMNS = written_columns(api_calls_log)
 #: llm.call props copied into api_calls_log columns of the same name.
 CALL_PROP_COLUMNS = tuple(c for c in CALL_COLUMNS if c not in CALL_ENVELOPE_COLUMNS)
 _CALL_DEFAULTS: dict[str, Any] = {
@@ -152,7 +153,7 @@ def _copy_into(conn: Connection, target: str, columns: Sequence[str], data: byte
 
 
 def _insert_staged(table: Table) -> str:
-    columns = ", ".join(table.columns.keys())
+    columns = ", ".join(written_columns(table))
     keys = ", ".join(c.name for c in table.primary_key.columns)
     return (
         f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {_stage(table)} "  # noqa: S608
@@ -202,7 +203,7 @@ def write_events(engine: Engine, events: Sequence[StoredEvent]) -> WriteResult:
     try:
         with engine.begin() as conn:
             for table, data in rendered:
-                _copy_into(conn, table.name, tuple(table.columns.keys()), data)
+                _copy_into(conn, table.name, written_columns(table), data)
         return WriteResult(offered=len(events), inserted=len(events))
     except Exception as exc:
         if not _is_duplicate(exc):
@@ -211,7 +212,7 @@ def write_events(engine: Engine, events: Sequence[StoredEvent]) -> WriteResult:
         try:
             _ensure_staging(conn)
             for table, data in rendered:
-                _copy_into(conn, _stage(table), tuple(table.columns.keys()), data)
+                _copy_into(conn, _stage(table), written_columns(table), data)
             inserted = _move_staged(conn, [t for t, _ in rendered])
         except BaseException:
             # A failed transaction also rolls back staging tables created in it.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from shared.storage.hot.tables import api_calls_log, telemetry_events
+from shared.storage.hot.tables import api_calls_log, telemetry_events, written_columns
 from shared.storage.hot.writer import call_row, copy_text, event_row
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
@@ -13,7 +13,7 @@ NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
 def test_event_and_call_rows_follow_the_table_columns(make_stored) -> None:
     event = make_stored(1)
-    row = dict(zip(telemetry_events.columns.keys(), event_row(event), strict=True))
+    row = dict(zip(written_columns(telemetry_events), event_row(event), strict=True))
     assert row["event_id"] == event.event_id and row["props"] == {"node_id": "n-1"}
     assert row["event_ts"] == NOW and row["user_key"] == "ab" * 32
     call = make_stored(
@@ -30,7 +30,7 @@ def test_event_and_call_rows_follow_the_table_columns(make_stored) -> None:
             "price_version": "2026-11-01",
         },
     )
-    row = dict(zip(api_calls_log.columns.keys(), call_row(call), strict=True))
+    row = dict(zip(written_columns(api_calls_log), call_row(call), strict=True))
     assert row["call_id"] == call.event_id and row["ts"] == NOW
     assert row["input_tokens"] == 10 and row["output_tokens"] == 0 and row["reasoning_tokens"] == 0
     assert row["retry_count"] == 0 and row["fallback_used"] is False and row["streamed"] is False

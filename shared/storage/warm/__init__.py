@@ -1,0 +1,1 @@
+"""The warm tier: verified, typed Parquet files of the event tables, by event day, in GCS."""

@@ -1,0 +1,189 @@
+"""Exporting hot-tier rows to a local Parquet file with DuckDB, streaming, in bounded memory.
+
+DuckDB reads PostgreSQL through its postgres extension (the PyPI package
+``duckdb-extension-postgres``, loaded offline from a private extension folder) and writes
+Parquet itself: rows stream from PostgreSQL into the writer a row group at a time, and
+``memory_limit`` bounds the process whatever the table's size. The SQL that selects and types
+the rows runs in PostgreSQL (``postgres_query``), so filters use its indexes.
+
+Locally DuckDB connects over the embedded server's Unix socket. In production it connects to
+Cloud SQL's private IP with TLS, as the function's IAM database user, with a fresh OAuth access
+token as the password (IAM database authentication); no password exists anywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from shared.errors import ConfigurationError, ServiceUnavailable
+from shared.settings import Settings
+from shared.storage.layout import EVENT_TABLES
+from shared.storage.warm.columns import SORT_COLUMNS, WarmColumn
+
+#: Rows per Parquet row group; with about 200 bytes a row, well under 128 MB.
+ROW_GROUP_ROWS = 500_000
+_EXTENSION = "postgres_scanner.duckdb_extension"
+
+
+def libpq_conninfo(settings: Settings) -> str:
+    """The libpq connection string of the hot tier, from the same settings the engine uses."""
+    if settings.telemetry_cloudsql_instance:
+        if not settings.telemetry_cloudsql_host or not settings.telemetry_db_iam_user:
+            raise ConfigurationError(
+                "the snapshot reaches Cloud SQL at its private IP: set TELEMETRY_CLOUDSQL_HOST "
+                "and TELEMETRY_DB_IAM_USER",
+                ["TELEMETRY_CLOUDSQL_HOST", "TELEMETRY_DB_IAM_USER"],
+            )
+        return _conninfo(
+            host=settings.telemetry_cloudsql_host,
+            port="5432",
+            dbname=settings.telemetry_db_name,
+            user=settings.telemetry_db_iam_user,
+            password=_access_token(),
+            sslmode="require",
+        )
+    if settings.database_url is None:
+        raise ConfigurationError("DATABASE_URL is not set", ["DATABASE_URL"])
+    url = make_url(settings.database_url.get_secret_value())
+    socket = url.query.get("unix_sock")
+    if isinstance(socket, tuple):
+        socket = socket[0]
+    if socket:  # pg8000's unix_sock is the socket file: libpq wants its folder and port
+        path = Path(socket)
+        host, port = str(path.parent), path.name.rsplit(".", 1)[-1]
+    else:
+        host, port = url.host or "127.0.0.1", str(url.port or 5432)
+    return _conninfo(
+        host=host,
+        port=port,
+        dbname=url.database or "postgres",
+        user=url.username or "postgres",
+        password=url.password,
+    )
+
+
+def _conninfo(**values: str | None) -> str:
+    def quote(value: str) -> str:
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    return " ".join(f"{key}={quote(value)}" for key, value in values.items() if value)
+
+
+def _access_token() -> str:
+    import google.auth
+    import google.auth.transport.requests
+
+    credentials, _ = google.auth.default(
+        scopes=["https://www.googleapis.com/auth/sqlservice.login"]
+    )
+    credentials.refresh(google.auth.transport.requests.Request())  # type: ignore[no-untyped-call]
+    return str(credentials.token)
+
+
+@functools.cache
+def extension_directory() -> Path:
+    """A private DuckDB extension folder holding the postgres extension from its PyPI wheel."""
+    import duckdb
+    import duckdb_extension_postgres
+
+    version = f"v{duckdb.__version__}"
+    source = (
+        Path(duckdb_extension_postgres.__file__).parent
+        / "extensions"
+        / version
+        / "postgres.duckdb_extension"
+    )
+    if not source.exists():
+        raise ConfigurationError(
+            f"duckdb-extension-postgres has no build for DuckDB {version}: pin both to one version",
+            [],
+        )
+    root = Path(tempfile.mkdtemp(prefix="telemetry-duckdb-ext-"))
+    target = root / version / "linux_amd64"
+    target.mkdir(parents=True)
+    shutil.copyfile(source, target / _EXTENSION)
+    return root
+
+
+def connect(settings: Settings, threads: int = 2) -> Any:
+    """A DuckDB connection with the hot tier attached (read-only) as ``pg``."""
+    import duckdb
+
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "extension_directory": str(extension_directory()),
+            "memory_limit": f"{settings.telemetry_snapshot_memory_mb}MB",
+            "threads": threads,
+        }
+    )
+    con.execute("LOAD postgres")
+    try:
+        con.execute(
+            f"ATTACH {sql_string(libpq_conninfo(settings))} AS pg (TYPE postgres, READ_ONLY)"
+        )
+    except duckdb.Error as exc:
+        con.close()
+        raise ServiceUnavailable(
+            f"PostgreSQL does not answer the snapshot ({type(exc).__name__})", "postgresql"
+        ) from None
+    return con
+
+
+def sql_string(value: str) -> str:
+    """A DuckDB string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class DaySlice:
+    """The rows of one table, one event day, one insertion range: one warm file."""
+
+    table: str
+    day: date
+    seq_lo: int
+    seq_hi: int
+
+    def where(self) -> str:
+        """The PostgreSQL filter of this slice (values are ints and a date: no user input)."""
+        column = EVENT_TABLES[self.table]
+        start = self.day.isoformat()
+        end = (self.day + timedelta(days=1)).isoformat()
+        return (
+            f"stored_seq >= {int(self.seq_lo)} AND stored_seq < {int(self.seq_hi)} "
+            f"AND {column} >= '{start}T00:00:00+00:00' AND {column} < '{end}T00:00:00+00:00'"
+        )
+
+
+def select_sql(piece: DaySlice, columns: Sequence[WarmColumn]) -> str:
+    """The PostgreSQL query of one slice, typed and sorted."""
+    select = ", ".join(f'{c.sql} AS "{c.name}"' for c in columns)
+    order = ", ".join(SORT_COLUMNS[piece.table])
+    return f"SELECT {select} FROM {piece.table} WHERE {piece.where()} ORDER BY {order}"  # noqa: S608
+
+
+def export_slice(con: Any, piece: DaySlice, columns: Sequence[WarmColumn], path: Path) -> None:
+    """Write one slice to ``path`` as zstd Parquet, streaming."""
+    query = sql_string(select_sql(piece, columns))
+    con.execute(  # the query is ours (typed columns of the registry, ints and a date)
+        f"COPY (SELECT * FROM postgres_query('pg', {query})) TO {sql_string(str(path))} "  # noqa: S608
+        f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
+    )
+
+
+def temp_dir() -> Path:
+    """Where local files wait for their upload (the function's writable /tmp)."""
+    path = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / "telemetry-snapshot"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

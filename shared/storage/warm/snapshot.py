@@ -1,0 +1,281 @@
+"""The snapshot: new hot-tier rows into verified, typed Parquet files of the warm tier.
+
+A run takes, per event table, the rows inserted since the last run, by ``stored_seq`` (the
+inserting transaction's id), up to ``pg_snapshot_xmin`` of a fresh snapshot: every transaction
+below it has finished, so no row can commit later into a range already read, however long its
+transaction stayed open, and an event 48 hours late is simply new and lands in its own day.
+
+Each (table, event day) of the range becomes one file, verified before it counts: the object's
+CRC32C equals the file's, its footer's row count equals the rows exported, and the digest of its
+event ids equals the same digest computed by PostgreSQL. Only then are the files recorded in
+``warm_files`` and the range marked done, in one transaction: that is the watermark moving.
+
+Restartable at any point: the range is recorded as ``pending`` before anything is written, and a
+rerun resumes that very range, so file names repeat and create-only uploads neither duplicate
+nor lose a row. A second concurrent run of a table exits with "already running" (advisory lock).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from shared.contract.registry.loader import Registry
+from shared.errors import TerminalError
+from shared.settings import Settings
+from shared.storage.layout import EVENT_TABLES
+from shared.storage.warm import export, objects
+from shared.storage.warm.columns import warm_columns
+from shared.storage.warm.digest import file_digest, hot_digest_sql
+
+logger = logging.getLogger(__name__)
+
+#: Called after each file with (table, rows written); the CLI's progress bar.
+Progress = Callable[[str, int], object]
+
+
+class SnapshotAlreadyRunning(TerminalError):
+    """Another snapshot of the same table holds its lock."""
+
+
+@dataclass(frozen=True)
+class WarmFile:
+    """One verified file of a run."""
+
+    object_name: str
+    day: date
+    rows: int
+    bytes: int
+    generation: int
+    crc32c: str
+    digest: str
+
+
+@dataclass
+class TableRun:
+    """What a run did (or, dry, would do) for one table."""
+
+    table: str
+    seq_lo: int
+    seq_hi: int
+    resumed: bool = False
+    dry_run: bool = False
+    planned: list[tuple[date, int]] = field(default_factory=list)
+    files: list[WarmFile] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        """Rows written (or planned)."""
+        if self.files:
+            return sum(f.rows for f in self.files)
+        return sum(rows for _, rows in self.planned)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary the function answers and the CLI prints."""
+        return {
+            "table": self.table,
+            "range": [self.seq_lo, self.seq_hi],
+            "resumed": self.resumed,
+            "dry_run": self.dry_run,
+            "rows": self.rows,
+            "files": [
+                {"object": f.object_name, "rows": f.rows, "bytes": f.bytes} for f in self.files
+            ],
+            "days": [{"day": d.isoformat(), "rows": r} for d, r in self.planned],
+        }
+
+
+def _lock_key(table: str) -> str:
+    return f"telemetry-snapshot:{table}"
+
+
+class Snapshotter:
+    """Runs snapshots of the event tables into the bucket."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        bucket: Any,
+        registry: Registry,
+        progress: Progress | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bucket = bucket
+        self.registry = registry
+        self.progress = progress
+
+    def run(self, tables: Iterable[str] | None = None, dry_run: bool = False) -> list[TableRun]:
+        """Snapshot each table (all event tables by default)."""
+        return [self.run_table(table, dry_run) for table in (tables or EVENT_TABLES)]
+
+    def run_table(self, table: str, dry_run: bool = False) -> TableRun:
+        """Snapshot one table; raises :class:`SnapshotAlreadyRunning` if another run holds it."""
+        if table not in EVENT_TABLES:
+            raise TerminalError(f"unknown table {table!r}; expected one of {sorted(EVENT_TABLES)}")
+        with self.engine.connect() as lock:
+            key = {"k": _lock_key(table)}
+            held = lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key).scalar()
+            lock.commit()
+            if not held:
+                raise SnapshotAlreadyRunning(f"a snapshot of {table} is already running")
+            try:
+                return self._run_locked(table, dry_run)
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
+                lock.commit()
+
+    def _run_locked(self, table: str, dry_run: bool) -> TableRun:
+        with self.engine.begin() as conn:
+            run = self._range(conn, table, dry_run)
+            if run.seq_hi <= run.seq_lo:
+                return run
+            planned = self._plan(conn, table, run.seq_lo, run.seq_hi)
+        run.planned = [(day, rows) for day, rows, _ in planned]
+        logger.info(
+            "snapshot planned",
+            extra={
+                "table": table,
+                "seq_lo": run.seq_lo,
+                "seq_hi": run.seq_hi,
+                "days": len(planned),
+                "rows": run.rows,
+                "resumed": run.resumed,
+                "dry_run": dry_run,
+            },
+        )
+        if dry_run or not planned:
+            if not dry_run:
+                self._record(table, run, [])
+            return run
+        columns = warm_columns(table, self.registry)
+        con = export.connect(self.settings)
+        try:
+            for day, rows, digest in planned:
+                piece = export.DaySlice(table, day, run.seq_lo, run.seq_hi)
+                run.files.append(self._write(con, piece, columns, rows, digest))
+                if self.progress is not None:
+                    self.progress(table, rows)
+        finally:
+            con.close()
+        self._record(table, run, run.files)
+        logger.info(
+            "snapshot done",
+            extra={"table": table, "files": len(run.files), "rows": run.rows},
+        )
+        return run
+
+    def _range(self, conn: Connection, table: str, dry_run: bool) -> TableRun:
+        """The pending range of an interrupted run, or a new one up to every finished insert."""
+        pending = conn.execute(
+            text(
+                "SELECT seq_lo, seq_hi FROM snapshot_runs "
+                "WHERE table_name = :t AND state = 'pending'"
+            ),
+            {"t": table},
+        ).first()
+        if pending is not None:
+            return TableRun(table, int(pending[0]), int(pending[1]), resumed=True, dry_run=dry_run)
+        lo = conn.execute(
+            text(
+                "SELECT coalesce(max(seq_hi), 0) FROM snapshot_runs "
+                "WHERE table_name = :t AND state = 'done'"
+            ),
+            {"t": table},
+        ).scalar_one()
+        hi = conn.execute(
+            text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+        ).scalar_one()
+        run = TableRun(table, int(lo), max(int(hi), int(lo)), dry_run=dry_run)
+        if not dry_run and run.seq_hi > run.seq_lo:
+            conn.execute(
+                text(
+                    "INSERT INTO snapshot_runs (table_name, seq_lo, seq_hi, state) "
+                    "VALUES (:t, :lo, :hi, 'pending')"
+                ),
+                {"t": table, "lo": run.seq_lo, "hi": run.seq_hi},
+            )
+        return run
+
+    @staticmethod
+    def _plan(conn: Connection, table: str, lo: int, hi: int) -> list[tuple[date, int, str]]:
+        """``(day, rows, digest)`` of each event day in the range, computed by PostgreSQL."""
+        column = EVENT_TABLES[table]
+        day = f"({column} AT TIME ZONE 'UTC')::date"
+        where = f"stored_seq >= {int(lo)} AND stored_seq < {int(hi)}"
+        rows = conn.execute(text(hot_digest_sql(table, where, group_by=day))).all()
+        return [(r[0], int(r[1]), str(r[2])) for r in rows]
+
+    def _write(
+        self,
+        con: Any,
+        piece: export.DaySlice,
+        columns: list[Any],
+        rows: int,
+        digest: str,
+    ) -> WarmFile:
+        """Export, check against PostgreSQL, upload create-only, check the stored object."""
+        name = objects.object_name(piece)
+        path = export.temp_dir() / Path(name).name
+        try:
+            export.export_slice(con, piece, columns, path)
+            exported = file_digest(con, piece.table, [path])
+            if exported != (rows, digest):
+                raise objects.VerificationFailed(
+                    f"{name}: the export holds {exported[0]} rows, PostgreSQL {rows} "
+                    "(or their event ids differ); rows changed while exporting, run again"
+                )
+            stored = objects.upload_create_only(self.bucket, name, path)
+            footer = objects.footer_rows(self.bucket, stored)
+            if footer != rows:
+                objects.delete_object(self.bucket, stored)
+                raise objects.VerificationFailed(
+                    f"{name}: the stored footer says {footer} rows, {rows} were exported"
+                )
+        finally:
+            path.unlink(missing_ok=True)
+        logger.info(
+            "snapshot progress",
+            extra={"table": piece.table, "day": piece.day.isoformat(), "rows": rows},
+        )
+        return WarmFile(
+            name, piece.day, rows, stored.size, stored.generation, stored.crc32c, digest
+        )
+
+    def _record(self, table: str, run: TableRun, files: list[WarmFile]) -> None:
+        """Record the verified files and mark the range done: the watermark moves, atomically."""
+        with self.engine.begin() as conn:
+            for f in files:
+                conn.execute(
+                    text(
+                        "INSERT INTO warm_files (object_name, table_name, event_date, generation, "
+                        "rows, bytes, crc32c, event_id_digest, seq_lo, seq_hi) VALUES (:n, :t, "
+                        ":d, :g, :r, :b, :c, :x, :lo, :hi) ON CONFLICT (object_name) DO NOTHING"
+                    ),
+                    {
+                        "n": f.object_name,
+                        "t": table,
+                        "d": f.day,
+                        "g": f.generation,
+                        "r": f.rows,
+                        "b": f.bytes,
+                        "c": f.crc32c,
+                        "x": f.digest,
+                        "lo": run.seq_lo,
+                        "hi": run.seq_hi,
+                    },
+                )
+            conn.execute(
+                text(
+                    "UPDATE snapshot_runs SET state = 'done', finished_at = now(), rows = :r, "
+                    "files = :f WHERE table_name = :t AND seq_lo = :lo AND state = 'pending'"
+                ),
+                {"r": sum(f.rows for f in files), "f": len(files), "t": table, "lo": run.seq_lo},
+            )
