@@ -27,7 +27,7 @@ def _fail(exc: TelemetryError) -> None:
 
 
 #: Commands that reach the pipeline's services (the others are local tooling).
-SERVICE_COMMANDS = frozenset({"migrate", "dlq", "sampling"})
+SERVICE_COMMANDS = frozenset({"migrate", "dlq", "sampling", "snapshot"})
 
 
 class TelemetryGroup(click.Group):
@@ -111,6 +111,13 @@ def cli(log_level: str) -> None:
 @click.option("--state-dir", type=click.Path(path_type=Path), help="Where dev.json and logs go.")
 @click.option("--demo", is_flag=True, help="Send synthetic events to ingest every few seconds.")
 @click.option("--no-functions", is_flag=True, help="Start the services only.")
+@click.option(
+    "--snapshot-every",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Seconds between snapshot runs into the warm tier (0: none).",
+)
 def dev(
     pubsub_port: int | None,
     gcs_port: int | None,
@@ -119,6 +126,7 @@ def dev(
     state_dir: Path | None,
     demo: bool,
     no_functions: bool,
+    snapshot_every: float,
 ) -> None:
     """Run the whole pipeline locally until Ctrl-C or SIGTERM."""
     from telemetry_cli.stack.devstack import DevStack, StackOptions
@@ -130,6 +138,7 @@ def dev(
         function_ports=ports,
         state_dir=state_dir,
         with_functions=not no_functions,
+        snapshot_every=snapshot_every or None,
     )
     stop = threading.Event()
 
@@ -169,6 +178,10 @@ def _print_endpoints(info: dict[str, Any], path: Path) -> None:
     click.echo(f"  GCS emulator       {info['storage_emulator_host']}  bucket {info['bucket']}")
     for name, url in sorted(info["functions"].items()):
         click.echo(f"  function {name:<9} {url}")
+    if info.get("snapshot_every_s"):
+        click.echo(
+            f"  snapshot           every {info['snapshot_every_s']:g} s into gs://{info['bucket']}/analytics/"
+        )
     if not info["functions"]:
         click.echo("  (no functions under functions/ yet)")
     click.echo(f"  logs               {info['log_dir']}")
@@ -415,6 +428,78 @@ def dlq_replay(reason_contains: str | None, limit: int | None, exhausted: bool) 
             get_settings(), reason_contains, limit, bar.update, exhausted_only=exhausted
         )
     click.echo(f"replayed {replayed} messages to the main topic; {skipped} left in place")
+
+
+@cli.group(invoke_without_command=True)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Choice(["telemetry_events", "api_calls_log"]),
+    help="Only this table (repeatable; default both).",
+)
+@click.option("--dry-run", is_flag=True, help="Print what would be written, write nothing.")
+@click.pass_context
+def snapshot(ctx: click.Context, tables: tuple[str, ...], dry_run: bool) -> None:
+    """Write new hot-tier rows to the warm tier as verified Parquet (what the function runs)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from tqdm import tqdm
+
+    from shared.contract.registry import default_registry
+    from shared.settings import get_settings
+    from shared.storage.gcs import get_storage_client
+    from shared.storage.hot.engine import get_engine
+    from shared.storage.warm.snapshot import Snapshotter
+
+    settings = get_settings()
+    bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
+    with tqdm(desc="snapshot", unit="rows", file=sys.stderr, disable=None) as bar:
+
+        def progress(table: str, rows: int) -> None:
+            bar.set_postfix(table=table)
+            bar.update(rows)
+
+        runs = Snapshotter(settings, get_engine(), bucket, default_registry(), progress).run(
+            tables or None, dry_run=dry_run
+        )
+    for run in runs:
+        verb = "would write" if dry_run else "wrote"
+        click.echo(
+            f"{run.table}: {verb} {run.rows} rows in "
+            f"{len(run.planned) if dry_run else len(run.files)} files "
+            f"(range {run.seq_lo}..{run.seq_hi}{', resumed' if run.resumed else ''})"
+        )
+        for day, rows in run.planned if dry_run else []:
+            click.echo(f"  {day.isoformat()}  {rows} rows")
+        for f in run.files:
+            click.echo(f"  {f.object_name}  {f.rows} rows  {f.bytes} bytes")
+
+
+@snapshot.command("verify")
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Only this day."
+)
+def snapshot_verify(day: datetime | None) -> None:
+    """Compare per-day counts and digests of the hot and warm tiers; exit 1 on any mismatch."""
+    from shared.settings import get_settings
+    from shared.storage.gcs import get_storage_client
+    from shared.storage.hot.engine import get_engine
+    from shared.storage.warm.reconcile import reconcile
+
+    settings = get_settings()
+    bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
+    checks, mismatches = reconcile(get_engine(), bucket, day.date() if day else None)
+    for check in checks:
+        click.echo(
+            f"{check.table:17} {check.day.isoformat()}  hot {check.hot_rows:>9}  "
+            f"warm {check.warm_rows:>9}  files {check.files}"
+        )
+    for mismatch in mismatches:
+        click.echo(f"mismatch: {mismatch}", err=True)
+    click.echo(f"{len(checks)} table-days compared, {len(mismatches)} mismatches")
+    if mismatches:
+        sys.exit(1)
 
 
 @cli.command("check")

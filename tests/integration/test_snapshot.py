@@ -55,7 +55,9 @@ class Warm:
         for blob in self.bucket.list_blobs(prefix=f"analytics/{table}/"):
             path = self.tmp / uuid.uuid4().hex
             blob.download_to_filename(str(path))
-            ids += [r[0] for r in duckdb.sql(f"SELECT {column} FROM read_parquet('{path}')").fetchall()]
+            ids += [
+                r[0] for r in duckdb.sql(f"SELECT {column} FROM read_parquet('{path}')").fetchall()
+            ]
         return ids
 
 
@@ -223,3 +225,97 @@ def test_dry_run_writes_nothing(warm: Warm, make_events) -> None:
     assert list(warm.bucket.list_blobs()) == []
     with warm.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM snapshot_runs")).scalar() == 0
+
+
+@pytest.fixture
+def warm_env(warm: Warm, monkeypatch: pytest.MonkeyPatch) -> Iterator[Warm]:
+    """The warm fixture's database and bucket in the environment (the CLI and function read it)."""
+    from shared.settings import reset_settings
+    from shared.storage.hot.engine import dispose_engine
+
+    monkeypatch.setenv("DATABASE_URL", warm.settings.database_url.get_secret_value())
+    monkeypatch.setenv("TELEMETRY_BUCKET", warm.settings.telemetry_bucket)
+    reset_settings()
+    dispose_engine()
+    yield warm
+    dispose_engine()
+
+
+def test_cli_snapshot_and_verify_find_a_lost_file_and_a_changed_row(
+    warm_env: Warm, make_events
+) -> None:
+    from click.testing import CliRunner
+
+    from telemetry_cli.cli import cli
+
+    write_events(warm_env.engine, make_events(6) + make_events(1, llm=True))
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["snapshot", "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "telemetry_events: would write 6 rows in 1 files" in dry.output
+    done = runner.invoke(cli, ["snapshot"])
+    assert done.exit_code == 0, done.output
+    assert "telemetry_events: wrote 6 rows in 1 files" in done.output
+    assert "api_calls_log: wrote 1 rows in 1 files" in done.output
+    verified = runner.invoke(cli, ["snapshot", "verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "2 table-days compared, 0 mismatches" in verified.output
+    with warm_env.engine.begin() as conn:  # a hot row is lost behind the watermark
+        conn.execute(
+            text(
+                "DELETE FROM telemetry_events WHERE event_id = (SELECT event_id FROM telemetry_events LIMIT 1)"
+            )
+        )
+    (calls,) = warm_env.files("api_calls_log")
+    warm_env.bucket.blob(calls["object_name"]).delete()
+    broken = runner.invoke(cli, ["snapshot", "verify"])
+    assert broken.exit_code == 1
+    assert "hot 5 rows, warm 6 rows" in broken.output
+    assert f"{calls['object_name']} is missing" in broken.output
+
+
+def test_the_function_answers_runs_conflicts_and_bad_requests(
+    warm_env: Warm, make_events, function_server, tmp_path: Path, services
+) -> None:
+    import json
+    import os
+    import urllib.error
+    import urllib.request
+
+    def post(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(url, data=body, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=180) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    write_events(warm_env.engine, make_events(3))
+    env = {
+        **services.env(),
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "TELEMETRY_BUCKET": os.environ["TELEMETRY_BUCKET"],
+    }
+    with function_server("snapshot", env, tmp_path) as url:
+        status, body = post(url, b'{"tables": ["telemetry_events"]}')
+        assert status == 200 and body["tables"][0]["rows"] == 3
+        assert post(url, b"[1]")[0] == 400
+        assert post(url, b'{"tables": ["users"]}')[0] == 400
+        with warm_env.engine.connect() as conn:
+            conn.execute(
+                text("SELECT pg_advisory_lock(hashtext('telemetry-snapshot:telemetry_events'))")
+            )
+            status, body = post(url, b"{}")
+            assert status == 409 and "already running" in body["error"]
+            conn.execute(text("SELECT pg_advisory_unlock_all()"))
+    env["STORAGE_EMULATOR_HOST"] = "http://127.0.0.1:9"
+    write_events(warm_env.engine, make_events(2))
+    with function_server("snapshot", env, tmp_path) as url:
+        status, body = post(url, b"{}")
+    assert status == 503 and "GCS does not answer" in body["error"]
+    with warm_env.engine.connect() as conn:  # the watermark did not move; the run resumes later
+        pending = conn.execute(
+            text("SELECT count(*) FROM snapshot_runs WHERE state = 'pending'")
+        ).scalar()
+    assert pending == 1
+    assert warm_env.snapshotter().run_table("telemetry_events").rows == 2

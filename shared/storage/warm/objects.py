@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import google_crc32c
+from google.cloud.storage.retry import DEFAULT_RETRY
 
 from shared.errors import TerminalError
 from shared.storage.layout import warm_partition_prefix
 from shared.storage.warm.export import DaySlice
+
+#: GCS calls of the snapshot retry transient failures for at most this long, then the run fails
+#: with one clear error (the watermark unchanged). Every call is idempotent: creates carry
+#: ``if_generation_match=0``, deletes the generation they delete.
+GCS_RETRY = DEFAULT_RETRY.with_deadline(30.0)
 
 
 class VerificationFailed(TerminalError):
@@ -57,19 +63,23 @@ def upload_create_only(bucket: Any, name: str, path: Path) -> StoredObject:
     local_crc = file_crc32c(path)
     blob = bucket.blob(name)
     try:
-        blob.upload_from_filename(str(path), if_generation_match=0, checksum="crc32c")
+        blob.upload_from_filename(
+            str(path), if_generation_match=0, checksum="crc32c", retry=GCS_RETRY
+        )
     except PreconditionFailed:
-        existing = bucket.get_blob(name)
+        existing = bucket.get_blob(name, retry=GCS_RETRY)
         if existing is not None and existing.crc32c != local_crc:
-            existing.delete(if_generation_match=existing.generation)
+            existing.delete(if_generation_match=existing.generation, retry=GCS_RETRY)
             blob = bucket.blob(name)
-            blob.upload_from_filename(str(path), if_generation_match=0, checksum="crc32c")
-    stored = bucket.get_blob(name)
+            blob.upload_from_filename(
+                str(path), if_generation_match=0, checksum="crc32c", retry=GCS_RETRY
+            )
+    stored = bucket.get_blob(name, retry=GCS_RETRY)
     if stored is None:
         raise VerificationFailed(f"{name} is missing right after its upload")
     result = StoredObject(name, int(stored.generation), int(stored.size), str(stored.crc32c))
     if result.crc32c != local_crc:
-        stored.delete(if_generation_match=stored.generation)
+        stored.delete(if_generation_match=stored.generation, retry=GCS_RETRY)
         raise VerificationFailed(f"{name}: the stored CRC32C differs from the file written")
     return result
 
@@ -85,4 +95,4 @@ def footer_rows(bucket: Any, stored: StoredObject) -> int:
 
 def delete_object(bucket: Any, stored: StoredObject) -> None:
     """Delete exactly this generation of an object (never a newer one)."""
-    bucket.blob(stored.name).delete(if_generation_match=stored.generation)
+    bucket.blob(stored.name).delete(if_generation_match=stored.generation, retry=GCS_RETRY)

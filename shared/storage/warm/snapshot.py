@@ -27,8 +27,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from shared.contract.registry.loader import Registry
-from shared.errors import TerminalError
+from shared.errors import ServiceUnavailable, TelemetryError, TerminalError
 from shared.settings import Settings
+from shared.storage.hot.errors import classify
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm import export, objects
 from shared.storage.warm.columns import warm_columns
@@ -91,6 +92,31 @@ class TableRun:
         }
 
 
+def service_failure(error: BaseException) -> TelemetryError | None:
+    """A typed error when ``error`` means PostgreSQL or GCS could not be reached; else None."""
+    import duckdb
+    from google.api_core import exceptions as api_exceptions
+
+    if isinstance(error, TelemetryError):
+        return error
+    database = classify(error)
+    if database is not None and database.transient:
+        return database
+    if isinstance(error, duckdb.IOException | duckdb.ConnectionException):
+        return ServiceUnavailable(
+            f"PostgreSQL stopped answering the export ({type(error).__name__})", "postgresql"
+        )
+    unreachable = (
+        api_exceptions.ServiceUnavailable,
+        api_exceptions.DeadlineExceeded,
+        api_exceptions.RetryError,
+        ConnectionError,
+    )
+    if isinstance(error, unreachable) or type(error).__module__.startswith("requests"):
+        return ServiceUnavailable(f"GCS does not answer ({type(error).__name__})", "gcs")
+    return None
+
+
 def _lock_key(table: str) -> str:
     return f"telemetry-snapshot:{table}"
 
@@ -117,9 +143,19 @@ class Snapshotter:
         return [self.run_table(table, dry_run) for table in (tables or EVENT_TABLES)]
 
     def run_table(self, table: str, dry_run: bool = False) -> TableRun:
-        """Snapshot one table; raises :class:`SnapshotAlreadyRunning` if another run holds it."""
+        """Snapshot one table; raises :class:`SnapshotAlreadyRunning` if another run holds it,
+        :class:`ServiceUnavailable` when PostgreSQL or GCS does not answer (nothing recorded)."""
         if table not in EVENT_TABLES:
             raise TerminalError(f"unknown table {table!r}; expected one of {sorted(EVENT_TABLES)}")
+        try:
+            return self._run_table(table, dry_run)
+        except Exception as exc:
+            typed = service_failure(exc)
+            if typed is None:
+                raise
+            raise typed from exc
+
+    def _run_table(self, table: str, dry_run: bool) -> TableRun:
         with self.engine.connect() as lock:
             key = {"k": _lock_key(table)}
             held = lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key).scalar()

@@ -1,0 +1,98 @@
+"""Snapshot: new hot-tier rows into verified Parquet in the warm tier (HTTP, Cloud Scheduler).
+
+Entry point ``snapshot``. Thin: read the request, run :class:`Snapshotter`, map the outcome to a
+status. ``POST`` with an optional JSON body ``{"tables": [...], "dry_run": false}``. Answers 200
+with what each table's run wrote, 409 when a run of a table is already in progress, 503 when
+PostgreSQL or GCS cannot be reached (the watermark is then unchanged, and the next run resumes).
+Private: Cloud Scheduler calls it with an OIDC token, and Cloud Run checks the token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import flask
+import functions_framework
+
+from shared.contract.registry import default_registry
+from shared.errors import ServiceUnavailable, TerminalError
+from shared.http import Answer
+from shared.observability.log import configure_logging, request_context
+from shared.settings import get_settings
+from shared.storage.gcs import get_storage_client
+from shared.storage.hot.engine import get_engine
+from shared.storage.layout import EVENT_TABLES
+from shared.storage.warm.snapshot import SnapshotAlreadyRunning, Snapshotter
+
+logger = logging.getLogger("snapshot")
+_lock = threading.Lock()
+_snapshotter: Snapshotter | None = None
+
+
+def get_snapshotter() -> Snapshotter:
+    """The instance's snapshotter, built on first use."""
+    global _snapshotter
+    if _snapshotter is None:
+        with _lock:
+            if _snapshotter is None:
+                settings = get_settings()
+                configure_logging(settings.telemetry_log_level)
+                bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
+                _snapshotter = Snapshotter(settings, get_engine(), bucket, default_registry())
+    return _snapshotter
+
+
+def handle(method: str, body: bytes) -> Answer:
+    """Run the snapshot a request asks for; never raises."""
+    if method != "POST":
+        return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
+    try:
+        request: Any = json.loads(body) if body.strip() else {}
+    except ValueError:
+        return Answer(400, {"error": "body is not JSON"})
+    if not isinstance(request, dict):
+        return Answer(400, {"error": 'body is not {"tables": [...], "dry_run": false}'})
+    tables = request.get("tables") or list(EVENT_TABLES)
+    if not isinstance(tables, list) or not all(t in EVENT_TABLES for t in tables):
+        return Answer(400, {"error": f"tables must be a list of {sorted(EVENT_TABLES)}"})
+    dry_run = request.get("dry_run") is True
+    try:
+        runs = get_snapshotter().run(tables, dry_run=dry_run)
+    except SnapshotAlreadyRunning as exc:
+        return Answer(409, {"error": exc.message})
+    except ServiceUnavailable as exc:
+        logger.warning("snapshot failed, nothing recorded", extra={"error": exc.message})
+        return Answer(503, {"error": exc.message}, {"Retry-After": "60"})
+    except TerminalError as exc:
+        logger.error("snapshot failed, nothing recorded", extra={"error": exc.message})
+        return Answer(500, {"error": exc.message})
+    except Exception:
+        logger.exception("snapshot failed unexpectedly, nothing recorded")
+        return Answer(500, {"error": "internal error; nothing was recorded, the next run resumes"})
+    return Answer(200, {"tables": [run.to_json() for run in runs]})
+
+
+@functions_framework.http
+def snapshot(request: flask.Request) -> Any:
+    """Run a snapshot of the event tables."""
+    with request_context(
+        project=get_settings().google_cloud_project,
+        cloud_trace_context=request.headers.get("X-Cloud-Trace-Context"),
+        traceparent=request.headers.get("traceparent"),
+    ):
+        answer = handle(request.method, request.get_data())
+    return flask.Response(
+        json.dumps(answer.body),
+        status=answer.status,
+        headers={**answer.headers, "Content-Type": "application/json"},
+    )
+
+
+def reset() -> None:
+    """Forget the snapshotter (tests change settings between cases)."""
+    global _snapshotter
+    with _lock:
+        _snapshotter = None

@@ -1,0 +1,97 @@
+"""Reconciliation of the hot and warm tiers: per table and day, the same rows in both.
+
+For each day, the hot rows already behind the watermark (``stored_seq`` below the last done
+run's end) are counted and digested in PostgreSQL, and compared with the sum of that day's
+recorded, unretired warm files; every recorded object must also still be in the bucket with its
+recorded generation. Days the hot tier no longer holds (older than its retention) are compared
+by the files alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from shared.storage.layout import EVENT_TABLES, HOT_RETENTION_DAYS
+from shared.storage.warm.digest import add_digests, hot_digest_sql
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One disagreement between the tiers."""
+
+    table: str
+    day: date
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.table} {self.day.isoformat()}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class DayCheck:
+    """One table-day compared."""
+
+    table: str
+    day: date
+    hot_rows: int
+    warm_rows: int
+    files: int
+
+
+def reconcile(
+    engine: Engine, bucket: Any, day: date | None = None, today: date | None = None
+) -> tuple[list[DayCheck], list[Mismatch]]:
+    """Compare every table-day (or one day); ``(checks, mismatches)``."""
+    today = today or datetime.now(UTC).date()
+    checks: list[DayCheck] = []
+    mismatches: list[Mismatch] = []
+    for table, column in EVENT_TABLES.items():
+        with engine.connect() as conn:
+            watermark = conn.execute(
+                text(
+                    "SELECT coalesce(max(seq_hi), 0) FROM snapshot_runs "
+                    "WHERE table_name = :t AND state = 'done'"
+                ),
+                {"t": table},
+            ).scalar_one()
+            where = f"stored_seq < {int(watermark)}"
+            if day is not None:
+                where += f" AND ({column} AT TIME ZONE 'UTC')::date = '{day.isoformat()}'"
+            day_sql = f"({column} AT TIME ZONE 'UTC')::date"
+            hot = {
+                r[0]: (int(r[1]), str(r[2]))
+                for r in conn.execute(text(hot_digest_sql(table, where, group_by=day_sql)))
+            }
+            files = conn.execute(
+                text(
+                    "SELECT event_date, object_name, generation, rows, event_id_digest "
+                    "FROM warm_files WHERE table_name = :t AND retired_at IS NULL "
+                    "AND (CAST(:d AS date) IS NULL OR event_date = CAST(:d AS date))"
+                ),
+                {"t": table, "d": day},
+            ).all()
+        warm: dict[date, list[Any]] = {}
+        for f in files:
+            warm.setdefault(f.event_date, []).append(f)
+        for each in sorted(set(hot) | set(warm)):
+            hot_rows, hot_digest = hot.get(each, (0, "0"))
+            day_files = warm.get(each, [])
+            warm_rows = sum(int(f.rows) for f in day_files)
+            warm_digest = add_digests(f.event_id_digest for f in day_files)
+            checks.append(DayCheck(table, each, hot_rows, warm_rows, len(day_files)))
+            for f in day_files:
+                blob = bucket.get_blob(f.object_name)
+                if blob is None or int(blob.generation) != int(f.generation):
+                    mismatches.append(Mismatch(table, each, f"{f.object_name} is missing"))
+            if each < today - timedelta(days=HOT_RETENTION_DAYS) and not hot_rows:
+                continue  # the hot tier no longer holds this day
+            if (hot_rows, hot_digest) != (warm_rows, warm_digest):
+                problem = f"hot {hot_rows} rows, warm {warm_rows} rows"
+                if hot_rows == warm_rows:
+                    problem += " (same count, different event ids)"
+                mismatches.append(Mismatch(table, each, problem))
+    return checks, mismatches
