@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     telemetry_flags_ttl_s: float = Field(30.0, ge=0, le=3600, alias="TELEMETRY_FLAGS_TTL_S")
     #: DuckDB's memory limit in the snapshot (bounded memory whatever the table's size).
     telemetry_snapshot_memory_mb: int = Field(
-        256, ge=64, le=16384, alias="TELEMETRY_SNAPSHOT_MEMORY_MB"
+        128, ge=64, le=16384, alias="TELEMETRY_SNAPSHOT_MEMORY_MB"
     )
     #: Hot paths (ingest) log their totals once per this many seconds, not a line per request.
     telemetry_log_summary_s: float = Field(60.0, gt=0, le=3600, alias="TELEMETRY_LOG_SUMMARY_S")

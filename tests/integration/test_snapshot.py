@@ -184,9 +184,10 @@ def test_a_crash_at_any_stage_then_a_rerun_leaves_each_row_in_exactly_one_file(
         def upload(*args: Any, **kwargs: Any) -> Any:
             raise crash
     elif stage == "uploaded":
-        original = objects.footer_rows
+        original = objects.upload_create_only
 
-        def upload(*args: Any, **kwargs: Any) -> Any:  # uploaded, not yet checked
+        def upload(*args: Any, **kwargs: Any) -> Any:  # uploaded, then the crash
+            original(*args, **kwargs)
             raise crash
     else:
         from shared.storage.warm import snapshot as module
@@ -196,7 +197,10 @@ def test_a_crash_at_any_stage_then_a_rerun_leaves_each_row_in_exactly_one_file(
         def upload(*args: Any, **kwargs: Any) -> Any:
             raise crash
 
-    target = {"exported": (objects, "upload_create_only"), "uploaded": (objects, "footer_rows")}
+    target = {
+        "exported": (objects, "upload_create_only"),
+        "uploaded": (objects, "upload_create_only"),
+    }
     owner, name = target.get(stage, (Snapshotter, "_record"))
     monkeypatch.setattr(owner, name, upload)
     with pytest.raises(RuntimeError, match="crash"):

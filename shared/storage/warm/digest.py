@@ -39,6 +39,15 @@ def file_digest(con: Any, table: str, paths: Sequence[Path | str]) -> tuple[int,
     return int(rows), str(digest)
 
 
+def footer_rows(con: Any, path: Path | str) -> int:
+    """DuckDB: the row count a Parquet file's footer declares."""
+    literal = "'" + str(path).replace("'", "''") + "'"
+    (rows,) = con.execute(
+        f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({literal})"  # noqa: S608
+    ).fetchone()
+    return int(rows)
+
+
 def add_digests(digests: Iterable[str]) -> str:
     """The digest of the union of disjoint sets, from theirs."""
     return str(sum(int(d) for d in digests))

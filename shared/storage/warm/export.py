@@ -30,8 +30,9 @@ from shared.settings import Settings
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm.columns import SORT_COLUMNS, WarmColumn
 
-#: Rows per Parquet row group; with about 200 bytes a row, well under 128 MB.
-ROW_GROUP_ROWS = 500_000
+#: Rows per Parquet row group (DuckDB's default): the writer holds one group in memory, so this
+#: bounds memory; a group is a few MB, far under the 128 MB most readers want at most.
+ROW_GROUP_ROWS = 122_880
 _EXTENSION = "postgres_scanner.duckdb_extension"
 
 

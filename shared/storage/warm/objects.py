@@ -24,6 +24,9 @@ from shared.storage.warm.export import DaySlice
 #: with one clear error (the watermark unchanged). Every call is idempotent: creates carry
 #: ``if_generation_match=0``, deletes the generation they delete.
 GCS_RETRY = DEFAULT_RETRY.with_deadline(30.0)
+#: Uploads go in resumable chunks of this size (a multiple of 256 KiB): memory stays bounded
+#: however large a day's file is.
+UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
 
 
 class VerificationFailed(TerminalError):
@@ -61,7 +64,7 @@ def upload_create_only(bucket: Any, name: str, path: Path) -> StoredObject:
     from google.api_core.exceptions import PreconditionFailed
 
     local_crc = file_crc32c(path)
-    blob = bucket.blob(name)
+    blob = bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
     try:
         blob.upload_from_filename(
             str(path), if_generation_match=0, checksum="crc32c", retry=GCS_RETRY
@@ -70,7 +73,7 @@ def upload_create_only(bucket: Any, name: str, path: Path) -> StoredObject:
         existing = bucket.get_blob(name, retry=GCS_RETRY)
         if existing is not None and existing.crc32c != local_crc:
             existing.delete(if_generation_match=existing.generation, retry=GCS_RETRY)
-            blob = bucket.blob(name)
+            blob = bucket.blob(name, chunk_size=UPLOAD_CHUNK_BYTES)
             blob.upload_from_filename(
                 str(path), if_generation_match=0, checksum="crc32c", retry=GCS_RETRY
             )
@@ -82,15 +85,6 @@ def upload_create_only(bucket: Any, name: str, path: Path) -> StoredObject:
         stored.delete(if_generation_match=stored.generation, retry=GCS_RETRY)
         raise VerificationFailed(f"{name}: the stored CRC32C differs from the file written")
     return result
-
-
-def footer_rows(bucket: Any, stored: StoredObject) -> int:
-    """The row count in the stored object's Parquet footer (read with ranged requests)."""
-    import pyarrow.parquet as pq
-
-    blob = bucket.blob(stored.name, generation=stored.generation)
-    with blob.open("rb") as handle:
-        return int(pq.read_metadata(handle).num_rows)
 
 
 def delete_object(bucket: Any, stored: StoredObject) -> None:

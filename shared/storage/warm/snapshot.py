@@ -5,9 +5,10 @@ inserting transaction's id), up to ``pg_snapshot_xmin`` of a fresh snapshot: eve
 below it has finished, so no row can commit later into a range already read, however long its
 transaction stayed open, and an event 48 hours late is simply new and lands in its own day.
 
-Each (table, event day) of the range becomes one file, verified before it counts: the object's
-CRC32C equals the file's, its footer's row count equals the rows exported, and the digest of its
-event ids equals the same digest computed by PostgreSQL. Only then are the files recorded in
+Each (table, event day) of the range becomes one file, verified before it counts: its footer's
+row count equals the rows PostgreSQL counted, the digest of its event ids equals the same digest
+computed by PostgreSQL, and the stored object's CRC32C equals the file's (so the stored footer
+and ids are these very bytes). Only then are the files recorded in
 ``warm_files`` and the range marked done, in one transaction: that is the watermark moving.
 
 Restartable at any point: the range is recorded as ``pending`` before anything is written, and a
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -33,7 +35,7 @@ from shared.storage.hot.errors import classify
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm import export, objects
 from shared.storage.warm.columns import warm_columns
-from shared.storage.warm.digest import file_digest, hot_digest_sql
+from shared.storage.warm.digest import file_digest, footer_rows, hot_digest_sql
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +176,7 @@ class Snapshotter:
             if run.seq_hi <= run.seq_lo:
                 return run
             planned = self._plan(conn, table, run.seq_lo, run.seq_hi)
-        run.planned = [(day, rows) for day, rows, _ in planned]
+        run.planned = planned
         logger.info(
             "snapshot planned",
             extra={
@@ -193,14 +195,17 @@ class Snapshotter:
             return run
         columns = warm_columns(table, self.registry)
         con = export.connect(self.settings)
-        try:
-            for day, rows, digest in planned:
-                piece = export.DaySlice(table, day, run.seq_lo, run.seq_hi)
-                run.files.append(self._write(con, piece, columns, rows, digest))
-                if self.progress is not None:
-                    self.progress(table, rows)
-        finally:
-            con.close()
+        # PostgreSQL digests the range while DuckDB exports it: two cores, one wait.
+        with ThreadPoolExecutor(1, thread_name_prefix="snapshot-digest") as pool:
+            digests = pool.submit(self._digests, table, run.seq_lo, run.seq_hi)
+            try:
+                for day, rows in planned:
+                    piece = export.DaySlice(table, day, run.seq_lo, run.seq_hi)
+                    run.files.append(self._write(con, piece, columns, rows, digests))
+                    if self.progress is not None:
+                        self.progress(table, rows)
+            finally:
+                con.close()
         self._record(table, run, run.files)
         logger.info(
             "snapshot done",
@@ -241,13 +246,22 @@ class Snapshotter:
         return run
 
     @staticmethod
-    def _plan(conn: Connection, table: str, lo: int, hi: int) -> list[tuple[date, int, str]]:
-        """``(day, rows, digest)`` of each event day in the range, computed by PostgreSQL."""
-        column = EVENT_TABLES[table]
-        day = f"({column} AT TIME ZONE 'UTC')::date"
+    def _plan(conn: Connection, table: str, lo: int, hi: int) -> list[tuple[date, int]]:
+        """``(day, rows)`` of each event day in the range."""
+        day = f"({EVENT_TABLES[table]} AT TIME ZONE 'UTC')::date"
         where = f"stored_seq >= {int(lo)} AND stored_seq < {int(hi)}"
-        rows = conn.execute(text(hot_digest_sql(table, where, group_by=day))).all()
-        return [(r[0], int(r[1]), str(r[2])) for r in rows]
+        rows = conn.execute(
+            text(f"SELECT {day}, count(*) FROM {table} WHERE {where} GROUP BY 1 ORDER BY 1")  # noqa: S608
+        ).all()
+        return [(r[0], int(r[1])) for r in rows]
+
+    def _digests(self, table: str, lo: int, hi: int) -> dict[date, tuple[int, str]]:
+        """``{day: (rows, digest)}`` of the range, computed by PostgreSQL."""
+        day = f"({EVENT_TABLES[table]} AT TIME ZONE 'UTC')::date"
+        where = f"stored_seq >= {int(lo)} AND stored_seq < {int(hi)}"
+        with self.engine.connect() as conn:
+            rows = conn.execute(text(hot_digest_sql(table, where, group_by=day))).all()
+        return {r[0]: (int(r[1]), str(r[2])) for r in rows}
 
     def _write(
         self,
@@ -255,7 +269,7 @@ class Snapshotter:
         piece: export.DaySlice,
         columns: list[Any],
         rows: int,
-        digest: str,
+        digests: Future[dict[date, tuple[int, str]]],
     ) -> WarmFile:
         """Export, check against PostgreSQL, upload create-only, check the stored object."""
         name = objects.object_name(piece)
@@ -263,18 +277,20 @@ class Snapshotter:
         try:
             export.export_slice(con, piece, columns, path)
             exported = file_digest(con, piece.table, [path])
-            if exported != (rows, digest):
+            expected = digests.result().get(piece.day, (0, "0"))
+            digest = expected[1]
+            if exported != expected or exported[0] != rows:
                 raise objects.VerificationFailed(
                     f"{name}: the export holds {exported[0]} rows, PostgreSQL {rows} "
                     "(or their event ids differ); rows changed while exporting, run again"
                 )
-            stored = objects.upload_create_only(self.bucket, name, path)
-            footer = objects.footer_rows(self.bucket, stored)
+            footer = footer_rows(con, path)
             if footer != rows:
-                objects.delete_object(self.bucket, stored)
                 raise objects.VerificationFailed(
-                    f"{name}: the stored footer says {footer} rows, {rows} were exported"
+                    f"{name}: the footer says {footer} rows, {rows} were exported"
                 )
+            # The stored object's CRC32C equals the file's, so its footer is this one.
+            stored = objects.upload_create_only(self.bucket, name, path)
         finally:
             path.unlink(missing_ok=True)
         logger.info(
