@@ -40,6 +40,21 @@ module "push_sa" {
   description = "Identity of Pub/Sub pushes to the sink (its only invoker)"
 }
 
+module "snapshot_sa" {
+  source        = "./modules/service-account"
+  project_id    = var.project_id
+  account_id    = "telemetry-snapshot"
+  description   = "Runs the snapshot: reads the hot tier, writes the warm tier's Parquet"
+  project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
+}
+
+module "scheduler_sa" {
+  source      = "./modules/service-account"
+  project_id  = var.project_id
+  account_id  = "telemetry-scheduler"
+  description = "Identity of Cloud Scheduler's calls to the scheduled functions (their only invoker)"
+}
+
 module "pseudonym_key" {
   source     = "./modules/secret"
   project_id = var.project_id
@@ -55,6 +70,7 @@ module "data_bucket" {
   kms_key_name   = var.kms_key_name
   retention      = var.retention
   object_viewers = [module.ingest_sa.member]
+  object_admins  = [module.snapshot_sa.member]
 }
 
 module "sources_bucket" {
@@ -109,6 +125,56 @@ module "function_sink" {
     TELEMETRY_DB_NAME           = module.cloudsql.database
     TELEMETRY_DB_POOL_SIZE      = "8"
   })
+}
+
+module "function_snapshot" {
+  source                = "./modules/cloud-function"
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "snapshot"
+  entry_point           = "snapshot"
+  trigger               = "http"
+  source_bucket         = module.sources_bucket.name
+  source_object         = var.function_bundles["snapshot"]
+  service_account_email = module.snapshot_sa.email
+  invokers              = [module.scheduler_sa.member]
+  scaling               = { max_instances = 1, concurrency = 1 }
+  environment = merge(local.common_env, {
+    TELEMETRY_CLOUDSQL_INSTANCE = module.cloudsql.connection_name
+    TELEMETRY_CLOUDSQL_HOST     = module.cloudsql.private_ip
+    TELEMETRY_DB_IAM_USER       = trimsuffix(module.snapshot_sa.email, ".gserviceaccount.com")
+    TELEMETRY_DB_NAME           = module.cloudsql.database
+  })
+}
+
+# Cloud Scheduler calls the snapshot with an OIDC token of the scheduler account, the
+# function's only invoker; a run resumes an interrupted one, so a missed or doubled call is
+# harmless.
+resource "google_cloud_scheduler_job" "snapshot" {
+  project          = var.project_id
+  region           = var.region
+  name             = "telemetry-snapshot"
+  description      = "New hot-tier rows into the warm tier's verified Parquet"
+  schedule         = var.snapshot_schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "1800s"
+
+  retry_config {
+    retry_count          = 3
+    min_backoff_duration = "60s"
+  }
+
+  http_target {
+    uri         = module.function_snapshot.uri
+    http_method = "POST"
+    body        = base64encode("{}")
+    headers     = { "Content-Type" = "application/json" }
+
+    oidc_token {
+      service_account_email = module.scheduler_sa.email
+      audience              = module.function_snapshot.uri
+    }
+  }
 }
 
 module "pubsub" {

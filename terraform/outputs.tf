@@ -12,3 +12,8 @@ output "dlq_subscription" {
   description = "Subscription holding dead-lettered messages (telemetry dlq)."
   value       = module.pubsub.dlq_subscription
 }
+
+output "snapshot_url" {
+  description = "URL of the snapshot function (private: Cloud Scheduler's account invokes it)."
+  value       = module.function_snapshot.uri
+}

@@ -123,3 +123,13 @@ variable "kms_key_name" {
     error_message = "kms_key_name must be a full crypto key name."
   }
 }
+
+variable "snapshot_schedule" {
+  description = "Cron schedule (UTC) of the snapshot into the warm tier."
+  type        = string
+  default     = "*/15 * * * *"
+  validation {
+    condition     = length(split(" ", var.snapshot_schedule)) == 5
+    error_message = "snapshot_schedule is a five-field cron expression."
+  }
+}

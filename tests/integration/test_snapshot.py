@@ -323,3 +323,44 @@ def test_the_function_answers_runs_conflicts_and_bad_requests(
         ).scalar()
     assert pending == 1
     assert warm_env.snapshotter().run_table("telemetry_events").rows == 2
+
+
+def test_a_new_prop_leaves_old_files_readable_by_name(warm: Warm, make_events) -> None:
+    """Schema evolution: a prop added to the registry is a new column; files written before it
+    read as NULL there, with DuckDB's union_by_name (BigQuery's external table does the same)."""
+    import dataclasses
+
+    from shared.contract.registry.loader import Registry
+
+    registry = default_registry()
+    write_events(warm.engine, make_events(3))
+    Snapshotter(warm.settings, warm.engine, warm.bucket, registry).run_table("telemetry_events")
+    spec = registry.get("node.expand", 1)
+    schema = dict(spec.props_schema)
+    schema["properties"] = {
+        **schema["properties"],
+        "zoom": {"type": "integer", "description": "zoom level", "minimum": 0, "maximum": 9},
+    }
+    evolved = Registry(
+        registry.path,
+        {**registry.specs, (spec.name, 1): dataclasses.replace(spec, props_schema=schema)},
+    )
+    newer = [
+        e.__class__(
+            **{**{f: getattr(e, f) for f in e.__struct_fields__}, "props": {**e.props, "zoom": 4}}
+        )
+        for e in make_events(2)
+    ]
+    write_events(warm.engine, newer)
+    Snapshotter(warm.settings, warm.engine, warm.bucket, evolved).run_table("telemetry_events")
+    paths = []
+    for blob in warm.bucket.list_blobs(prefix="analytics/telemetry_events/"):
+        path = warm.tmp / Path(blob.name).name
+        blob.download_to_filename(str(path))
+        paths.append(f"'{path}'")
+    assert len(paths) == 2
+    rows = duckdb.sql(
+        f"SELECT props_zoom, count(*) FROM read_parquet([{', '.join(paths)}], union_by_name = true) "
+        "GROUP BY 1 ORDER BY 1 NULLS FIRST"
+    ).fetchall()
+    assert rows == [(None, 3), (4, 2)]

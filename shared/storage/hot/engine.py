@@ -158,7 +158,8 @@ def alembic_config() -> Config:
 
 def grant_writer(engine: Engine, role: str) -> None:
     """Let a database role (a function's IAM user) read and insert events, now and in future
-    partitions, and use temporary staging tables; idempotent."""
+    partitions, use temporary staging tables, and keep the snapshot's bookkeeping
+    (``snapshot_runs``, ``warm_files``); idempotent."""
     if not role or '"' in role or "\x00" in role:
         raise ConfigurationError(f"{role!r} is not a usable role name", ["--grant-to"])
     quoted = '"' + role + '"'
@@ -169,6 +170,7 @@ def grant_writer(engine: Engine, role: str) -> None:
             f"GRANT USAGE ON SCHEMA public TO {quoted}",
             f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {quoted}",
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO {quoted}",
+            f"GRANT UPDATE ON snapshot_runs, warm_files TO {quoted}",
         ):
             conn.exec_driver_sql(statement)
     logger.info("writer granted", extra={"tables": "all in public"})
