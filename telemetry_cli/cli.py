@@ -27,7 +27,7 @@ def _fail(exc: TelemetryError) -> None:
 
 
 #: Commands that reach the pipeline's services (the others are local tooling).
-SERVICE_COMMANDS = frozenset({"migrate", "dlq", "sampling", "snapshot"})
+SERVICE_COMMANDS = frozenset({"migrate", "dlq", "sampling", "snapshot", "query"})
 
 
 class TelemetryGroup(click.Group):
@@ -500,6 +500,68 @@ def snapshot_verify(day: datetime | None) -> None:
     click.echo(f"{len(checks)} table-days compared, {len(mismatches)} mismatches")
     if mismatches:
         sys.exit(1)
+
+
+@cli.command()
+@click.argument("sql")
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+)
+@click.option(
+    "--tier",
+    type=click.Choice(["both", "hot", "warm"]),
+    default="both",
+    show_default=True,
+    help="both: warm files plus hot rows past the watermark, no row twice.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "bigquery"]),
+    default="duckdb",
+    show_default=True,
+    help="bigquery: the same SQL, transpiled, on the external tables (warm tier only).",
+)
+@click.option("--dataset", default="telemetry", show_default=True, help="BigQuery dataset.")
+def query(sql: str, output: str, tier: str, engine: str, dataset: str) -> None:
+    """Run SQL over telemetry_events and api_calls_log, across the hot and warm tiers."""
+    from shared.contract.registry import default_registry
+    from shared.settings import get_settings
+    from shared.storage.hot.engine import get_engine
+    from shared.storage.warm.query import run_bigquery, run_duckdb
+
+    settings = get_settings()
+    if engine == "bigquery":
+        result = run_bigquery(settings, sql, dataset)
+    else:
+        result = run_duckdb(settings, get_engine(), default_registry(), sql, tier)  # type: ignore[arg-type]
+    _print_result(result.columns, result.rows, output)
+
+
+def _print_result(columns: list[str], rows: list[tuple[Any, ...]], output: str) -> None:
+    if output == "json":
+        click.echo(json.dumps([dict(zip(columns, row, strict=True)) for row in rows], default=str))
+        return
+    if output == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows(rows)
+        click.echo(buffer.getvalue(), nl=False)
+        return
+    cells = [columns, *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    for index, row in enumerate(cells):
+        click.echo("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)))
+        if index == 0:
+            click.echo("  ".join("-" * width for width in widths))
+    click.echo(f"({len(rows)} rows)")
 
 
 @cli.command("check")

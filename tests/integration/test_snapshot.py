@@ -364,3 +364,119 @@ def test_a_new_prop_leaves_old_files_readable_by_name(warm: Warm, make_events) -
         "GROUP BY 1 ORDER BY 1 NULLS FIRST"
     ).fetchall()
     assert rows == [(None, 3), (4, 2)]
+
+
+def parity_events(make_events) -> list:
+    """Events over 3 days with LLM calls of varied latency, cost and conversation."""
+    events = []
+    for day in range(3):
+        for batch in (make_events(4), make_events(3, llm=True)):
+            for i, e in enumerate(batch):
+                fields = {f: getattr(e, f) for f in e.__struct_fields__}
+                fields["event_ts"] = e.event_ts - timedelta(days=day)
+                if e.name == "llm.call":
+                    fields["props"] = {**e.props, "latency_ms": 100.0 * (day + 1) + i}
+                    fields["conversation_id"] = f"c-{day % 2}"
+                events.append(e.__class__(**fields))
+    return events
+
+
+PARITY = [
+    (
+        "counts by name and day",
+        "SELECT name, (event_ts AT TIME ZONE 'UTC')::date AS day, count(*) FROM telemetry_events "
+        "GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT name, event_date AS day, count(*) FROM telemetry_events GROUP BY 1, 2 ORDER BY 1, 2",
+    ),
+    (
+        "p95 latency by model",
+        "SELECT model, percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) FROM api_calls_log "
+        "GROUP BY 1 ORDER BY 1",
+        "SELECT model, quantile_cont(latency_ms, 0.95) FROM api_calls_log GROUP BY 1 ORDER BY 1",
+    ),
+    (
+        "cost per conversation",
+        "SELECT conversation_id, sum(cost_usd) FROM api_calls_log GROUP BY 1 ORDER BY 1",
+        "SELECT conversation_id, sum(cost_usd) FROM api_calls_log GROUP BY 1 ORDER BY 1",
+    ),
+]
+
+
+def _normal(rows: list) -> list:
+    from decimal import Decimal
+
+    def one(v: Any) -> Any:
+        if isinstance(v, float | Decimal):
+            return round(float(v), 6)
+        return v
+
+    return [tuple(one(v) for v in row) for row in rows]
+
+
+@pytest.mark.parametrize(("what", "postgres_sql", "duckdb_sql"), PARITY, ids=[p[0] for p in PARITY])
+def test_metric_queries_answer_the_same_from_postgres_and_the_warm_tier(
+    warm: Warm, make_events, what: str, postgres_sql: str, duckdb_sql: str
+) -> None:
+    from shared.storage.warm.query import run_duckdb
+
+    write_events(warm.engine, parity_events(make_events))
+    warm.snapshotter().run()
+    with warm.engine.connect() as conn:
+        expected = _normal(list(conn.execute(text(postgres_sql)).all()))
+    answer = run_duckdb(warm.settings, warm.engine, default_registry(), duckdb_sql, tier="warm")
+    assert _normal(answer.rows) == expected and expected
+
+
+def test_the_view_spans_both_tiers_without_a_row_twice(warm: Warm, make_events) -> None:
+    from shared.storage.warm.query import run_duckdb
+
+    write_events(warm.engine, make_events(5))
+    warm.snapshotter().run()
+    write_events(warm.engine, make_events(3))  # past the watermark: hot only
+    count = "SELECT count(*), count(DISTINCT event_id) FROM telemetry_events"
+    registry = default_registry()
+    assert run_duckdb(warm.settings, warm.engine, registry, count).rows == [(8, 8)]
+    assert run_duckdb(warm.settings, warm.engine, registry, count, tier="warm").rows == [(5, 5)]
+    assert run_duckdb(warm.settings, warm.engine, registry, count, tier="hot").rows == [(8, 8)]
+
+
+def test_the_cli_query_prints_a_table_csv_and_json(warm_env: Warm, make_events) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from telemetry_cli.cli import cli
+
+    write_events(warm_env.engine, make_events(2))
+    warm_env.snapshotter().run()
+    sql = "SELECT count(*) AS n FROM telemetry_events"
+    runner = CliRunner()
+    table = runner.invoke(cli, ["query", sql])
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[0].strip() == "n" and "(1 rows)" in table.stdout
+    assert "Task was destroyed" not in table.output
+    assert runner.invoke(cli, ["query", sql, "--format", "csv"]).stdout == "n\n2\n"
+    assert json.loads(runner.invoke(cli, ["query", sql, "--format", "json"]).stdout) == [{"n": 2}]
+
+
+@pytest.mark.parametrize(("what", "postgres_sql", "duckdb_sql"), PARITY, ids=[p[0] for p in PARITY])
+def test_the_bigquery_sql_means_the_same_when_transpiled_back(
+    warm: Warm, make_events, what: str, postgres_sql: str, duckdb_sql: str
+) -> None:
+    """No BigQuery emulator runs offline here; the BigQuery SQL sqlglot writes is read back into
+    DuckDB's dialect and run on the warm tier, and must give the same answer."""
+    import sqlglot
+
+    from shared.storage.warm.query import open_views, to_bigquery
+
+    write_events(warm.engine, parity_events(make_events))
+    warm.snapshotter().run()
+    bigquery_sql = to_bigquery(duckdb_sql, "proj", "telemetry")
+    assert "`proj`.`telemetry`." in bigquery_sql or "proj.telemetry." in bigquery_sql
+    back = sqlglot.transpile(bigquery_sql, read="bigquery", write="duckdb")[0]
+    back = back.replace("proj.telemetry.", "")
+    con = open_views(warm.settings, warm.engine, default_registry(), "warm")
+    try:
+        assert _normal(con.sql(back).fetchall()) == _normal(con.sql(duckdb_sql).fetchall())
+    finally:
+        con.close()

@@ -1,0 +1,159 @@
+"""SQL over the event tables, whatever tier holds each row: DuckDB locally, BigQuery at scale.
+
+``telemetry_events`` and ``api_calls_log`` are DuckDB views, each the union (by column name) of
+
+* the warm tier: the recorded, unretired Parquet files of ``warm_files``, read where they are in
+  the bucket through fsspec/gcsfs (DuckDB's own ``httpfs`` extension downloads at run time);
+* the hot tier past the watermark: the rows no finished snapshot holds yet, read from
+  PostgreSQL through DuckDB's postgres extension, typed exactly like the files.
+
+A row is in the files or past the watermark, never both, so no row is counted twice, and each
+view answers for every day either tier holds (180 days of warm, the newest rows from hot).
+``tier="hot"`` reads all hot rows and no files; ``tier="warm"`` the files alone.
+
+The BigQuery engine runs the same SQL, transpiled by sqlglot from DuckDB's dialect, on the
+external tables Terraform defines over the same files.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Engine, text
+
+from shared.contract.registry.loader import Registry
+from shared.settings import Settings
+from shared.storage.layout import EVENT_TABLES
+from shared.storage.warm import export
+from shared.storage.warm.columns import warm_columns
+
+Tier = Literal["both", "hot", "warm"]
+TIERS: tuple[Tier, ...] = ("both", "hot", "warm")
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Column names and rows of an answer."""
+
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def gcs_filesystem(settings: Settings) -> Any:
+    """An fsspec filesystem for ``gs://`` (the emulator in dev, GCS with default credentials)."""
+    # gcsfs looks up hierarchical-namespace support on every call unless told not to, and
+    # each lookup waits 60 s on the emulator (LOCAL_STACK.md); the variable must precede import.
+    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
+    import gcsfs
+
+    class ReadaheadGcs(gcsfs.GCSFileSystem):  # type: ignore[misc]
+        """gcsfs whose files read ahead plainly: its default "adaptive" cache starts
+        background prefetch tasks that DuckDB's short reads leave pending at close."""
+
+        def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+            kwargs.setdefault("cache_type", "readahead")
+            return super()._open(path, mode, **kwargs)
+
+    if settings.storage_emulator_host:
+        return ReadaheadGcs(
+            project=settings.google_cloud_project,
+            endpoint_url=settings.storage_emulator_host,
+            token="anon",  # noqa: S106 - the emulator takes anonymous calls
+        )
+    return ReadaheadGcs(project=settings.google_cloud_project)
+
+
+def _typed_select(table: str, registry: Registry, where: str) -> str:
+    columns = warm_columns(table, registry)
+    day = f"({EVENT_TABLES[table]} AT TIME ZONE 'UTC')::date"
+    select = ", ".join(f'{c.sql} AS "{c.name}"' for c in columns)
+    return f"SELECT {select}, {day} AS event_date FROM {table} WHERE {where}"  # noqa: S608
+
+
+def _pg_relation(select: str) -> str:
+    """DuckDB SQL reading the answer of a PostgreSQL query (ours: typed columns of the registry)."""
+    return f"SELECT * FROM postgres_query('pg', {export.sql_string(select)})"  # noqa: S608
+
+
+def _files_relation(files: list[str]) -> str:
+    """DuckDB SQL reading warm files, the event day from their hive path."""
+    listing = "[" + ", ".join(export.sql_string(f) for f in files) + "]"
+    return (
+        f"SELECT * FROM read_parquet({listing}, hive_partitioning = true, "  # noqa: S608
+        "union_by_name = true, hive_types = {'event_date': DATE})"
+    )
+
+
+def open_views(settings: Settings, engine: Engine, registry: Registry, tier: Tier = "both") -> Any:
+    """A DuckDB connection whose ``telemetry_events`` and ``api_calls_log`` span the tiers."""
+    con = export.connect(settings)
+    con.register_filesystem(gcs_filesystem(settings))
+    with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        for table in EVENT_TABLES:
+            watermark = int(
+                conn.execute(
+                    text(
+                        "SELECT coalesce(max(seq_hi), 0) FROM snapshot_runs "
+                        "WHERE table_name = :t AND state = 'done'"
+                    ),
+                    {"t": table},
+                ).scalar_one()
+            )
+            files = [
+                f"gs://{settings.telemetry_bucket}/{row[0]}"
+                for row in conn.execute(
+                    text(
+                        "SELECT object_name FROM warm_files WHERE table_name = :t "
+                        "AND retired_at IS NULL ORDER BY object_name"
+                    ),
+                    {"t": table},
+                )
+            ]
+            hot_where = "true" if tier == "hot" else f"stored_seq >= {watermark}"
+            parts = []
+            if tier != "warm":
+                parts.append(_pg_relation(_typed_select(table, registry, hot_where)))
+            if tier != "hot" and files:
+                parts.append(_files_relation(files))
+            if tier == "warm" and not files:  # an empty view with the right columns
+                parts.append(_pg_relation(_typed_select(table, registry, "false")))
+            union = " UNION ALL BY NAME ".join(parts)
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS {union}")
+    return con
+
+
+def run_duckdb(
+    settings: Settings, engine: Engine, registry: Registry, sql: str, tier: Tier = "both"
+) -> QueryResult:
+    """Run ``sql`` (DuckDB's dialect) over the views of :func:`open_views`."""
+    con = open_views(settings, engine, registry, tier)
+    try:
+        relation = con.sql(sql)
+        return QueryResult(list(relation.columns), relation.fetchall())
+    finally:
+        con.close()
+
+
+def to_bigquery(sql: str, project: str, dataset: str) -> str:
+    """``sql`` in BigQuery's dialect, the event tables qualified with ``project.dataset``."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(sql, read="duckdb")
+    for table in tree.find_all(exp.Table):
+        if table.name in EVENT_TABLES and not table.db:
+            table.set("db", exp.to_identifier(dataset))
+            table.set("catalog", exp.to_identifier(project))
+    return tree.sql(dialect="bigquery")
+
+
+def run_bigquery(settings: Settings, sql: str, dataset: str = "telemetry") -> QueryResult:
+    """Run ``sql`` (DuckDB's dialect) on the BigQuery external tables over the warm tier."""
+    from google.cloud import bigquery
+
+    client = bigquery.Client(project=settings.google_cloud_project)
+    job = client.query(to_bigquery(sql, settings.google_cloud_project, dataset))
+    rows = job.result()
+    return QueryResult([f.name for f in rows.schema], [tuple(r.values()) for r in rows])
