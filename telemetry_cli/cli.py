@@ -502,6 +502,36 @@ def snapshot_verify(day: datetime | None) -> None:
         sys.exit(1)
 
 
+@snapshot.command("compact")
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    type=click.Choice(["telemetry_events", "api_calls_log"]),
+    help="Only this table (repeatable; default both).",
+)
+@click.option(
+    "--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Only this day."
+)
+def snapshot_compact(tables: tuple[str, ...], day: datetime | None) -> None:
+    """Merge each day's small warm files into one (verified), then delete long-retired files."""
+    from shared.settings import get_settings
+    from shared.storage.gcs import get_storage_client
+    from shared.storage.hot.engine import get_engine
+    from shared.storage.warm.compaction import compact, delete_retired
+
+    settings = get_settings()
+    bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
+    engine = get_engine()
+    for table in tables or ("telemetry_events", "api_calls_log"):
+        for merge in compact(settings, engine, bucket, table, day.date() if day else None):
+            click.echo(
+                f"{table} {merge.day.isoformat()}: {len(merge.inputs)} files -> "
+                f"{merge.object_name} ({merge.rows} rows, {merge.bytes} bytes)"
+            )
+    click.echo(f"deleted {delete_retired(engine, bucket)} retired files past their grace period")
+
+
 @cli.command()
 @click.argument("sql")
 @click.option(

@@ -177,6 +177,34 @@ resource "google_cloud_scheduler_job" "snapshot" {
   }
 }
 
+# Weekly, the small files of each day are merged into one (the same function, "compact").
+resource "google_cloud_scheduler_job" "compaction" {
+  project          = var.project_id
+  region           = var.region
+  name             = "telemetry-compaction"
+  description      = "Merge each day's small warm-tier files, then delete long-retired ones"
+  schedule         = var.compaction_schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "1800s"
+
+  retry_config {
+    retry_count          = 3
+    min_backoff_duration = "300s"
+  }
+
+  http_target {
+    uri         = module.function_snapshot.uri
+    http_method = "POST"
+    body        = base64encode(jsonencode({ compact = true }))
+    headers     = { "Content-Type" = "application/json" }
+
+    oidc_token {
+      service_account_email = module.scheduler_sa.email
+      audience              = module.function_snapshot.uri
+    }
+  }
+}
+
 module "pubsub" {
   source                     = "./modules/pubsub"
   project_id                 = var.project_id

@@ -133,3 +133,13 @@ variable "snapshot_schedule" {
     error_message = "snapshot_schedule is a five-field cron expression."
   }
 }
+
+variable "compaction_schedule" {
+  description = "Cron schedule (UTC) of the weekly compaction of the warm tier's small files."
+  type        = string
+  default     = "0 3 * * 0"
+  validation {
+    condition     = length(split(" ", var.compaction_schedule)) == 5
+    error_message = "compaction_schedule is a five-field cron expression."
+  }
+}

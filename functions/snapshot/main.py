@@ -1,7 +1,9 @@
 """Snapshot: new hot-tier rows into verified Parquet in the warm tier (HTTP, Cloud Scheduler).
 
 Entry point ``snapshot``. Thin: read the request, run :class:`Snapshotter`, map the outcome to a
-status. ``POST`` with an optional JSON body ``{"tables": [...], "dry_run": false}``. Answers 200
+status. ``POST`` with an optional JSON body ``{"tables": [...], "dry_run": false}``; with
+``"compact": true`` it compacts the tables' small files instead (the weekly job) and deletes
+files retired past their grace period. Answers 200
 with what each table's run wrote, 409 when a run of a table is already in progress, 503 when
 PostgreSQL or GCS cannot be reached (the watermark is then unchanged, and the next run resumes).
 Private: Cloud Scheduler calls it with an OIDC token, and Cloud Run checks the token.
@@ -25,6 +27,7 @@ from shared.settings import get_settings
 from shared.storage.gcs import get_storage_client
 from shared.storage.hot.engine import get_engine
 from shared.storage.layout import EVENT_TABLES
+from shared.storage.warm.compaction import compact, delete_retired
 from shared.storage.warm.snapshot import SnapshotAlreadyRunning, Snapshotter
 
 logger = logging.getLogger("snapshot")
@@ -60,6 +63,8 @@ def handle(method: str, body: bytes) -> Answer:
         return Answer(400, {"error": f"tables must be a list of {sorted(EVENT_TABLES)}"})
     dry_run = request.get("dry_run") is True
     try:
+        if request.get("compact") is True:
+            return Answer(200, {"merged": _compact(tables)})
         runs = get_snapshotter().run(tables, dry_run=dry_run)
     except SnapshotAlreadyRunning as exc:
         return Answer(409, {"error": exc.message})
@@ -73,6 +78,19 @@ def handle(method: str, body: bytes) -> Answer:
         logger.exception("snapshot failed unexpectedly, nothing recorded")
         return Answer(500, {"error": "internal error; nothing was recorded, the next run resumes"})
     return Answer(200, {"tables": [run.to_json() for run in runs]})
+
+
+def _compact(tables: list[str]) -> list[dict[str, Any]]:
+    snapshotter = get_snapshotter()
+    merged = []
+    for table in tables:
+        for merge in compact(snapshotter.settings, snapshotter.engine, snapshotter.bucket, table):
+            merged.append(
+                {"object": merge.object_name, "inputs": len(merge.inputs), "rows": merge.rows}
+            )
+    deleted = delete_retired(snapshotter.engine, snapshotter.bucket)
+    logger.info("compaction done", extra={"merged": len(merged), "deleted": deleted})
+    return merged
 
 
 @functions_framework.http

@@ -480,3 +480,49 @@ def test_the_bigquery_sql_means_the_same_when_transpiled_back(
         assert _normal(con.sql(back).fetchall()) == _normal(con.sql(duckdb_sql).fetchall())
     finally:
         con.close()
+
+
+def recorded_ids(warm: Warm, table: str = "telemetry_events") -> list[str]:
+    """Every id in the recorded, unretired files (what queries read)."""
+    ids: list[str] = []
+    for f in warm.files(table):
+        path = warm.tmp / uuid.uuid4().hex
+        warm.bucket.blob(f["object_name"]).download_to_filename(str(path))
+        ids += [r[0] for r in duckdb.sql(f"SELECT event_id FROM read_parquet('{path}')").fetchall()]
+    return ids
+
+
+def test_compaction_merges_a_days_files_and_a_query_meanwhile_sees_each_row_once(
+    warm: Warm, make_events
+) -> None:
+    from datetime import UTC, datetime
+
+    from shared.storage.warm.compaction import compact, delete_retired
+    from shared.storage.warm.query import open_views
+
+    for _ in range(3):
+        write_events(warm.engine, make_events(4))
+        warm.snapshotter().run_table("telemetry_events")
+    assert len(warm.files("telemetry_events")) == 3
+    count = "SELECT count(*), count(DISTINCT event_id) FROM telemetry_events"
+    during = open_views(warm.settings, warm.engine, default_registry(), "warm")
+    try:
+        (merge,) = compact(warm.settings, warm.engine, warm.bucket, "telemetry_events")
+        assert merge.rows == 12 and len(merge.inputs) == 3
+        assert during.sql(count).fetchall() == [(12, 12)]  # listed before: the inputs
+    finally:
+        during.close()
+    after = open_views(warm.settings, warm.engine, default_registry(), "warm")
+    try:
+        assert after.sql(count).fetchall() == [(12, 12)]  # listed after: the merged file
+    finally:
+        after.close()
+    (file,) = warm.files("telemetry_events")
+    assert file["object_name"] == merge.object_name and "-compact-" in file["object_name"]
+    assert sorted(recorded_ids(warm)) == sorted(hot_ids(warm.engine, "telemetry_events"))
+    assert compact(warm.settings, warm.engine, warm.bucket, "telemetry_events") == []
+    assert delete_retired(warm.engine, warm.bucket) == 0  # within the grace period
+    later = datetime.now(UTC) + timedelta(hours=2)
+    assert delete_retired(warm.engine, warm.bucket, now=later) == 3
+    names = {b.name for b in warm.bucket.list_blobs(prefix="analytics/telemetry_events/")}
+    assert names == {merge.object_name}

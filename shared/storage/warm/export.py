@@ -126,6 +126,9 @@ def connect(settings: Settings, threads: int = 2) -> Any:
             "autoload_known_extensions": False,
             "extension_directory": str(extension_directory()),
             "memory_limit": f"{settings.telemetry_snapshot_memory_mb}MB",
+            # Spills go to the writable temp folder (DuckDB's default is ./.tmp, and a Cloud
+            # Run function's working directory is its read-only source).
+            "temp_directory": str(temp_dir() / "duckdb-spill"),
             "threads": threads,
         }
     )

@@ -18,8 +18,9 @@ nor lose a row. A second concurrent run of a table exits with "already running" 
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -119,8 +120,21 @@ def service_failure(error: BaseException) -> TelemetryError | None:
     return None
 
 
-def _lock_key(table: str) -> str:
-    return f"telemetry-snapshot:{table}"
+@contextlib.contextmanager
+def table_lock(engine: Engine, table: str) -> Iterator[None]:
+    """Hold the table's warm-tier lock (snapshots and compaction take it), or raise
+    :class:`SnapshotAlreadyRunning` at once when another run holds it."""
+    key = {"k": f"telemetry-snapshot:{table}"}
+    with engine.connect() as lock:
+        held = lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key).scalar()
+        lock.commit()
+        if not held:
+            raise SnapshotAlreadyRunning(f"a snapshot of {table} is already running")
+        try:
+            yield
+        finally:
+            lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
+            lock.commit()
 
 
 class Snapshotter:
@@ -158,17 +172,8 @@ class Snapshotter:
             raise typed from exc
 
     def _run_table(self, table: str, dry_run: bool) -> TableRun:
-        with self.engine.connect() as lock:
-            key = {"k": _lock_key(table)}
-            held = lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key).scalar()
-            lock.commit()
-            if not held:
-                raise SnapshotAlreadyRunning(f"a snapshot of {table} is already running")
-            try:
-                return self._run_locked(table, dry_run)
-            finally:
-                lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
-                lock.commit()
+        with table_lock(self.engine, table):
+            return self._run_locked(table, dry_run)
 
     def _run_locked(self, table: str, dry_run: bool) -> TableRun:
         with self.engine.begin() as conn:

@@ -108,3 +108,25 @@ def test_the_snapshotter_is_built_lazily_once(monkeypatch: pytest.MonkeyPatch) -
         snapshot_main.reset()
         reset_storage_client()
         dispose_engine()
+
+
+def test_compact_runs_compaction_and_deletes_retired(client_and_fake, monkeypatch) -> None:
+    import main as snapshot_main
+
+    client, fake = client_and_fake
+    fake.settings, fake.engine, fake.bucket = object(), object(), object()
+    merged: list[str] = []
+
+    class Merge:
+        object_name, inputs, rows = "m.parquet", ["a", "b"], 7
+
+    def compact(settings, engine, bucket, table):
+        merged.append(table)
+        return [Merge()]
+
+    monkeypatch.setattr(snapshot_main, "compact", compact)
+    monkeypatch.setattr(snapshot_main, "delete_retired", lambda engine, bucket: 2)
+    response = client.post("/", data=json.dumps({"compact": True, "tables": ["api_calls_log"]}))
+    assert response.status_code == 200
+    assert response.get_json() == {"merged": [{"object": "m.parquet", "inputs": 2, "rows": 7}]}
+    assert merged == ["api_calls_log"] and fake.calls == []
