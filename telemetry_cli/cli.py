@@ -473,7 +473,7 @@ def snapshot(ctx: click.Context, tables: tuple[str, ...], dry_run: bool) -> None
         for day, rows in run.planned if dry_run else []:
             click.echo(f"  {day.isoformat()}  {rows} rows")
         for f in run.files:
-            click.echo(f"  {f.object_name}  {f.rows} rows  {f.bytes} bytes")
+            click.echo(f"  {f.object_name}  {f.rows} rows  {f.size} bytes")
 
 
 @snapshot.command("verify")

@@ -526,3 +526,93 @@ def test_compaction_merges_a_days_files_and_a_query_meanwhile_sees_each_row_once
     assert delete_retired(warm.engine, warm.bucket, now=later) == 3
     names = {b.name for b in warm.bucket.list_blobs(prefix="analytics/telemetry_events/")}
     assert names == {merge.object_name}
+
+
+KILLER = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from shared.contract.registry import default_registry
+from shared.settings import get_settings
+from shared.storage.gcs import get_storage_client
+from shared.storage.hot.engine import get_engine
+from shared.storage.warm import export, objects, snapshot
+
+stage = {stage!r}
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+if stage == "after_export":
+    original = export.export_slice
+    def export_then_die(*args, **kwargs):
+        original(*args, **kwargs)
+        die()
+    export.export_slice = export_then_die
+elif stage == "mid_upload":
+    class Dying:
+        def __init__(self, blob):
+            self.blob = blob
+        def upload_from_filename(self, *args, **kwargs):
+            die()
+        def __getattr__(self, name):
+            return getattr(self.blob, name)
+    original_blob = None
+    def upload_dies(bucket, name, path):
+        class Bucket:
+            def blob(self, *a, **k):
+                return Dying(bucket.blob(*a, **k))
+            def __getattr__(self, attr):
+                return getattr(bucket, attr)
+        return original(Bucket(), name, path)
+    original = objects.upload_create_only
+    objects.upload_create_only = upload_dies
+else:  # after the upload, before the watermark moves
+    snapshot.Snapshotter._record = die
+settings = get_settings()
+bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
+snapshot.Snapshotter(settings, get_engine(), bucket, default_registry()).run_table("telemetry_events")
+"""
+
+
+@pytest.mark.parametrize("stage", ["after_export", "mid_upload", "before_watermark"])
+def test_sigkill_at_each_stage_then_a_rerun_leaves_each_row_in_exactly_one_file(
+    warm_env: Warm, make_events, stage: str, project_dir: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    write_events(warm_env.engine, make_events(12))
+    code = KILLER.format(root=str(project_dir), stage=stage)
+    child = subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), check=False)
+    assert child.returncode == -signal.SIGKILL
+    with warm_env.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM warm_files")).scalar() == 0
+    resumed = warm_env.snapshotter().run_table("telemetry_events")  # the lock died with it
+    assert resumed.resumed and resumed.rows == 12
+    ids = recorded_ids(warm_env)
+    assert sorted(ids) == sorted(hot_ids(warm_env.engine, "telemetry_events")) and len(ids) == 12
+    assert sorted(warm_env.warm_ids("telemetry_events")) == sorted(ids)  # no stray object
+
+
+def test_the_erasure_index_names_the_files_that_hold_a_person(warm: Warm, make_events) -> None:
+    from shared.storage.warm.erasure_index import candidate_files
+
+    first, second = make_events(3), make_events(3)
+    write_events(warm.engine, first)
+    warm.snapshotter().run_table("telemetry_events")
+    person = "cd" * 32
+    second = [
+        e.__class__(**{**{f: getattr(e, f) for f in e.__struct_fields__}, "user_key": person})
+        for e in second
+    ]
+    write_events(warm.engine, second)
+    warm.snapshotter().run_table("telemetry_events")
+    names = [f["object_name"] for f in warm.files("telemetry_events")]
+    assert len(names) == 2
+    holding = candidate_files(warm.engine, [person])
+    assert ("telemetry_events", names[1]) in holding
+    assert ("telemetry_events", names[0]) not in holding  # the filter rules it out
+    with warm.engine.connect() as conn:
+        counts = conn.execute(text("SELECT user_keys FROM warm_files ORDER BY object_name")).all()
+    assert [c[0] for c in counts] == [1, 1]  # make_events' key, then the person's

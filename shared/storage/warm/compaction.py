@@ -28,6 +28,7 @@ from shared.storage.layout import warm_partition_prefix
 from shared.storage.warm import export, objects
 from shared.storage.warm.columns import SORT_COLUMNS
 from shared.storage.warm.digest import add_digests, file_digest, footer_rows
+from shared.storage.warm.erasure_index import build_index, distinct_user_keys
 from shared.storage.warm.snapshot import table_lock
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,7 @@ def _merge(
             f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {export.ROW_GROUP_ROWS})"
         )
         merged = file_digest(con, table, [path])
+        keys = distinct_user_keys(con, path)
         if merged != (rows, digest) or footer_rows(con, path) != rows:
             raise objects.VerificationFailed(
                 f"{name}: the merge holds {merged[0]} rows, its inputs {rows} "
@@ -146,8 +148,9 @@ def _merge(
         conn.execute(
             text(
                 "INSERT INTO warm_files (object_name, table_name, event_date, generation, rows, "
-                "bytes, crc32c, event_id_digest, seq_lo, seq_hi) VALUES (:n, :t, :d, :g, :r, "
-                ":b, :c, :x, :lo, :hi) ON CONFLICT (object_name) DO NOTHING"
+                "bytes, crc32c, event_id_digest, seq_lo, seq_hi, user_keys, user_key_index) "
+                "VALUES (:n, :t, :d, :g, :r, :b, :c, :x, :lo, :hi, :u, :i) "
+                "ON CONFLICT (object_name) DO NOTHING"
             ),
             {
                 "n": name,
@@ -160,6 +163,8 @@ def _merge(
                 "x": digest,
                 "lo": min(int(f.seq_lo) for f in group),
                 "hi": max(int(f.seq_hi) for f in group),
+                "u": len(keys),
+                "i": build_index(keys),
             },
         )
         conn.execute(

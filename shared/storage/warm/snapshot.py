@@ -37,6 +37,7 @@ from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm import export, objects
 from shared.storage.warm.columns import warm_columns
 from shared.storage.warm.digest import file_digest, footer_rows, hot_digest_sql
+from shared.storage.warm.erasure_index import build_index, distinct_user_keys
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +56,12 @@ class WarmFile:
     object_name: str
     day: date
     rows: int
-    bytes: int
+    size: int
     generation: int
     crc32c: str
     digest: str
+    user_keys: int = 0
+    user_key_index: bytes = b""
 
 
 @dataclass
@@ -89,7 +92,7 @@ class TableRun:
             "dry_run": self.dry_run,
             "rows": self.rows,
             "files": [
-                {"object": f.object_name, "rows": f.rows, "bytes": f.bytes} for f in self.files
+                {"object": f.object_name, "rows": f.rows, "bytes": f.size} for f in self.files
             ],
             "days": [{"day": d.isoformat(), "rows": r} for d, r in self.planned],
         }
@@ -289,6 +292,7 @@ class Snapshotter:
                     f"{name}: the export holds {exported[0]} rows, PostgreSQL {rows} "
                     "(or their event ids differ); rows changed while exporting, run again"
                 )
+            keys = distinct_user_keys(con, path)
             footer = footer_rows(con, path)
             if footer != rows:
                 raise objects.VerificationFailed(
@@ -303,7 +307,15 @@ class Snapshotter:
             extra={"table": piece.table, "day": piece.day.isoformat(), "rows": rows},
         )
         return WarmFile(
-            name, piece.day, rows, stored.size, stored.generation, stored.crc32c, digest
+            name,
+            piece.day,
+            rows,
+            stored.size,
+            stored.generation,
+            stored.crc32c,
+            digest,
+            len(keys),
+            build_index(keys),
         )
 
     def _record(self, table: str, run: TableRun, files: list[WarmFile]) -> None:
@@ -313,8 +325,9 @@ class Snapshotter:
                 conn.execute(
                     text(
                         "INSERT INTO warm_files (object_name, table_name, event_date, generation, "
-                        "rows, bytes, crc32c, event_id_digest, seq_lo, seq_hi) VALUES (:n, :t, "
-                        ":d, :g, :r, :b, :c, :x, :lo, :hi) ON CONFLICT (object_name) DO NOTHING"
+                        "rows, bytes, crc32c, event_id_digest, seq_lo, seq_hi, user_keys, "
+                        "user_key_index) VALUES (:n, :t, :d, :g, :r, :b, :c, :x, :lo, :hi, :u, "
+                        ":i) ON CONFLICT (object_name) DO NOTHING"
                     ),
                     {
                         "n": f.object_name,
@@ -322,11 +335,13 @@ class Snapshotter:
                         "d": f.day,
                         "g": f.generation,
                         "r": f.rows,
-                        "b": f.bytes,
+                        "b": f.size,
                         "c": f.crc32c,
                         "x": f.digest,
                         "lo": run.seq_lo,
                         "hi": run.seq_hi,
+                        "u": f.user_keys,
+                        "i": f.user_key_index,
                     },
                 )
             conn.execute(

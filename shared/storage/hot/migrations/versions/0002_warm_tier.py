@@ -61,6 +61,8 @@ def upgrade() -> None:
             event_id_digest text NOT NULL,
             seq_lo bigint NOT NULL,
             seq_hi bigint NOT NULL,
+            user_keys integer NOT NULL,
+            user_key_index bytea NOT NULL,
             created_at timestamptz NOT NULL DEFAULT now(),
             retired_at timestamptz
         )
