@@ -455,9 +455,12 @@ def snapshot(ctx: click.Context, tables: tuple[str, ...], dry_run: bool) -> None
     settings = get_settings()
     bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
     with tqdm(desc="snapshot", unit="rows", file=sys.stderr, disable=None) as bar:
+        files = 0
 
         def progress(table: str, rows: int) -> None:
-            bar.set_postfix(table=table)
+            nonlocal files
+            files += 1
+            bar.set_postfix(table=table, files=files)
             bar.update(rows)
 
         runs = Snapshotter(settings, get_engine(), bucket, default_registry(), progress).run(

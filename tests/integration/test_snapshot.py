@@ -616,3 +616,27 @@ def test_the_erasure_index_names_the_files_that_hold_a_person(warm: Warm, make_e
     with warm.engine.connect() as conn:
         counts = conn.execute(text("SELECT user_keys FROM warm_files ORDER BY object_name")).all()
     assert [c[0] for c in counts] == [1, 1]  # make_events' key, then the person's
+
+
+def test_a_file_that_fails_a_check_is_deleted_and_written_again(
+    warm: Warm, make_events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_events(warm.engine, make_events(5))
+    calls = {"n": 0}
+    original = objects.upload_create_only
+
+    def failing_once(bucket: Any, name: str, path: Path) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:  # a stranger's bytes already sit under the name
+            bucket.blob(name).upload_from_string(b"not the file", if_generation_match=0)
+        stored = original(bucket, name, path)
+        if calls["n"] == 1:  # and then a check fails: the object is deleted, never recorded
+            objects.delete_object(bucket, stored)
+            raise objects.VerificationFailed(f"{name}: simulated check failure")
+        return stored
+
+    monkeypatch.setattr(objects, "upload_create_only", failing_once)
+    run = warm.snapshotter().run_table("telemetry_events")
+    assert run.rows == 5 and calls["n"] == 2
+    ids = warm.warm_ids("telemetry_events")
+    assert sorted(ids) == sorted(hot_ids(warm.engine, "telemetry_events")) and len(ids) == 5

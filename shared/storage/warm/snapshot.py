@@ -209,7 +209,7 @@ class Snapshotter:
             try:
                 for day, rows in planned:
                     piece = export.DaySlice(table, day, run.seq_lo, run.seq_hi)
-                    run.files.append(self._write(con, piece, columns, rows, digests))
+                    run.files.append(self._write_verified(con, piece, columns, rows, digests))
                     if self.progress is not None:
                         self.progress(table, rows)
             finally:
@@ -270,6 +270,23 @@ class Snapshotter:
         with self.engine.connect() as conn:
             rows = conn.execute(text(hot_digest_sql(table, where, group_by=day))).all()
         return {r[0]: (int(r[1]), str(r[2])) for r in rows}
+
+    def _write_verified(
+        self,
+        con: Any,
+        piece: export.DaySlice,
+        columns: list[Any],
+        rows: int,
+        digests: Future[dict[date, tuple[int, str]]],
+    ) -> WarmFile:
+        """:meth:`_write`, once more when a check fails (the failed file is already deleted)."""
+        try:
+            return self._write(con, piece, columns, rows, digests)
+        except objects.VerificationFailed as exc:
+            logger.warning(
+                "warm file failed a check, writing it again", extra={"error": exc.message}
+            )
+            return self._write(con, piece, columns, rows, digests)
 
     def _write(
         self,
