@@ -34,7 +34,7 @@ from shared.policy.sampling import SamplingPolicy  # noqa: E402
 from shared.pubsub.message import encode_batches, message_attributes  # noqa: E402
 from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring  # noqa: E402
 from shared.storage.hot.engine import make_engine  # noqa: E402
-from shared.storage.hot.tables import api_calls_log, telemetry_events  # noqa: E402
+from shared.storage.hot.tables import api_calls_log, telemetry_events, written_columns  # noqa: E402
 from shared.storage.hot.writer import copy_text, split_rows  # noqa: E402
 from telemetry_cli.generator import EventGenerator  # noqa: E402
 from telemetry_cli.stack.devstack import StackOptions, running_stack  # noqa: E402
@@ -87,8 +87,8 @@ def ceiling_run(engine, messages: list[list[StoredEvent]]) -> float:  # type: ig
                 copy_text(call_rows) if call_rows else None,
             )
         )
-    event_cols = ", ".join(telemetry_events.columns.keys())
-    call_cols = ", ".join(api_calls_log.columns.keys())
+    event_cols = ", ".join(written_columns(telemetry_events))
+    call_cols = ", ".join(written_columns(api_calls_log))
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
