@@ -19,6 +19,7 @@ import click
 from shared.errors import TelemetryError
 from shared.observability.log import configure_logging
 from shared.settings import reset_settings
+from shared.storage.layout import EVENT_TABLES
 
 
 def _fail(exc: TelemetryError) -> None:
@@ -430,14 +431,18 @@ def dlq_replay(reason_contains: str | None, limit: int | None, exhausted: bool) 
     click.echo(f"replayed {replayed} messages to the main topic; {skipped} left in place")
 
 
-@cli.group(invoke_without_command=True)
-@click.option(
+#: ``--table``, repeatable, for the warm-tier commands.
+TABLE_OPTION = click.option(
     "--table",
     "tables",
     multiple=True,
-    type=click.Choice(["telemetry_events", "api_calls_log"]),
+    type=click.Choice(list(EVENT_TABLES)),
     help="Only this table (repeatable; default both).",
 )
+
+
+@cli.group(invoke_without_command=True)
+@TABLE_OPTION
 @click.option("--dry-run", is_flag=True, help="Print what would be written, write nothing.")
 @click.pass_context
 def snapshot(ctx: click.Context, tables: tuple[str, ...], dry_run: bool) -> None:
@@ -506,13 +511,7 @@ def snapshot_verify(day: datetime | None) -> None:
 
 
 @snapshot.command("compact")
-@click.option(
-    "--table",
-    "tables",
-    multiple=True,
-    type=click.Choice(["telemetry_events", "api_calls_log"]),
-    help="Only this table (repeatable; default both).",
-)
+@TABLE_OPTION
 @click.option(
     "--date", "day", type=click.DateTime(["%Y-%m-%d"]), default=None, help="Only this day."
 )
@@ -526,7 +525,7 @@ def snapshot_compact(tables: tuple[str, ...], day: datetime | None) -> None:
     settings = get_settings()
     bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
     engine = get_engine()
-    for table in tables or ("telemetry_events", "api_calls_log"):
+    for table in tables or EVENT_TABLES:
         for merge in compact(settings, engine, bucket, table, day.date() if day else None):
             click.echo(
                 f"{table} {merge.day.isoformat()}: {len(merge.inputs)} files -> "

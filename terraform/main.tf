@@ -147,55 +147,45 @@ module "function_snapshot" {
   })
 }
 
-# Cloud Scheduler calls the snapshot with an OIDC token of the scheduler account, the
-# function's only invoker; a run resumes an interrupted one, so a missed or doubled call is
-# harmless.
-resource "google_cloud_scheduler_job" "snapshot" {
-  project          = var.project_id
-  region           = var.region
-  name             = "telemetry-snapshot"
-  description      = "New hot-tier rows into the warm tier's verified Parquet"
-  schedule         = var.snapshot_schedule
-  time_zone        = "Etc/UTC"
-  attempt_deadline = "1800s"
-
-  retry_config {
-    retry_count          = 3
-    min_backoff_duration = "60s"
-  }
-
-  http_target {
-    uri         = module.function_snapshot.uri
-    http_method = "POST"
-    body        = base64encode("{}")
-    headers     = { "Content-Type" = "application/json" }
-
-    oidc_token {
-      service_account_email = module.scheduler_sa.email
-      audience              = module.function_snapshot.uri
+# Cloud Scheduler calls the snapshot function with an OIDC token of the scheduler account, its
+# only invoker: every few minutes a snapshot, weekly a compaction. A run resumes an interrupted
+# one, so a missed or doubled call is harmless.
+locals {
+  snapshot_jobs = {
+    snapshot = {
+      description = "New hot-tier rows into the warm tier's verified Parquet"
+      schedule    = var.snapshot_schedule
+      body        = {}
+      min_backoff = "60s"
+    }
+    compaction = {
+      description = "Merge each day's small warm-tier files, then delete long-retired ones"
+      schedule    = var.compaction_schedule
+      body        = { compact = true }
+      min_backoff = "300s"
     }
   }
 }
 
-# Weekly, the small files of each day are merged into one (the same function, "compact").
-resource "google_cloud_scheduler_job" "compaction" {
+resource "google_cloud_scheduler_job" "snapshot" {
+  for_each         = local.snapshot_jobs
   project          = var.project_id
   region           = var.region
-  name             = "telemetry-compaction"
-  description      = "Merge each day's small warm-tier files, then delete long-retired ones"
-  schedule         = var.compaction_schedule
+  name             = "telemetry-${each.key}"
+  description      = each.value.description
+  schedule         = each.value.schedule
   time_zone        = "Etc/UTC"
   attempt_deadline = "1800s"
 
   retry_config {
     retry_count          = 3
-    min_backoff_duration = "300s"
+    min_backoff_duration = each.value.min_backoff
   }
 
   http_target {
     uri         = module.function_snapshot.uri
     http_method = "POST"
-    body        = base64encode(jsonencode({ compact = true }))
+    body        = base64encode(jsonencode(each.value.body))
     headers     = { "Content-Type" = "application/json" }
 
     oidc_token {

@@ -145,7 +145,7 @@ def test_every_function_is_deployed_with_its_entry_point_and_trigger(function: s
 
 
 def test_pubsub_names_equal_the_contract() -> None:
-    locals_ = one(load(TF / "main.tf")["locals"])
+    locals_ = {k: v for block in load(TF / "main.tf")["locals"] for k, v in block.items()}
     declared = one(locals_["names"])
     assert declared == {
         "events_topic": names.TOPIC_EVENTS,
@@ -287,3 +287,20 @@ def test_cloud_build_steps_provide_every_tool_their_part_of_the_suite_needs() ->
     assert '"$BRANCH_NAME" = "main"' in apply_step and "terraform apply" in apply_step
     bundles = " ".join(build["steps"][ids.index("bundles")]["args"])
     assert "scripts/build_bundles.py" in bundles
+
+
+def test_scheduler_jobs_call_the_snapshot_with_oidc_of_its_only_invoker() -> None:
+    doc = load(TF / "main.tf")
+    locals_ = {k: v for block in doc["locals"] for k, v in block.items()}
+    jobs = one(locals_["snapshot_jobs"])
+    assert set(jobs) == {"snapshot", "compaction"}
+    job = one(blocks(doc, "resource")["google_cloud_scheduler_job"])["snapshot"]
+    target = one(job["http_target"])
+    assert one(target["uri"]) == "${module.function_snapshot.uri}"
+    oidc = one(target["oidc_token"])
+    assert one(oidc["service_account_email"]) == "${module.scheduler_sa.email}"
+    snapshot = blocks(doc, "module")["function_snapshot"]
+    assert one(snapshot["invokers"]) == "${module.scheduler_sa.member}" or snapshot["invokers"] == [
+        "${module.scheduler_sa.member}"
+    ]
+    assert "TELEMETRY_CLOUDSQL_HOST" in str(snapshot["environment"])

@@ -28,6 +28,7 @@ from shared.settings import Settings
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm import export
 from shared.storage.warm.columns import warm_columns
+from shared.storage.warm.snapshot import watermark
 
 Tier = Literal["both", "hot", "warm"]
 TIERS: tuple[Tier, ...] = ("both", "hot", "warm")
@@ -92,15 +93,7 @@ def open_views(settings: Settings, engine: Engine, registry: Registry, tier: Tie
     con.register_filesystem(gcs_filesystem(settings))
     with engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
         for table in EVENT_TABLES:
-            watermark = int(
-                conn.execute(
-                    text(
-                        "SELECT coalesce(max(seq_hi), 0) FROM snapshot_runs "
-                        "WHERE table_name = :t AND state = 'done'"
-                    ),
-                    {"t": table},
-                ).scalar_one()
-            )
+            end = watermark(conn, table)
             files = [
                 f"gs://{settings.telemetry_bucket}/{row[0]}"
                 for row in conn.execute(
@@ -111,7 +104,7 @@ def open_views(settings: Settings, engine: Engine, registry: Registry, tier: Tie
                     {"t": table},
                 )
             ]
-            hot_where = "true" if tier == "hot" else f"stored_seq >= {watermark}"
+            hot_where = "true" if tier == "hot" else f"stored_seq >= {end}"
             parts = []
             if tier != "warm":
                 parts.append(_pg_relation(_typed_select(table, registry, hot_where)))

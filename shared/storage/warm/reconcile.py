@@ -17,6 +17,7 @@ from sqlalchemy import Engine, text
 
 from shared.storage.layout import EVENT_TABLES, HOT_RETENTION_DAYS
 from shared.storage.warm.digest import add_digests, hot_digest_sql
+from shared.storage.warm.snapshot import watermark
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,7 @@ def reconcile(
     mismatches: list[Mismatch] = []
     for table, column in EVENT_TABLES.items():
         with engine.connect() as conn:
-            watermark = conn.execute(
-                text(
-                    "SELECT coalesce(max(seq_hi), 0) FROM snapshot_runs "
-                    "WHERE table_name = :t AND state = 'done'"
-                ),
-                {"t": table},
-            ).scalar_one()
-            where = f"stored_seq < {int(watermark)}"
+            where = f"stored_seq < {watermark(conn, table)}"
             if day is not None:
                 where += f" AND ({column} AT TIME ZONE 'UTC')::date = '{day.isoformat()}'"
             day_sql = f"({column} AT TIME ZONE 'UTC')::date"

@@ -123,6 +123,19 @@ def service_failure(error: BaseException) -> TelemetryError | None:
     return None
 
 
+def watermark(conn: Connection, table: str) -> int:
+    """Where the warm tier of ``table`` ends: every row with a lower ``stored_seq`` is in a
+    recorded file, and none with a higher one."""
+    value = conn.execute(
+        text(
+            "SELECT coalesce(max(seq_hi), 0) FROM snapshot_runs "
+            "WHERE table_name = :t AND state = 'done'"
+        ),
+        {"t": table},
+    ).scalar_one()
+    return int(value)
+
+
 @contextlib.contextmanager
 def table_lock(engine: Engine, table: str) -> Iterator[None]:
     """Hold the table's warm-tier lock (snapshots and compaction take it), or raise
@@ -232,13 +245,7 @@ class Snapshotter:
         ).first()
         if pending is not None:
             return TableRun(table, int(pending[0]), int(pending[1]), resumed=True, dry_run=dry_run)
-        lo = conn.execute(
-            text(
-                "SELECT coalesce(max(seq_hi), 0) FROM snapshot_runs "
-                "WHERE table_name = :t AND state = 'done'"
-            ),
-            {"t": table},
-        ).scalar_one()
+        lo = watermark(conn, table)
         hi = conn.execute(
             text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
         ).scalar_one()
