@@ -640,3 +640,14 @@ def test_a_file_that_fails_a_check_is_deleted_and_written_again(
     assert run.rows == 5 and calls["n"] == 2
     ids = warm.warm_ids("telemetry_events")
     assert sorted(ids) == sorted(hot_ids(warm.engine, "telemetry_events")) and len(ids) == 5
+
+
+def test_postgres_down_is_one_clear_error(warm: Warm) -> None:
+    from shared.errors import ServiceUnavailable
+
+    dead = make_engine("postgresql+pg8000://nobody@127.0.0.1:1/none", pre_ping=False)
+    snapshotter = Snapshotter(warm.settings, dead, warm.bucket, default_registry())
+    with pytest.raises(ServiceUnavailable, match="PostgreSQL"):
+        snapshotter.run_table("telemetry_events")
+    dead.dispose()
+    assert list(warm.bucket.list_blobs()) == []
