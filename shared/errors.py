@@ -83,3 +83,17 @@ class StackError(TerminalError):
         text = f"{message} (see {log_file})" if log_file else message
         super().__init__(text, log_file=log_file)
         self.log_file = log_file
+
+
+def is_unreachable(error: BaseException) -> bool:
+    """True when a Google API or HTTP call failed because the service did not answer in time.
+
+    The one test every boundary uses (the snapshot, the operator CLI) to tell "the service is
+    down or slow" from a refusal or a bug.
+    """
+    from google.api_core import exceptions as api
+
+    down = (api.ServiceUnavailable, api.DeadlineExceeded, api.RetryError)
+    if isinstance(error, (*down, ConnectionError, TimeoutError)):
+        return True
+    return type(error).__module__.startswith(("requests", "urllib3"))

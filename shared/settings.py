@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     telemetry_client_queue_size: int = Field(10_000, ge=1, alias="TELEMETRY_CLIENT_QUEUE_SIZE")
     telemetry_client_batch_size: int = Field(200, ge=1, le=500, alias="TELEMETRY_CLIENT_BATCH_SIZE")
     telemetry_client_delay_s: float = Field(1.0, gt=0, le=60, alias="TELEMETRY_CLIENT_DELAY_S")
+    #: How long the backend client flushes its queue at interpreter exit.
+    telemetry_exit_flush_timeout_s: float = Field(
+        5.0, ge=0, le=60, alias="TELEMETRY_EXIT_FLUSH_TIMEOUT_S"
+    )
     telemetry_max_body_bytes: int = Field(1 << 20, gt=0, alias="TELEMETRY_MAX_BODY_BYTES")
     telemetry_max_decompressed_bytes: int = Field(
         4 << 20, gt=0, alias="TELEMETRY_MAX_DECOMPRESSED_BYTES"

@@ -19,7 +19,7 @@ import click
 from shared.errors import TelemetryError
 from shared.observability.log import configure_logging
 from shared.settings import reset_settings
-from shared.storage.layout import EVENT_TABLES
+from shared.storage.layout import EVENT_TABLES, TIERS
 
 
 def _fail(exc: TelemetryError) -> None:
@@ -63,10 +63,10 @@ class TelemetryGroup(click.Group):
 
 def service_failure_hint(exc: BaseException) -> str | None:
     """One line for a missing credential or an unreachable service; None for anything else."""
-    import os
-
-    from google.api_core import exceptions as api_exceptions
     from google.auth import exceptions as auth_exceptions
+
+    from shared.errors import is_unreachable
+    from shared.settings import get_settings
 
     if isinstance(exc, auth_exceptions.DefaultCredentialsError):
         return (
@@ -74,19 +74,13 @@ def service_failure_hint(exc: BaseException) -> str | None:
             "use it), set PUBSUB_EMULATOR_HOST / STORAGE_EMULATOR_HOST for other emulators, or "
             "run `gcloud auth application-default login` for a real project"
         )
-    unreachable = (
-        api_exceptions.ServiceUnavailable,
-        api_exceptions.DeadlineExceeded,
-        api_exceptions.RetryError,
-        ConnectionError,
-        TimeoutError,
-    )
-    if isinstance(exc, unreachable) or type(exc).__module__.startswith("requests"):
-        where = ", ".join(
-            f"{name}={os.environ[name]}"
-            for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")
-            if os.environ.get(name)
-        )
+    if is_unreachable(exc):
+        settings = get_settings()
+        hosts = {
+            "PUBSUB_EMULATOR_HOST": settings.pubsub_emulator_host,
+            "STORAGE_EMULATOR_HOST": settings.storage_emulator_host,
+        }
+        where = ", ".join(f"{name}={value}" for name, value in hosts.items() if value)
         target = f" at {where}" if where else ""
         return (
             f"a service{target} does not answer ({type(exc).__name__}); is `make dev` running, "
@@ -545,7 +539,7 @@ def snapshot_compact(tables: tuple[str, ...], day: datetime | None) -> None:
 )
 @click.option(
     "--tier",
-    type=click.Choice(["both", "hot", "warm"]),
+    type=click.Choice(TIERS),
     default="both",
     show_default=True,
     help="both: warm files plus hot rows past the watermark, no row twice.",

@@ -136,8 +136,10 @@ class BackgroundSender:
         batch_size: int = 200,
         delay: float = 1.0,
         max_attempts: int = 3,
+        exit_flush_timeout: float = 5.0,
     ) -> None:
         self.stats = SenderStats()
+        self.exit_flush_timeout = exit_flush_timeout
         self._transport_factory = transport_factory
         self._transport: Transport | None = None
         self.max_queue = max_queue
@@ -295,4 +297,4 @@ class BackgroundSender:
 
     def _at_exit(self) -> None:
         with contextlib.suppress(Exception):  # never fail interpreter exit
-            self.shutdown(timeout=float(os.environ.get("TELEMETRY_EXIT_FLUSH_TIMEOUT_S", "5")))
+            self.shutdown(timeout=self.exit_flush_timeout)

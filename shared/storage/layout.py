@@ -7,6 +7,7 @@ change here that is not mirrored in ``terraform/`` fails ``make test``.
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal, get_args
 
 #: Days an event stays in the hot tier (PostgreSQL), counted from its event day.
 HOT_RETENTION_DAYS = 30
@@ -20,6 +21,10 @@ COLD_RETENTION_DAYS = 730
 HOT_PARTITIONS_AHEAD_DAYS = 7
 #: Largest clock skew accepted for an event time in the future.
 MAX_FUTURE_SKEW_HOURS = 24
+
+#: What a query over the event tables reads: both tiers (no row twice), or one.
+Tier = Literal["both", "hot", "warm"]
+TIERS: tuple[str, ...] = get_args(Tier)
 
 WARM_PREFIX = "analytics/"
 COLD_PREFIX = "archives/"

@@ -15,6 +15,6 @@ def test_env_example_matches_the_settings() -> None:
         re.findall(r"^([A-Z][A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE)
     )
     read = {field.alias for field in Settings.model_fields.values() if field.alias}
-    extra_documented = {"OTEL_EXPORTER_OTLP_HEADERS", "TELEMETRY_EXIT_FLUSH_TIMEOUT_S"}
+    extra_documented = {"OTEL_EXPORTER_OTLP_HEADERS"}
     assert read - listed == set(), "add these to .env.example"
     assert listed - read - extra_documented == set(), "these are not read by the settings"

@@ -21,6 +21,7 @@ from shared.storage.hot.tables import (
     api_calls_log,
     telemetry_events,
 )
+from shared.storage.layout import EVENT_TABLES
 
 #: Each event table's id column (the event_id) and its day column.
 ID_COLUMNS = {"telemetry_events": "event_id", "api_calls_log": "call_id"}
@@ -99,3 +100,24 @@ def warm_columns(table: str, registry: Registry) -> list[WarmColumn]:
             for name, kind in prop_types(registry).items()
         )
     return columns
+
+
+def event_day_sql(table: str) -> str:
+    """PostgreSQL: a row's event day (UTC), the warm tier's ``event_date``."""
+    return f"({EVENT_TABLES[table]} AT TIME ZONE 'UTC')::date"
+
+
+def typed_select_sql(
+    table: str,
+    columns: list[WarmColumn],
+    where: str,
+    *,
+    with_event_date: bool = False,
+    sorted_rows: bool = False,
+) -> str:
+    """PostgreSQL: the rows of ``table`` matching ``where`` (our own SQL), typed like the files."""
+    select = ", ".join(f'{c.sql} AS "{c.name}"' for c in columns)
+    if with_event_date:
+        select += f", {event_day_sql(table)} AS event_date"
+    order = f" ORDER BY {', '.join(SORT_COLUMNS[table])}" if sorted_rows else ""
+    return f"SELECT {select} FROM {table} WHERE {where}{order}"  # noqa: S608

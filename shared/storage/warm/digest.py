@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shared.storage.warm.columns import ID_COLUMNS
+from shared.storage.warm.export import sql_string
 
 
 def hot_digest_sql(table: str, where: str, group_by: str | None = None) -> str:
@@ -30,7 +31,7 @@ def hot_digest_sql(table: str, where: str, group_by: str | None = None) -> str:
 
 def file_digest(con: Any, table: str, paths: Sequence[Path | str]) -> tuple[int, str]:
     """DuckDB: ``(rows, digest)`` of Parquet files of ``table``."""
-    files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+    files = "[" + ", ".join(sql_string(str(p)) for p in paths) + "]"
     column = ID_COLUMNS[table]
     rows, digest = con.execute(
         f"SELECT count(*), coalesce(sum(('0x' || left(md5({column}), 15))::UBIGINT), 0)::VARCHAR "  # noqa: S608
@@ -41,7 +42,7 @@ def file_digest(con: Any, table: str, paths: Sequence[Path | str]) -> tuple[int,
 
 def footer_rows(con: Any, path: Path | str) -> int:
     """DuckDB: the row count a Parquet file's footer declares."""
-    literal = "'" + str(path).replace("'", "''") + "'"
+    literal = sql_string(str(path))
     (rows,) = con.execute(
         f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({literal})"  # noqa: S608
     ).fetchone()

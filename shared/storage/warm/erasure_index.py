@@ -22,6 +22,8 @@ from typing import Any
 from rbloom import Bloom
 from sqlalchemy import Engine, text
 
+from shared.storage.warm.export import sql_string
+
 #: The designed false-positive rate of each file's filter.
 FALSE_POSITIVE_RATE = 0.01
 
@@ -48,7 +50,7 @@ def may_hold(index: bytes, user_key: str) -> bool:
 
 def distinct_user_keys(con: Any, path: Path | str) -> list[str]:
     """DuckDB: the distinct pseudonyms of a Parquet file."""
-    literal = "'" + str(path).replace("'", "''") + "'"
+    literal = sql_string(str(path))
     rows = con.execute(
         f"SELECT DISTINCT user_key FROM read_parquet({literal}) WHERE user_key IS NOT NULL"  # noqa: S608
     ).fetchall()

@@ -14,7 +14,6 @@ token as the password (IAM database authentication); no password exists anywhere
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -28,7 +27,7 @@ from sqlalchemy.engine import make_url
 from shared.errors import ConfigurationError, ServiceUnavailable
 from shared.settings import Settings
 from shared.storage.layout import EVENT_TABLES
-from shared.storage.warm.columns import SORT_COLUMNS, WarmColumn
+from shared.storage.warm.columns import WarmColumn, typed_select_sql
 
 #: Rows per Parquet row group. The writer holds one group in memory, so this bounds memory:
 #: measured on 2 M rows, half DuckDB's default (122,880) took the snapshot's peak RSS from
@@ -173,9 +172,7 @@ class DaySlice:
 
 def select_sql(piece: DaySlice, columns: Sequence[WarmColumn]) -> str:
     """The PostgreSQL query of one slice, typed and sorted."""
-    select = ", ".join(f'{c.sql} AS "{c.name}"' for c in columns)
-    order = ", ".join(SORT_COLUMNS[piece.table])
-    return f"SELECT {select} FROM {piece.table} WHERE {piece.where()} ORDER BY {order}"  # noqa: S608
+    return typed_select_sql(piece.table, list(columns), piece.where(), sorted_rows=True)
 
 
 def export_slice(con: Any, piece: DaySlice, columns: Sequence[WarmColumn], path: Path) -> None:
@@ -189,6 +186,6 @@ def export_slice(con: Any, piece: DaySlice, columns: Sequence[WarmColumn], path:
 
 def temp_dir() -> Path:
     """Where local files wait for their upload (the function's writable /tmp)."""
-    path = Path(os.environ.get("TMPDIR", tempfile.gettempdir())) / "telemetry-snapshot"
+    path = Path(tempfile.gettempdir()) / "telemetry-snapshot"  # tempfile honours TMPDIR
     path.mkdir(parents=True, exist_ok=True)
     return path

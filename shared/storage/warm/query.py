@@ -17,21 +17,17 @@ external tables Terraform defines over the same files.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Engine, text
 
 from shared.contract.registry.loader import Registry
 from shared.settings import Settings
-from shared.storage.layout import EVENT_TABLES
+from shared.storage.layout import EVENT_TABLES, Tier
 from shared.storage.warm import export
-from shared.storage.warm.columns import warm_columns
+from shared.storage.warm.columns import typed_select_sql, warm_columns
 from shared.storage.warm.snapshot import watermark
-
-Tier = Literal["both", "hot", "warm"]
-TIERS: tuple[Tier, ...] = ("both", "hot", "warm")
 
 
 @dataclass(frozen=True)
@@ -43,13 +39,15 @@ class QueryResult:
 
 
 def gcs_filesystem(settings: Settings) -> Any:
-    """An fsspec filesystem for ``gs://`` (the emulator in dev, GCS with default credentials)."""
-    # gcsfs looks up hierarchical-namespace support on every call unless told not to, and
-    # each lookup waits 60 s on the emulator (LOCAL_STACK.md); the variable must precede import.
-    os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
-    import gcsfs
+    """An fsspec filesystem for ``gs://`` (the emulator in dev, GCS with default credentials).
 
-    class ReadaheadGcs(gcsfs.GCSFileSystem):  # type: ignore[misc]
+    It is gcsfs's core filesystem: the package's default one (``gcsfs.GCSFileSystem``) looks up
+    hierarchical-namespace support on every call, and each lookup waits 60 s on the emulator
+    (LOCAL_STACK.md).
+    """
+    from gcsfs.core import GCSFileSystem
+
+    class ReadaheadGcs(GCSFileSystem):  # type: ignore[misc]
         """gcsfs whose files read ahead plainly: its default "adaptive" cache starts
         background prefetch tasks that DuckDB's short reads leave pending at close."""
 
@@ -68,9 +66,7 @@ def gcs_filesystem(settings: Settings) -> Any:
 
 def _typed_select(table: str, registry: Registry, where: str) -> str:
     columns = warm_columns(table, registry)
-    day = f"({EVENT_TABLES[table]} AT TIME ZONE 'UTC')::date"
-    select = ", ".join(f'{c.sql} AS "{c.name}"' for c in columns)
-    return f"SELECT {select}, {day} AS event_date FROM {table} WHERE {where}"  # noqa: S608
+    return typed_select_sql(table, columns, where, with_event_date=True)
 
 
 def _pg_relation(select: str) -> str:

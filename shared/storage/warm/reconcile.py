@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from shared.storage.layout import EVENT_TABLES, HOT_RETENTION_DAYS
+from shared.storage.warm.columns import event_day_sql
 from shared.storage.warm.digest import add_digests, hot_digest_sql
 from shared.storage.warm.snapshot import watermark
 
@@ -50,12 +51,12 @@ def reconcile(
     today = today or datetime.now(UTC).date()
     checks: list[DayCheck] = []
     mismatches: list[Mismatch] = []
-    for table, column in EVENT_TABLES.items():
+    for table in EVENT_TABLES:
         with engine.connect() as conn:
             where = f"stored_seq < {watermark(conn, table)}"
+            day_sql = event_day_sql(table)
             if day is not None:
-                where += f" AND ({column} AT TIME ZONE 'UTC')::date = '{day.isoformat()}'"
-            day_sql = f"({column} AT TIME ZONE 'UTC')::date"
+                where += f" AND {day_sql} = '{day.isoformat()}'"
             hot = {
                 r[0]: (int(r[1]), str(r[2]))
                 for r in conn.execute(text(hot_digest_sql(table, where, group_by=day_sql)))

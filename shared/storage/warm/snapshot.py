@@ -30,12 +30,12 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from shared.contract.registry.loader import Registry
-from shared.errors import ServiceUnavailable, TelemetryError, TerminalError
+from shared.errors import ServiceUnavailable, TelemetryError, TerminalError, is_unreachable
 from shared.settings import Settings
 from shared.storage.hot.errors import classify
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm import export, objects
-from shared.storage.warm.columns import warm_columns
+from shared.storage.warm.columns import event_day_sql, warm_columns
 from shared.storage.warm.digest import file_digest, footer_rows, hot_digest_sql
 from shared.storage.warm.erasure_index import build_index, distinct_user_keys
 
@@ -101,7 +101,6 @@ class TableRun:
 def service_failure(error: BaseException) -> TelemetryError | None:
     """A typed error when ``error`` means PostgreSQL or GCS could not be reached; else None."""
     import duckdb
-    from google.api_core import exceptions as api_exceptions
 
     if isinstance(error, TelemetryError):
         return error
@@ -112,13 +111,7 @@ def service_failure(error: BaseException) -> TelemetryError | None:
         return ServiceUnavailable(
             f"PostgreSQL stopped answering the export ({type(error).__name__})", "postgresql"
         )
-    unreachable = (
-        api_exceptions.ServiceUnavailable,
-        api_exceptions.DeadlineExceeded,
-        api_exceptions.RetryError,
-        ConnectionError,
-    )
-    if isinstance(error, unreachable) or type(error).__module__.startswith("requests"):
+    if is_unreachable(error):
         return ServiceUnavailable(f"GCS does not answer ({type(error).__name__})", "gcs")
     return None
 
@@ -222,7 +215,14 @@ class Snapshotter:
             try:
                 for day, rows in planned:
                     piece = export.DaySlice(table, day, run.seq_lo, run.seq_hi)
-                    run.files.append(self._write_verified(con, piece, columns, rows, digests))
+                    for attempt in (1, 2):  # a file that failed a check is deleted: write it again
+                        try:
+                            run.files.append(self._write(con, piece, columns, rows, digests))
+                            break
+                        except objects.VerificationFailed as exc:
+                            if attempt == 2:
+                                raise
+                            logger.warning("warm file failed a check", extra={"error": exc.message})
                     if self.progress is not None:
                         self.progress(table, rows)
             finally:
@@ -263,7 +263,7 @@ class Snapshotter:
     @staticmethod
     def _plan(conn: Connection, table: str, lo: int, hi: int) -> list[tuple[date, int]]:
         """``(day, rows)`` of each event day in the range."""
-        day = f"({EVENT_TABLES[table]} AT TIME ZONE 'UTC')::date"
+        day = event_day_sql(table)
         where = f"stored_seq >= {int(lo)} AND stored_seq < {int(hi)}"
         rows = conn.execute(
             text(f"SELECT {day}, count(*) FROM {table} WHERE {where} GROUP BY 1 ORDER BY 1")  # noqa: S608
@@ -272,28 +272,11 @@ class Snapshotter:
 
     def _digests(self, table: str, lo: int, hi: int) -> dict[date, tuple[int, str]]:
         """``{day: (rows, digest)}`` of the range, computed by PostgreSQL."""
-        day = f"({EVENT_TABLES[table]} AT TIME ZONE 'UTC')::date"
+        day = event_day_sql(table)
         where = f"stored_seq >= {int(lo)} AND stored_seq < {int(hi)}"
         with self.engine.connect() as conn:
             rows = conn.execute(text(hot_digest_sql(table, where, group_by=day))).all()
         return {r[0]: (int(r[1]), str(r[2])) for r in rows}
-
-    def _write_verified(
-        self,
-        con: Any,
-        piece: export.DaySlice,
-        columns: list[Any],
-        rows: int,
-        digests: Future[dict[date, tuple[int, str]]],
-    ) -> WarmFile:
-        """:meth:`_write`, once more when a check fails (the failed file is already deleted)."""
-        try:
-            return self._write(con, piece, columns, rows, digests)
-        except objects.VerificationFailed as exc:
-            logger.warning(
-                "warm file failed a check, writing it again", extra={"error": exc.message}
-            )
-            return self._write(con, piece, columns, rows, digests)
 
     def _write(
         self,
