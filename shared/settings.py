@@ -28,6 +28,7 @@ DEFAULT_SAMPLE_RATES: dict[str, dict[str, float]] = {
     "prod": {"ui": 0.2},
 }
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+_KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
 
 #: Variables that ``staging`` and ``prod`` must set explicitly (no dev default is safe there).
@@ -95,6 +96,12 @@ class Settings(BaseSettings):
     telemetry_snapshot_memory_mb: int = Field(
         128, ge=64, le=16384, alias="TELEMETRY_SNAPSHOT_MEMORY_MB"
     )
+    #: The cold tier's key-encryption key: a Cloud KMS key name
+    #: (``projects/P/locations/L/keyRings/R/cryptoKeys/K``) or, in dev only, ``file:PATH`` (a
+    #: local 32-byte key, created on first use). Unset: the cold archive refuses to write.
+    telemetry_archive_kek: str | None = Field(None, alias="TELEMETRY_ARCHIVE_KEK")
+    #: Largest artifact the cold archive takes, bytes (each is encrypted in memory).
+    telemetry_archive_max_bytes: int = Field(256 << 20, gt=0, alias="TELEMETRY_ARCHIVE_MAX_BYTES")
     #: Hot paths (ingest) log their totals once per this many seconds, not a line per request.
     telemetry_log_summary_s: float = Field(60.0, gt=0, le=3600, alias="TELEMETRY_LOG_SUMMARY_S")
 
@@ -117,6 +124,15 @@ class Settings(BaseSettings):
     def _check_rates(cls, value: str | None) -> str | None:
         if value is not None:
             parse_sample_rates(value)
+        return value
+
+    @field_validator("telemetry_archive_kek")
+    @classmethod
+    def _check_kek(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("file:") and not _KMS_KEY.match(value):
+            raise ValueError(
+                "expected projects/P/locations/L/keyRings/R/cryptoKeys/K (Cloud KMS) or file:PATH"
+            )
         return value
 
     @property
@@ -226,6 +242,11 @@ def _check_production(settings: Settings) -> None:
     if any(key_id == "dev" for key_id, _ in settings.pseudonym_keys):
         raise ConfigurationError(
             f"TELEMETRY_ENV={env} refuses the dev pseudonym key", ["TELEMETRY_PSEUDONYM_KEY"]
+        )
+    if (settings.telemetry_archive_kek or "").startswith("file:"):
+        raise ConfigurationError(
+            f"TELEMETRY_ENV={env} refuses a local key file for the cold archive; use Cloud KMS",
+            ["TELEMETRY_ARCHIVE_KEK"],
         )
     if "*" in settings.allowed_origins:
         raise ConfigurationError(

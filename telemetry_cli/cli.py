@@ -20,6 +20,7 @@ from shared.errors import TelemetryError
 from shared.observability.log import configure_logging
 from shared.settings import reset_settings
 from shared.storage.layout import EVENT_TABLES, TIERS
+from telemetry_cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 
 
 def _fail(exc: TelemetryError) -> None:
@@ -28,7 +29,9 @@ def _fail(exc: TelemetryError) -> None:
 
 
 #: Commands that reach the pipeline's services (the others are local tooling).
-SERVICE_COMMANDS = frozenset({"migrate", "dlq", "sampling", "snapshot", "query"})
+SERVICE_COMMANDS = frozenset(
+    {"migrate", "dlq", "sampling", "snapshot", "query", "retention", "archive", "erase", "audit"}
+)
 
 
 class TelemetryGroup(click.Group):
@@ -177,6 +180,11 @@ def _print_endpoints(info: dict[str, Any], path: Path) -> None:
         click.echo(
             f"  snapshot           every {info['snapshot_every_s']:g} s into gs://{info['bucket']}/analytics/"
         )
+    if info.get("lifecycle_url"):
+        click.echo(
+            '  lifecycle          POST {"action": "retention"|"erase"…} to '
+            f"{info['lifecycle_url']}, or `telemetry retention`, `telemetry erase --user-id ID`"
+        )
     if not info["functions"]:
         click.echo("  (no functions under functions/ yet)")
     click.echo(f"  logs               {info['log_dir']}")
@@ -220,15 +228,28 @@ def _demo_loop(info: dict[str, Any], stop: threading.Event) -> None:
     multiple=True,
     help="Database role (a function's IAM user) that writes events.",
 )
-def migrate(grant_to: tuple[str, ...]) -> None:
+@click.option(
+    "--grant-lifecycle",
+    "grant_lifecycle_to",
+    multiple=True,
+    help="Database role of the lifecycle function (it drops partitions and deletes rows).",
+)
+def migrate(grant_to: tuple[str, ...], grant_lifecycle_to: tuple[str, ...]) -> None:
     """Apply the database migrations and create the partitions around today (idempotent)."""
-    from shared.storage.hot.engine import get_engine, grant_writer, run_migrations
+    from shared.storage.hot.engine import (
+        get_engine,
+        grant_lifecycle,
+        grant_writer,
+        run_migrations,
+    )
 
     try:
         engine = get_engine()
         run_migrations(engine)
         for role in grant_to:
             grant_writer(engine, role)
+        for role in grant_lifecycle_to:
+            grant_lifecycle(engine, role)
     except TelemetryError as exc:
         _fail(exc)
     click.echo("migrations applied" + (f"; writers: {', '.join(grant_to)}" if grant_to else ""))
@@ -602,6 +623,10 @@ def check() -> None:
     ctx.invoke(registry_docs, check=True)
     if problems:
         sys.exit(1)
+
+
+for _command in LIFECYCLE_COMMANDS:
+    cli.add_command(_command)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ _FILLED = {
     "project": "GOOGLE_CLOUD_PROJECT",
     "bucket": "TELEMETRY_BUCKET",
     "topic": "TELEMETRY_TOPIC",
+    "archive_kek": "TELEMETRY_ARCHIVE_KEK",
 }
 
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 from shared.errors import ContractViolation
+from telemetry_client.archive import archive
 from telemetry_client.context import (
     CallRecord,
     call_context,
@@ -49,6 +50,7 @@ __all__ = [
     "CallRecord",
     "FlushMiddleware",
     "TelemetryClient",
+    "archive",
     "call_context",
     "configure",
     "current_call",

@@ -44,6 +44,8 @@ class SinkOutcome:
     inserted: int
     duplicates: int
     dead_lettered: int
+    #: Events of erased people, dropped (the erasure suppression list).
+    suppressed: int = 0
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,9 @@ class SinkHandler:
                 refused.append(_Refused(raw, exc.reason))
                 continue
             good.append((raw, event))
-        inserted = 0
+        inserted = suppressed = 0
         if good:
-            inserted, refused_rows = self._store(good)
+            inserted, suppressed, refused_rows = self._store(good)
             refused.extend(refused_rows)
         if refused:
             self._send(
@@ -94,25 +96,34 @@ class SinkHandler:
                 len(refused),
             )
         stored = len(body.events) - len(refused)
-        outcome = SinkOutcome(len(body.events), inserted, stored - inserted, len(refused))
+        outcome = SinkOutcome(
+            len(body.events), inserted, stored - inserted - suppressed, len(refused), suppressed
+        )
         self._log(message.message_id, outcome)
         return outcome
 
-    def _store(self, batch: list[tuple[msgspec.Raw, StoredEvent]]) -> tuple[int, list[_Refused]]:
-        """Write a batch; when the database refuses the data, isolate the rows it refuses."""
+    def _store(
+        self, batch: list[tuple[msgspec.Raw, StoredEvent]]
+    ) -> tuple[int, int, list[_Refused]]:
+        """Write a batch; ``(inserted, suppressed, refused)``. When the database refuses the
+        data, the rows it refuses are isolated and the rest stored."""
         try:
-            return self.store([event for _, event in batch]).inserted, []
+            result = self.store([event for _, event in batch])
+            return result.inserted, result.suppressed, []
         except Exception as exc:
             self._raise_unless_data_refused(exc)
         # The batch holds data PostgreSQL refuses: store event by event to keep the rest.
-        inserted = 0
+        inserted = suppressed = 0
         refused: list[_Refused] = []
         for raw, event in batch:
             try:
-                inserted += self.store([event]).inserted
+                result = self.store([event])
             except Exception as exc:
                 refused.append(_Refused(raw, self._raise_unless_data_refused(exc)))
-        return inserted, refused
+                continue
+            inserted += result.inserted
+            suppressed += result.suppressed
+        return inserted, suppressed, refused
 
     @staticmethod
     def _raise_unless_data_refused(error: Exception) -> str:
@@ -154,5 +165,6 @@ class SinkHandler:
                 "inserted": outcome.inserted,
                 "duplicates": outcome.duplicates,
                 "dead_lettered": outcome.dead_lettered,
+                "suppressed": outcome.suppressed,
             },
         )

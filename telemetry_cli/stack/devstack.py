@@ -87,6 +87,8 @@ class DevStack:
         self.pubsub_emulator_host = opts.pubsub_emulator_host
         self.storage_emulator_host = opts.storage_emulator_host
         self.function_urls: dict[str, str] = {}
+        #: The cold tier's local key-encryption key (Cloud KMS in production).
+        self.archive_kek = f"file:{self.state_dir / 'archive-kek.key'}"
         self.relay: PushRelay | None = None
         self._scheduler: threading.Thread | None = None
         self._replaying = threading.Lock()
@@ -274,6 +276,7 @@ class DevStack:
             "TELEMETRY_BUCKET": self.options.bucket,
             "TELEMETRY_TOPIC": names.TOPIC_EVENTS,
             "TELEMETRY_ALLOWED_ORIGINS": self.options.allowed_origins,
+            "TELEMETRY_ARCHIVE_KEK": self.archive_kek,
         }
         for key, value in (
             ("DATABASE_URL", self.database_url),
@@ -297,6 +300,8 @@ class DevStack:
             "project": self.options.project,
             "ingest_url": f"{ingest}/v1/events" if ingest else None,
             "snapshot_url": self.function_urls.get("snapshot"),
+            "lifecycle_url": self.function_urls.get("lifecycle"),
+            "archive_kek": self.archive_kek,
             "snapshot_every_s": self.options.snapshot_every if self._scheduler else None,
             "functions": dict(self.function_urls),
             "database_url": self.database_url,

@@ -15,6 +15,7 @@ from shared.contract.validation import EventValidator
 from shared.policy.privacy import Pseudonymiser
 from shared.policy.sampling import SamplingPolicy
 from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring
+from tests.integration.tiers import warm  # noqa: F401 - the fixture, for every module here
 
 
 @pytest.fixture(scope="module")

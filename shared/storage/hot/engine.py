@@ -164,9 +164,7 @@ def grant_writer(engine: Engine, role: str) -> None:
     """Let a database role (a function's IAM user) read and insert events, now and in future
     partitions, use temporary staging tables, and keep the snapshot's bookkeeping
     (``snapshot_runs``, ``warm_files``); idempotent."""
-    if not role or '"' in role or "\x00" in role:
-        raise ConfigurationError(f"{role!r} is not a usable role name", ["--grant-to"])
-    quoted = '"' + role + '"'
+    quoted = _quoted_role(role, "--grant-to")
     with engine.begin() as conn:
         database = conn.exec_driver_sql("SELECT current_database()").scalar()
         for statement in (
@@ -178,6 +176,22 @@ def grant_writer(engine: Engine, role: str) -> None:
         ):
             conn.exec_driver_sql(statement)
     logger.info("writer granted", extra={"tables": "all in public"})
+
+
+def grant_lifecycle(engine: Engine, role: str) -> None:
+    """Let the lifecycle function's role act as the schema's owner: it creates and drops
+    partitions and deletes erased people's rows (idempotent)."""
+    quoted = _quoted_role(role, "--grant-lifecycle")
+    with engine.begin() as conn:
+        owner = conn.exec_driver_sql("SELECT current_user").scalar()
+        conn.exec_driver_sql(f'GRANT "{owner}" TO {quoted}')
+    logger.info("lifecycle granted", extra={"tables": "owner of public"})
+
+
+def _quoted_role(role: str, option: str) -> str:
+    if not role or '"' in role or "\x00" in role:
+        raise ConfigurationError(f"{role!r} is not a usable role name", [option])
+    return '"' + role + '"'
 
 
 def run_migrations(engine: Engine, revision: str = "head") -> None:

@@ -5,7 +5,8 @@ batch is one transaction. Rows are streamed with ``COPY … FROM STDIN`` (pg8000
 path) straight into the tables; when some of them are already stored, the primary key refuses
 the COPY and the batch is written again through temporary staging tables and ``INSERT …
 SELECT … ON CONFLICT DO NOTHING``, so a redelivered batch, or an event stored twice, leaves one
-row.
+row. Each transaction first checks the erasure suppression list (``suppression.py``) and drops
+the events of erased people, so a late event of an erased person is never stored.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import Connection, Engine, Table
 
 from shared.contract.stored_event import StoredEvent
 from shared.llm.pricing import TOKEN_KINDS
+from shared.storage.hot import suppression
 from shared.storage.hot.errors import UNIQUE_VIOLATION, is_disconnect, sqlstate
 from shared.storage.hot.tables import (
     CALL_ENVELOPE_COLUMNS,
@@ -48,10 +50,12 @@ _CALL_DEFAULTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class WriteResult:
-    """Rows offered and rows actually inserted (the rest were already stored)."""
+    """Rows offered, rows actually inserted, and rows dropped because their person was erased
+    (the rest were already stored)."""
 
     offered: int
     inserted: int
+    suppressed: int = 0
 
 
 def event_row(event: StoredEvent) -> tuple[Any, ...]:
@@ -187,7 +191,8 @@ def _is_duplicate(error: BaseException) -> bool:
 
 
 def write_events(engine: Engine, events: Sequence[StoredEvent]) -> WriteResult:
-    """Store a batch in one transaction; events already stored are left as they are.
+    """Store a batch in one transaction; events already stored are left as they are, and the
+    events of erased people are dropped.
 
     First delivery (the common case): one ``COPY`` straight into each table and the commit,
     as cheap as a plain COPY. If any event is already stored (a redelivery, a duplicate
@@ -195,27 +200,50 @@ def write_events(engine: Engine, events: Sequence[StoredEvent]) -> WriteResult:
     back and the batch goes through the staging tables with ``INSERT … ON CONFLICT DO
     NOTHING``, which stores exactly the missing events.
     """
-    event_rows, call_rows = split_rows(events)
-    batches = [(t, rows) for t, rows in zip(_TABLES, (event_rows, call_rows), strict=True) if rows]
-    if not batches:
+    if not events:
         return WriteResult(offered=0, inserted=0)
-    rendered = [(table, copy_text(rows)) for table, rows in batches]
+    keys = {event.user_key for event in events}
+    rendered = _render(events)  # outside the transaction; again only if someone was erased
     try:
         with engine.begin() as conn:
-            for table, data in rendered:
+            kept = _unsuppressed(conn, events, keys)
+            for table, data in rendered if kept is events else _render(kept):
                 _copy_into(conn, table.name, written_columns(table), data)
-        return WriteResult(offered=len(events), inserted=len(events))
+        return WriteResult(len(events), len(kept), len(events) - len(kept))
     except Exception as exc:
         if not _is_duplicate(exc):
             raise
     with engine.begin() as conn:
         try:
+            kept = _unsuppressed(conn, events, keys)
+            if kept is not events:
+                rendered = _render(kept)
             _ensure_staging(conn)
             for table, data in rendered:
                 _copy_into(conn, _stage(table), written_columns(table), data)
-            inserted = _move_staged(conn, [t for t, _ in rendered])
+            inserted = _move_staged(conn, [t for t, _ in rendered]) if rendered else 0
         except BaseException:
             # A failed transaction also rolls back staging tables created in it.
             conn.connection.info.pop(_STAGED, None)
             raise
-    return WriteResult(offered=len(events), inserted=inserted)
+    return WriteResult(len(events), inserted, len(events) - len(kept))
+
+
+def _unsuppressed(
+    conn: Connection, events: Sequence[StoredEvent], keys: set[str | None]
+) -> Sequence[StoredEvent]:
+    """The events whose person is not on the erasure suppression list (checked in ``conn``)."""
+    erased = suppression.check_shared(conn, keys)
+    if not erased:
+        return events
+    return [event for event in events if event.user_key not in erased]
+
+
+def _render(events: Sequence[StoredEvent]) -> list[tuple[Table, bytes]]:
+    """Each table's rows of a batch in COPY text form (tables without rows left out)."""
+    event_rows, call_rows = split_rows(events)
+    return [
+        (table, copy_text(rows))
+        for table, rows in zip(_TABLES, (event_rows, call_rows), strict=True)
+        if rows
+    ]

@@ -29,13 +29,15 @@ def hot_digest_sql(table: str, where: str, group_by: str | None = None) -> str:
     )
 
 
-def file_digest(con: Any, table: str, paths: Sequence[Path | str]) -> tuple[int, str]:
-    """DuckDB: ``(rows, digest)`` of Parquet files of ``table``."""
+def file_digest(
+    con: Any, table: str, paths: Sequence[Path | str], where: str = "true"
+) -> tuple[int, str]:
+    """DuckDB: ``(rows, digest)`` of the rows of Parquet files of ``table`` matching ``where``."""
     files = "[" + ", ".join(sql_string(str(p)) for p in paths) + "]"
     column = ID_COLUMNS[table]
     rows, digest = con.execute(
         f"SELECT count(*), coalesce(sum(('0x' || left(md5({column}), 15))::UBIGINT), 0)::VARCHAR "  # noqa: S608
-        f"FROM read_parquet({files}, union_by_name = true)"
+        f"FROM read_parquet({files}, union_by_name = true) WHERE {where}"
     ).fetchone()
     return int(rows), str(digest)
 
@@ -52,3 +54,8 @@ def footer_rows(con: Any, path: Path | str) -> int:
 def add_digests(digests: Iterable[str]) -> str:
     """The digest of the union of disjoint sets, from theirs."""
     return str(sum(int(d) for d in digests))
+
+
+def subtract_digest(whole: str, part: str) -> str:
+    """The digest of a set with a subset (whose digest is ``part``) taken out."""
+    return str(int(whole) - int(part))

@@ -26,6 +26,7 @@ from sqlalchemy.engine import make_url
 
 from shared.errors import ConfigurationError, ServiceUnavailable
 from shared.settings import Settings
+from shared.storage.hot.suppression import not_suppressed_sql
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm.columns import WarmColumn, typed_select_sql
 
@@ -116,8 +117,9 @@ def extension_directory() -> Path:
     return root
 
 
-def connect(settings: Settings, threads: int = 2) -> Any:
-    """A DuckDB connection with the hot tier attached (read-only) as ``pg``."""
+def connect(settings: Settings, threads: int = 2, attach_hot: bool = True) -> Any:
+    """A DuckDB connection with the hot tier attached (read-only) as ``pg`` (unless
+    ``attach_hot`` is False: work on files alone)."""
     import duckdb
 
     con = duckdb.connect(
@@ -132,6 +134,8 @@ def connect(settings: Settings, threads: int = 2) -> Any:
             "threads": threads,
         }
     )
+    if not attach_hot:
+        return con
     con.execute("LOAD postgres")
     try:
         con.execute(
@@ -165,9 +169,18 @@ class DaySlice:
         start = self.day.isoformat()
         end = (self.day + timedelta(days=1)).isoformat()
         return (
-            f"stored_seq >= {int(self.seq_lo)} AND stored_seq < {int(self.seq_hi)} "
+            f"{range_where(self.table, self.seq_lo, self.seq_hi)} "
             f"AND {column} >= '{start}T00:00:00+00:00' AND {column} < '{end}T00:00:00+00:00'"
         )
+
+
+def range_where(table: str, seq_lo: int, seq_hi: int) -> str:
+    """PostgreSQL: the rows of an insertion range that a snapshot exports (erased people's
+    rows never are, even before the erasure has deleted them from the hot tier)."""
+    return (
+        f"stored_seq >= {int(seq_lo)} AND stored_seq < {int(seq_hi)} "
+        f"AND {not_suppressed_sql(table)}"
+    )
 
 
 def select_sql(piece: DaySlice, columns: Sequence[WarmColumn]) -> str:

@@ -90,3 +90,15 @@ def upload_create_only(bucket: Any, name: str, path: Path) -> StoredObject:
 def delete_object(bucket: Any, stored: StoredObject) -> None:
     """Delete exactly this generation of an object (never a newer one)."""
     bucket.blob(stored.name).delete(if_generation_match=stored.generation, retry=GCS_RETRY)
+
+
+def purge(bucket: Any, name: str, keep: int | None = None) -> int:
+    """Delete every stored generation of ``name`` but ``keep``, the noncurrent ones a versioned
+    bucket keeps included (an erased person must not live on in an old version); the number
+    deleted."""
+    deleted = 0
+    for version in bucket.list_blobs(prefix=name, versions=True, retry=GCS_RETRY):
+        if version.name == name and int(version.generation) != keep:
+            bucket.blob(name, generation=version.generation).delete(retry=GCS_RETRY)
+            deleted += 1
+    return deleted

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -130,15 +131,20 @@ def watermark(conn: Connection, table: str) -> int:
 
 
 @contextlib.contextmanager
-def table_lock(engine: Engine, table: str) -> Iterator[None]:
-    """Hold the table's warm-tier lock (snapshots and compaction take it), or raise
-    :class:`SnapshotAlreadyRunning` at once when another run holds it."""
+def table_lock(engine: Engine, table: str, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold the table's warm-tier lock (snapshots, compaction and erasure take it), or raise
+    :class:`SnapshotAlreadyRunning` when another run still holds it after ``wait_s`` seconds."""
     key = {"k": f"telemetry-snapshot:{table}"}
+    deadline = time.monotonic() + wait_s
     with engine.connect() as lock:
-        held = lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key).scalar()
-        lock.commit()
-        if not held:
-            raise SnapshotAlreadyRunning(f"a snapshot of {table} is already running")
+        while True:
+            held = lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key).scalar()
+            lock.commit()
+            if held:
+                break
+            if time.monotonic() >= deadline:
+                raise SnapshotAlreadyRunning(f"a snapshot of {table} is already running")
+            time.sleep(min(1.0, max(deadline - time.monotonic(), 0.01)))
         try:
             yield
         finally:
@@ -264,7 +270,7 @@ class Snapshotter:
     def _plan(conn: Connection, table: str, lo: int, hi: int) -> list[tuple[date, int]]:
         """``(day, rows)`` of each event day in the range."""
         day = event_day_sql(table)
-        where = f"stored_seq >= {int(lo)} AND stored_seq < {int(hi)}"
+        where = export.range_where(table, lo, hi)
         rows = conn.execute(
             text(f"SELECT {day}, count(*) FROM {table} WHERE {where} GROUP BY 1 ORDER BY 1")  # noqa: S608
         ).all()
@@ -273,7 +279,7 @@ class Snapshotter:
     def _digests(self, table: str, lo: int, hi: int) -> dict[date, tuple[int, str]]:
         """``{day: (rows, digest)}`` of the range, computed by PostgreSQL."""
         day = event_day_sql(table)
-        where = f"stored_seq >= {int(lo)} AND stored_seq < {int(hi)}"
+        where = export.range_where(table, lo, hi)
         with self.engine.connect() as conn:
             rows = conn.execute(text(hot_digest_sql(table, where, group_by=day))).all()
         return {r[0]: (int(r[1]), str(r[2])) for r in rows}

@@ -1,0 +1,175 @@
+"""Lifecycle: retention on every tier, GDPR erasure, archive and audit checks (HTTP).
+
+Entry point ``lifecycle``. Private: Cloud Scheduler calls it with an OIDC token (daily
+retention), operators with theirs; Cloud Run checks the token. ``POST`` a JSON body naming an
+action:
+
+* ``{"action": "retention", "dry_run": false}``: partitions ahead, hot/warm/cold retention, and
+  any erasure a crash left unfinished is resumed;
+* ``{"action": "erase", "user_ids": ["…"]}``: erase people from every tier; answers the receipt
+  (an unknown person gets a receipt of zeros);
+* ``{"action": "erase_status" | "erase_verify", "request_id": "er-…"}``;
+* ``{"action": "archive_verify"}`` and ``{"action": "audit_verify"}``.
+
+Answers 200 with the result, 400 naming what is wrong with the request, 404 for an unknown
+erasure request, 409 when the same erasure is already running, 503 with ``Retry-After`` when
+PostgreSQL or GCS cannot be reached (the work resumes on the next call), 500 otherwise. Raw user
+ids are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import flask
+import functions_framework
+
+from shared.errors import ContractViolation, ServiceUnavailable, TerminalError
+from shared.http import Answer
+from shared.observability.log import configure_logging, request_context
+from shared.settings import get_settings
+from shared.storage import audit
+from shared.storage.cold.verify import verify_archives
+from shared.storage.erasure import ErasureRequest, ErasureRunning, UnknownRequest, check_request_id
+from shared.storage.lifecycle import Lifecycle
+from shared.storage.warm.snapshot import SnapshotAlreadyRunning, service_failure
+
+logger = logging.getLogger("lifecycle")
+_lock = threading.Lock()
+_lifecycle: Lifecycle | None = None
+
+
+def get_lifecycle() -> Lifecycle:
+    """The instance's lifecycle, built on first use."""
+    global _lifecycle
+    if _lifecycle is None:
+        with _lock:
+            if _lifecycle is None:
+                settings = get_settings()
+                configure_logging(settings.telemetry_log_level)
+                _lifecycle = Lifecycle.from_settings(settings)
+    return _lifecycle
+
+
+def _request_json(request: ErasureRequest) -> dict[str, Any]:
+    return {"request_id": request.request_id, "stage": request.stage, "receipt": request.receipt}
+
+
+def _retention(body: dict[str, Any]) -> Answer:
+    lifecycle = get_lifecycle()
+    dry_run = body.get("dry_run") is True
+    report = lifecycle.retention().run(dry_run=dry_run)
+    resumed = []
+    if not dry_run:
+        eraser = lifecycle.eraser()
+        for request_id in eraser.unfinished():
+            resumed.append(_request_json(eraser.run(request_id)))
+    return Answer(200, {**report.to_json(), "erasures_resumed": resumed})
+
+
+def _erase(body: dict[str, Any]) -> Answer:
+    request = get_lifecycle().eraser().erase(body.get("user_ids"))
+    return Answer(200, _request_json(request))
+
+
+def _erase_status(body: dict[str, Any]) -> Answer:
+    request_id = check_request_id(body.get("request_id"))  # type: ignore[arg-type]
+    return Answer(200, _request_json(get_lifecycle().eraser().status(request_id)))
+
+
+def _erase_verify(body: dict[str, Any]) -> Answer:
+    request_id = check_request_id(body.get("request_id"))  # type: ignore[arg-type]
+    found = get_lifecycle().eraser().verify(request_id)
+    return Answer(
+        200, {"request_id": request_id, "remaining": found, "clean": not any(found.values())}
+    )
+
+
+def _archive_verify(body: dict[str, Any]) -> Answer:
+    lifecycle = get_lifecycle()
+    report = verify_archives(lifecycle.engine, lifecycle.bucket, deep=body.get("deep") is True)
+    problems = [str(p) for p in report.problems or []]
+    return Answer(
+        200, {"manifests": report.manifests, "objects": report.objects, "problems": problems}
+    )
+
+
+def _audit_verify(_body: dict[str, Any]) -> Answer:
+    checked, broken = audit.verify_chain(get_lifecycle().engine)
+    return Answer(200, {"entries": checked, "broken": str(broken) if broken else None})
+
+
+ACTIONS: dict[str, Callable[[dict[str, Any]], Answer]] = {
+    "retention": _retention,
+    "erase": _erase,
+    "erase_status": _erase_status,
+    "erase_verify": _erase_verify,
+    "archive_verify": _archive_verify,
+    "audit_verify": _audit_verify,
+}
+
+
+def handle(method: str, body: bytes) -> Answer:
+    """Run the action a request names; never raises."""
+    if method != "POST":
+        return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
+    try:
+        request: Any = json.loads(body) if body.strip() else None
+    except ValueError:
+        return Answer(400, {"error": "body is not JSON"})
+    if not isinstance(request, dict) or request.get("action") not in ACTIONS:
+        return Answer(
+            400, {"error": f'body must be {{"action": ...}} with one of {sorted(ACTIONS)}'}
+        )
+    action = str(request["action"])
+    try:
+        return ACTIONS[action](request)
+    except ContractViolation as exc:
+        return Answer(400, {"error": exc.message})
+    except UnknownRequest as exc:
+        return Answer(404, {"error": exc.message})
+    except (ErasureRunning, SnapshotAlreadyRunning) as exc:
+        return Answer(409, {"error": exc.message})
+    except TerminalError as exc:
+        logger.error("lifecycle action failed", extra={"action": action, "error": exc.message})
+        return Answer(500, {"error": exc.message})
+    except Exception as exc:
+        typed = service_failure(exc)
+        if isinstance(typed, ServiceUnavailable):
+            logger.warning(
+                "lifecycle action interrupted", extra={"action": action, "error": typed.message}
+            )
+            return Answer(
+                503,
+                {"error": f"{typed.message}; the work resumes on the next call"},
+                {"Retry-After": "60"},
+            )
+        logger.exception("lifecycle action failed unexpectedly", extra={"action": action})
+        return Answer(500, {"error": "internal error; the work resumes on the next call"})
+
+
+@functions_framework.http
+def lifecycle(request: flask.Request) -> Any:
+    """Run one lifecycle action."""
+    with request_context(
+        project=get_settings().google_cloud_project,
+        cloud_trace_context=request.headers.get("X-Cloud-Trace-Context"),
+        traceparent=request.headers.get("traceparent"),
+    ):
+        answer = handle(request.method, request.get_data())
+    return flask.Response(
+        json.dumps(answer.body),
+        status=answer.status,
+        headers={**answer.headers, "Content-Type": "application/json"},
+    )
+
+
+def reset() -> None:
+    """Forget the lifecycle (tests change settings between cases)."""
+    global _lifecycle
+    with _lock:
+        _lifecycle = None

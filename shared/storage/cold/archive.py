@@ -1,0 +1,420 @@
+"""The cold tier: raw transcripts, audio and model responses, encrypted per conversation.
+
+Written by the backend (``telemetry_client.archive``). Each artifact is sealed under the
+conversation's data key (``crypto.py``) and stored content-addressed: the SHA-256 of the sealed
+bytes names the object (``layout.cold_object_name``), uploads are create-only, so the same
+bytes are stored once and a retried call stores nothing new.
+
+The manifest of a conversation is a row of ``storage_manifests`` and a JSON object under
+``archives/manifests/``: object names, sizes, SHA-256, GCS CRC32C, the retention class, the
+wrapped data key and the owner's pseudonym. It never holds a raw identifier. An erased person's
+manifests lose the wrapped key and the pseudonym (``shred``): their objects can never be read
+again, and the Standard-class ones are deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, text
+
+from shared.errors import ContractViolation, TerminalError
+from shared.policy.privacy import Pseudonymiser
+from shared.settings import Settings
+from shared.storage.cold.crypto import new_data_key, open_sealed, seal
+from shared.storage.cold.keys import KeyEncryptionKey
+from shared.storage.hot import suppression
+from shared.storage.layout import COLD_PREFIX, COLD_RETENTION_DAYS, cold_object_name
+from shared.storage.warm.objects import GCS_RETRY, purge
+
+logger = logging.getLogger(__name__)
+
+#: The retention class every archive gets: Archive storage class after 12 months, gone at 2 years.
+RETENTION_CLASS = "cold-2y"
+MANIFEST_PREFIX = f"{COLD_PREFIX}manifests/"
+_ARTIFACT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+#: Called with bytes done (restore's progress bar).
+Progress = Callable[[int], object]
+
+
+class ArchiveRefused(TerminalError):
+    """The archive cannot be written: the conversation was erased, or belongs to someone else."""
+
+
+class ArchiveKeyDestroyed(TerminalError):
+    """The conversation's data key was destroyed by an erasure: its archive cannot be read."""
+
+
+class ArchiveNotFound(TerminalError):
+    """No archive exists for the conversation."""
+
+
+@dataclass(frozen=True)
+class ArchivedObject:
+    """One stored artifact, as its manifest lists it."""
+
+    artifact: str
+    object: str
+    bytes: int
+    sha256: str
+    crc32c: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The manifest's form."""
+        return {
+            "artifact": self.artifact,
+            "object": self.object,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+            "crc32c": self.crc32c,
+        }
+
+
+@dataclass
+class ArchiveResult:
+    """What one ``archive`` call did."""
+
+    conversation_id: str
+    written: list[str] = field(default_factory=list)
+    deduplicated: list[str] = field(default_factory=list)
+    #: True when the owner is erased: nothing was stored.
+    suppressed: bool = False
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A conversation's manifest row."""
+
+    conversation_id: str
+    owner_key: str | None
+    key_id: str | None
+    kek: str
+    wrapped_key: bytes | None
+    retention_class: str
+    objects: tuple[ArchivedObject, ...]
+    bytes: int
+    created_at: datetime
+    expires_at: datetime
+    shredded_at: datetime | None
+    shredded_by: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Manifest:
+        """From a ``storage_manifests`` row."""
+        listed = row.objects if isinstance(row.objects, list) else orjson.loads(row.objects)
+        return cls(
+            row.conversation_id,
+            row.owner_key,
+            row.key_id,
+            row.kek,
+            bytes(row.wrapped_key) if row.wrapped_key is not None else None,
+            row.retention_class,
+            tuple(ArchivedObject(**o) for o in listed),
+            int(row.bytes),
+            row.created_at,
+            row.expires_at,
+            row.shredded_at,
+            row.shredded_by,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON manifest stored beside the objects (the wrapped key in hex, if any)."""
+        return {
+            "conversation_id": self.conversation_id,
+            "owner_key": self.owner_key,
+            "key_id": self.key_id,
+            "kek": self.kek,
+            "wrapped_key": self.wrapped_key.hex() if self.wrapped_key is not None else None,
+            "retention_class": self.retention_class,
+            "objects": [o.to_json() for o in self.objects],
+            "bytes": self.bytes,
+            "created_at": self.created_at.astimezone(UTC).isoformat(),
+            "expires_at": self.expires_at.astimezone(UTC).isoformat(),
+            "shredded_at": self.shredded_at.astimezone(UTC).isoformat()
+            if self.shredded_at
+            else None,
+            "shredded_by": self.shredded_by,
+        }
+
+
+def manifest_object_name(conversation_id: str) -> str:
+    """Where a conversation's JSON manifest lives (named by a hash: any id is a safe name)."""
+    digest = hashlib.sha256(conversation_id.encode("utf-8")).hexdigest()[:32]
+    return f"{MANIFEST_PREFIX}{digest}.json"
+
+
+_COLUMNS = (
+    "conversation_id, owner_key, key_id, kek, wrapped_key, retention_class, objects, bytes, "
+    "created_at, expires_at, shredded_at, shredded_by"
+)
+
+
+def load_manifest(conn: Connection, conversation_id: str, lock: bool = False) -> Manifest | None:
+    """The manifest row of a conversation (``FOR UPDATE`` with ``lock``), or None."""
+    row = conn.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM storage_manifests WHERE conversation_id = :c"  # noqa: S608
+            + (" FOR UPDATE" if lock else "")
+        ),
+        {"c": conversation_id},
+    ).first()
+    return Manifest.from_row(row) if row is not None else None
+
+
+def iter_manifests(
+    engine: Engine,
+    where: str = "true",
+    params: Mapping[str, Any] | None = None,
+    batch: int = 500,
+) -> Iterator[Manifest]:
+    """Every manifest matching ``where`` (our own SQL, bound ``params``), in pages."""
+    after = ""
+    while True:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    f"SELECT {_COLUMNS} FROM storage_manifests WHERE conversation_id > :after "  # noqa: S608
+                    f"AND {where} ORDER BY conversation_id LIMIT :n"
+                ),
+                {**(params or {}), "after": after, "n": batch},
+            ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield Manifest.from_row(row)
+        after = rows[-1].conversation_id
+
+
+def write_json_manifest(bucket: Any, manifest: Manifest) -> None:
+    """Store the JSON manifest, and remove its older generations (they may hold a wrapped key
+    that was since destroyed)."""
+    name = manifest_object_name(manifest.conversation_id)
+    blob = bucket.blob(name)
+    blob.upload_from_string(
+        orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2),
+        content_type="application/json",
+        retry=GCS_RETRY,
+    )
+    purge(bucket, name, keep=int(blob.generation))
+
+
+def validate_request(conversation_id: Any, artifacts: Any, max_bytes: int) -> dict[str, bytes]:
+    """The artifacts as bytes, or a :class:`ContractViolation` naming what is wrong."""
+    if not isinstance(conversation_id, str) or not 1 <= len(conversation_id) <= 128:
+        raise ContractViolation("conversation_id must be a string of 1 to 128 characters")
+    if not isinstance(artifacts, Mapping) or not artifacts:
+        raise ContractViolation("artifacts must be a non-empty mapping of name to bytes or text")
+    out: dict[str, bytes] = {}
+    for name, value in artifacts.items():
+        if (
+            not isinstance(name, str)
+            or not 1 <= len(name) <= 128
+            or not set(name) <= _ARTIFACT_CHARS
+            or name.startswith(".")
+        ):
+            raise ContractViolation(
+                f"artifact name {str(name)[:40]!r} must be 1-128 letters, digits, '_', '.', '-'"
+            )
+        data = value.encode("utf-8") if isinstance(value, str) else value
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ContractViolation(f"artifact {name} must be bytes or text")
+        if len(data) > max_bytes:
+            raise ContractViolation(
+                f"artifact {name} is {len(data)} bytes, "
+                f"over TELEMETRY_ARCHIVE_MAX_BYTES={max_bytes}"
+            )
+        out[name] = bytes(data)
+    return out
+
+
+class ColdArchive:
+    """Writes, verifies and restores conversation archives."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        bucket: Any,
+        kek: KeyEncryptionKey,
+        pseudonymiser: Pseudonymiser,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bucket = bucket
+        self.kek = kek
+        self.pseudonymiser = pseudonymiser
+
+    # -- write -----------------------------------------------------------------------------
+    def archive(
+        self, conversation_id: str, artifacts: Mapping[str, bytes | str], user_id: str | None
+    ) -> ArchiveResult:
+        """Store a conversation's artifacts, encrypted; nothing for an erased person."""
+        blobs = validate_request(
+            conversation_id, artifacts, self.settings.telemetry_archive_max_bytes
+        )
+        if user_id is not None and (not isinstance(user_id, str) or not 1 <= len(user_id) <= 256):
+            raise ContractViolation("user_id must be a string of 1 to 256 characters")
+        result = ArchiveResult(conversation_id)
+        owner = self.pseudonymiser.pseudonym(user_id) if user_id is not None else None
+        every_key = self.pseudonymiser.all_pseudonyms(user_id).values() if user_id else ()
+        context = conversation_id.encode("utf-8")
+        with self.engine.begin() as conn:
+            if suppression.check_shared(conn, every_key):
+                result.suppressed = True
+                logger.info("archive refused: the owner is erased", extra={"artifacts": len(blobs)})
+                return result
+            manifest = self._open_manifest(conn, conversation_id, owner, context)
+        assert manifest.wrapped_key is not None
+        data_key = self.kek.unwrap(manifest.wrapped_key, context)
+        stored: list[ArchivedObject] = []
+        for name, plaintext in blobs.items():
+            sealed = seal(data_key, plaintext, context)
+            stored.append(self._upload(name, sealed, result))
+        self._record(conversation_id, stored, result)
+        logger.info(
+            "archive stored",
+            extra={"written": len(result.written), "deduplicated": len(result.deduplicated)},
+        )
+        return result
+
+    def _open_manifest(
+        self,
+        conn: Connection,
+        conversation_id: str,
+        owner: tuple[str, str] | None,
+        context: bytes,
+    ) -> Manifest:
+        """The conversation's manifest, created with a new wrapped data key if missing."""
+        manifest = load_manifest(conn, conversation_id)
+        if manifest is None:
+            now = datetime.now(UTC)
+            conn.execute(
+                text(
+                    "INSERT INTO storage_manifests (conversation_id, owner_key, key_id, kek, "
+                    "wrapped_key, retention_class, created_at, updated_at, expires_at) "
+                    "VALUES (:c, :o, :k, :kek, :w, :r, :now, :now, :exp) "
+                    "ON CONFLICT (conversation_id) DO NOTHING"
+                ),
+                {
+                    "c": conversation_id,
+                    "o": owner[1] if owner else None,
+                    "k": owner[0] if owner else None,
+                    "kek": self.kek.name,
+                    "w": self.kek.wrap(new_data_key(), context),
+                    "r": RETENTION_CLASS,
+                    "now": now,
+                    "exp": now + timedelta(days=COLD_RETENTION_DAYS),
+                },
+            )
+            manifest = load_manifest(conn, conversation_id)  # ours, or a concurrent call's
+            assert manifest is not None
+        if manifest.wrapped_key is None:
+            raise ArchiveRefused(f"conversation {conversation_id} was erased; nothing is archived")
+        if owner is not None and manifest.owner_key not in (None, owner[1]):
+            raise ArchiveRefused(f"conversation {conversation_id} belongs to another person")
+        if manifest.kek != self.kek.name:
+            raise ArchiveRefused(
+                f"conversation {conversation_id} was wrapped by {manifest.kek}, "
+                f"not by the configured {self.kek.name}"
+            )
+        return manifest
+
+    def _upload(self, artifact: str, sealed: bytes, result: ArchiveResult) -> ArchivedObject:
+        from google.api_core.exceptions import PreconditionFailed
+
+        digest = hashlib.sha256(sealed).hexdigest()
+        name = cold_object_name(digest)
+        blob = self.bucket.blob(name)
+        try:
+            blob.upload_from_string(
+                sealed,
+                content_type="application/octet-stream",
+                if_generation_match=0,
+                checksum="crc32c",
+                retry=GCS_RETRY,
+            )
+            result.written.append(artifact)
+        except PreconditionFailed:
+            blob = self.bucket.get_blob(name, retry=GCS_RETRY)
+            result.deduplicated.append(artifact)
+        return ArchivedObject(artifact, name, len(sealed), digest, str(blob.crc32c))
+
+    def _record(
+        self, conversation_id: str, stored: list[ArchivedObject], result: ArchiveResult
+    ) -> None:
+        """Add the objects to the manifest row, then rewrite the JSON manifest."""
+        with self.engine.begin() as conn:
+            manifest = load_manifest(conn, conversation_id, lock=True)
+            assert manifest is not None
+            if manifest.wrapped_key is None:  # erased while we uploaded: take them back
+                for obj in stored:
+                    if obj.artifact in result.written:
+                        self.bucket.blob(obj.object).delete(retry=GCS_RETRY)
+                raise ArchiveRefused(f"conversation {conversation_id} was erased meanwhile")
+            listed = {(o.artifact, o.object): o for o in manifest.objects}
+            for obj in stored:
+                listed.setdefault((obj.artifact, obj.object), obj)
+            objects = list(listed.values())
+            unique = {o.object: o.bytes for o in objects}
+            conn.execute(
+                text(
+                    "UPDATE storage_manifests SET objects = CAST(:o AS jsonb), bytes = :b, "
+                    "updated_at = now() WHERE conversation_id = :c"
+                ),
+                {
+                    "o": orjson.dumps([o.to_json() for o in objects]).decode(),
+                    "b": sum(unique.values()),
+                    "c": conversation_id,
+                },
+            )
+            updated = load_manifest(conn, conversation_id)
+            assert updated is not None
+        write_json_manifest(self.bucket, updated)
+
+    # -- read ------------------------------------------------------------------------------
+    def restore(
+        self, conversation_id: str, to: Path, progress: Progress | None = None
+    ) -> list[Path]:
+        """Bring a conversation's artifacts back, decrypted and checked, into ``to``."""
+        with self.engine.connect() as conn:
+            manifest = load_manifest(conn, conversation_id)
+        if manifest is None:
+            raise ArchiveNotFound(f"no archive of conversation {conversation_id}")
+        if manifest.wrapped_key is None:
+            when = manifest.shredded_at.date().isoformat() if manifest.shredded_at else "?"
+            raise ArchiveKeyDestroyed(
+                f"conversation {conversation_id}: its data key was destroyed by erasure "
+                f"{manifest.shredded_by} on {when}; the archive can never be restored"
+            )
+        context = conversation_id.encode("utf-8")
+        data_key = self.kek.unwrap(manifest.wrapped_key, context)
+        to.mkdir(parents=True, exist_ok=True)
+        written = []
+        for obj in manifest.objects:
+            blob = self.bucket.get_blob(obj.object, retry=GCS_RETRY)
+            if blob is None:
+                raise ArchiveNotFound(f"{obj.object} ({obj.artifact}) is missing from the bucket")
+            sealed = blob.download_as_bytes(retry=GCS_RETRY)
+            if hashlib.sha256(sealed).hexdigest() != obj.sha256:
+                raise_tampered(obj)
+            path = to / obj.artifact
+            path.write_bytes(open_sealed(data_key, sealed, context, obj.object))
+            written.append(path)
+            if progress is not None:
+                progress(obj.bytes)
+        return written
+
+
+def raise_tampered(obj: ArchivedObject) -> None:
+    """Raise the error of an object whose bytes differ from its manifest."""
+    from shared.storage.cold.crypto import ArchiveTampered
+
+    raise ArchiveTampered(f"{obj.object} ({obj.artifact}) differs from its manifest: tampered")

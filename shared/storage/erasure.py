@@ -1,0 +1,442 @@
+"""GDPR erasure: a person removed from every tier in minutes, with a receipt.
+
+A request names people by their raw user ids; at once each becomes their pseudonyms under every
+key ever listed (``TELEMETRY_PSEUDONYM_KEY``, key rotation), and the raw ids go no further: not
+into PostgreSQL, the logs, the audit log or the receipt. The request id is derived from the
+pseudonyms, so asking again for the same people finds the same request (a no-op once done).
+
+Stages, each recorded in ``erasure_requests`` so that a crash at any point followed by a rerun
+finishes the job:
+
+1. **suppress** (with the request itself): the pseudonyms go on the suppression list, which the
+   sink and the snapshot check; a late event is never stored;
+2. **hot**: the people's rows are deleted;
+3. **warm**: only the files whose index may hold them are opened, only those that hold them are
+   rewritten, each new file verified before the old one goes (``warm/erase.py``);
+4. **cold**: their conversations' data keys are destroyed (``cold/shred.py``).
+
+Every stage appends to the audit log; the receipt (counts per tier, files opened and rewritten,
+keys destroyed, start, end, duration) is the request's and the final audit entry's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Engine, text
+
+from shared.errors import ContractViolation, TerminalError
+from shared.policy.privacy import Pseudonymiser
+from shared.settings import Settings
+from shared.storage import audit
+from shared.storage.cold import shred
+from shared.storage.cold.archive import iter_manifests, manifest_object_name
+from shared.storage.hot import suppression
+from shared.storage.layout import EVENT_TABLES, WARM_PREFIX
+from shared.storage.warm import erase as warm_erase
+from shared.storage.warm.objects import GCS_RETRY
+
+logger = logging.getLogger(__name__)
+
+REQUEST_ID = re.compile(r"^er-[0-9a-f]{20}$")
+#: Most people one request may name (a batch is one pass over the warm tier).
+MAX_PERSONS = 10_000
+STAGES = ("hot", "warm", "cold", "done")
+_LOAD = (
+    "SELECT request_id, user_keys, persons, stage, receipt FROM erasure_requests "
+    "WHERE request_id = :r"
+)
+_LOAD_FOR_UPDATE = _LOAD + " FOR UPDATE"
+
+
+class ErasureRunning(TerminalError):
+    """Another process is running this request right now."""
+
+
+class UnknownRequest(TerminalError):
+    """No erasure request has this id."""
+
+
+@dataclass
+class ErasureRequest:
+    """A request and where it stands."""
+
+    request_id: str
+    user_keys: list[str]
+    persons: int
+    stage: str
+    receipt: dict[str, Any] = field(default_factory=dict)
+    created: bool = False
+
+    @property
+    def done(self) -> bool:
+        """True once every tier is erased."""
+        return self.stage == "done"
+
+
+def request_id_for(user_keys: Sequence[str]) -> str:
+    """The request id of a set of pseudonyms (the same people, the same request)."""
+    digest = hashlib.sha256("\n".join(sorted(set(user_keys))).encode()).hexdigest()
+    return f"er-{digest[:20]}"
+
+
+def check_request_id(value: str) -> str:
+    """``value`` if it is a request id, else a :class:`ContractViolation` saying so."""
+    if not isinstance(value, str) or not REQUEST_ID.match(value):
+        raise ContractViolation("a request id looks like er- and 20 hex digits")
+    return value
+
+
+def validate_user_ids(user_ids: Any) -> list[str]:
+    """The user ids of a request, or a :class:`ContractViolation` naming what is wrong."""
+    if not isinstance(user_ids, list | tuple) or not user_ids:
+        raise ContractViolation("user_ids must be a non-empty list of strings")
+    if len(user_ids) > MAX_PERSONS:
+        raise ContractViolation(f"at most {MAX_PERSONS} people per request, not {len(user_ids)}")
+    for index, value in enumerate(user_ids):
+        if not isinstance(value, str) or not 1 <= len(value) <= 256:
+            raise ContractViolation(f"user_ids[{index}] must be a string of 1 to 256 characters")
+    return sorted(set(user_ids))
+
+
+def _initial_receipt(request_id: str, persons: int, keys: int) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "persons": persons,
+        "pseudonyms_searched": keys,
+        "hot": dict.fromkeys(EVENT_TABLES, 0),
+        "warm": warm_erase.WarmCounts().to_json(),
+        "cold": shred.ColdCounts().to_json(),
+        "started_at": datetime.now(UTC).isoformat(),
+        "finished_at": None,
+        "duration_s": None,
+    }
+
+
+class Eraser:
+    """Submits, runs, resumes and verifies erasure requests."""
+
+    def __init__(
+        self, settings: Settings, engine: Engine, bucket: Any, pseudonymiser: Pseudonymiser
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.bucket = bucket
+        self.pseudonymiser = pseudonymiser
+
+    # -- requests --------------------------------------------------------------------------
+    def pseudonyms(self, user_ids: Sequence[str]) -> list[str]:
+        """Every pseudonym of the people, under every key ever listed."""
+        keys = {k for uid in user_ids for k in self.pseudonymiser.all_pseudonyms(uid).values()}
+        return sorted(keys)
+
+    def submit(self, user_ids: Any) -> ErasureRequest:
+        """Record a request and suppress its people (idempotent: the same people, the same
+        request)."""
+        people = validate_user_ids(user_ids)
+        keys = self.pseudonyms(people)
+        request_id = request_id_for(keys)
+        with self.engine.begin() as conn:
+            existing = self._load(conn, request_id)
+            if existing is not None:
+                return existing
+            conn.execute(
+                text(
+                    "INSERT INTO erasure_requests (request_id, user_keys, persons, stage, receipt) "
+                    "VALUES (:r, :k, :p, 'hot', CAST(:receipt AS jsonb)) "
+                    "ON CONFLICT (request_id) DO NOTHING"
+                ),
+                {
+                    "r": request_id,
+                    "k": keys,
+                    "p": len(people),
+                    "receipt": orjson.dumps(
+                        _initial_receipt(request_id, len(people), len(keys))
+                    ).decode(),
+                },
+            )
+            added = suppression.suppress(conn, request_id, keys)
+            audit.append(
+                conn,
+                "erasure.requested",
+                request_id,
+                "GDPR erasure request",
+                "suppression list: the sink and the snapshot drop these pseudonyms",
+                {"persons": len(people), "pseudonyms": len(keys), "newly_suppressed": added},
+            )
+            request = self._load(conn, request_id)
+        assert request is not None
+        request.created = True
+        logger.info("erasure requested", extra={"request_id": request_id, "persons": len(people)})
+        return request
+
+    def status(self, request_id: str) -> ErasureRequest:
+        """The request as it stands; :class:`UnknownRequest` if there is none."""
+        check_request_id(request_id)
+        with self.engine.connect() as conn:
+            request = self._load(conn, request_id)
+        if request is None:
+            raise UnknownRequest(f"no erasure request {request_id}")
+        return request
+
+    def unfinished(self) -> list[str]:
+        """Ids of the requests a crash left unfinished, oldest first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT request_id FROM erasure_requests WHERE stage <> 'done' "
+                    "ORDER BY created_at"
+                )
+            )
+            return [str(r[0]) for r in rows]
+
+    @staticmethod
+    def _load(conn: Connection, request_id: str, lock: bool = False) -> ErasureRequest | None:
+        query = _LOAD_FOR_UPDATE if lock else _LOAD
+        row = conn.execute(text(query), {"r": request_id}).first()
+        if row is None:
+            return None
+        receipt = row.receipt if isinstance(row.receipt, dict) else orjson.loads(row.receipt)
+        return ErasureRequest(
+            row.request_id, list(row.user_keys), int(row.persons), row.stage, receipt
+        )
+
+    # -- running ---------------------------------------------------------------------------
+    def erase(self, user_ids: Any) -> ErasureRequest:
+        """Submit and run a request to the end; the finished request with its receipt."""
+        return self.run(self.submit(user_ids).request_id)
+
+    def run(self, request_id: str) -> ErasureRequest:
+        """Run (or resume) a request to the end; a finished request is returned as it is."""
+        request = self.status(request_id)
+        if request.done:
+            return request
+        with self._running(request_id):
+            started = time.monotonic()
+            request = self.status(request_id)
+            if request.stage == "hot":
+                self._hot(request)
+            if request.stage == "warm":
+                self._warm(request)
+            if request.stage == "cold":
+                self._cold(request)
+            request = self.status(request_id)
+        logger.info(
+            "erasure done",
+            extra={
+                "request_id": request_id,
+                "seconds": round(time.monotonic() - started, 3),
+                "hot_rows": sum(request.receipt["hot"].values()),
+                "files_rewritten": request.receipt["warm"]["files_rewritten"],
+                "keys_destroyed": request.receipt["cold"]["keys_destroyed"],
+            },
+        )
+        return request
+
+    @contextlib.contextmanager
+    def _running(self, request_id: str) -> Iterator[None]:
+        key = {"k": f"telemetry-erasure:{request_id}"}
+        with self.engine.connect() as lock:
+            held = lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key).scalar()
+            lock.commit()
+            if not held:
+                raise ErasureRunning(f"erasure {request_id} is already running")
+            try:
+                yield
+            finally:
+                lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
+                lock.commit()
+
+    def _count(self, request_id: str, tier: str) -> warm_erase.Count:
+        """A function adding counts to one tier of the request's receipt, in a transaction."""
+
+        def count(conn: Connection, deltas: dict[str, int]) -> None:
+            request = self._load(conn, request_id, lock=True)
+            assert request is not None
+            part = request.receipt.setdefault(tier, {})
+            for name, value in deltas.items():
+                part[name] = int(part.get(name, 0)) + int(value)
+            self._save_receipt(conn, request_id, request.receipt)
+
+        return count
+
+    @staticmethod
+    def _save_receipt(conn: Connection, request_id: str, receipt: dict[str, Any]) -> None:
+        conn.execute(
+            text("UPDATE erasure_requests SET receipt = CAST(:x AS jsonb) WHERE request_id = :r"),
+            {"x": orjson.dumps(receipt).decode(), "r": request_id},
+        )
+
+    def _advance(
+        self, conn: Connection, request: ErasureRequest, stage: str, verified_by: str
+    ) -> None:
+        conn.execute(
+            text("UPDATE erasure_requests SET stage = :s WHERE request_id = :r"),
+            {"s": stage, "r": request.request_id},
+        )
+        done = self._load(conn, request.request_id)
+        assert done is not None
+        audit.append(
+            conn,
+            f"erasure.{request.stage}",
+            request.request_id,
+            "GDPR erasure",
+            verified_by,
+            done.receipt.get(request.stage, {}),
+        )
+        request.stage = stage
+        request.receipt = done.receipt
+
+    def _hot(self, request: ErasureRequest) -> None:
+        with self.engine.begin() as conn:
+            deleted = {
+                table: conn.execute(
+                    text(f"DELETE FROM {table} WHERE user_key = ANY(:k)"),  # noqa: S608
+                    {"k": request.user_keys},
+                ).rowcount
+                for table in EVENT_TABLES
+            }
+            self._count(request.request_id, "hot")(conn, deleted)
+            self._advance(conn, request, "warm", "rows deleted by pseudonym in every partition")
+
+    def _warm(self, request: ErasureRequest) -> None:
+        count = self._count(request.request_id, "warm")
+        for table in EVENT_TABLES:
+            warm_erase.erase_table(
+                self.settings,
+                self.engine,
+                self.bucket,
+                table,
+                request.user_keys,
+                request.request_id,
+                count,
+            )
+        with self.engine.begin() as conn:
+            self._advance(
+                conn,
+                request,
+                "cold",
+                "each rewritten file: rows and event-id digest checked, stored CRC32C matched",
+            )
+
+    def _cold(self, request: ErasureRequest) -> None:
+        with self.engine.begin() as conn:
+            destroyed = shred.destroy_keys(conn, request.request_id, request.user_keys)
+            self._count(request.request_id, "cold")(conn, {"keys_destroyed": destroyed})
+        shred.finish_shredding(
+            self.engine, self.bucket, request.request_id, self._count(request.request_id, "cold")
+        )
+        with self.engine.begin() as conn:
+            current = self._load(conn, request.request_id, lock=True)
+            assert current is not None
+            receipt = current.receipt
+            finished = datetime.now(UTC)
+            receipt["finished_at"] = finished.isoformat()
+            started = datetime.fromisoformat(receipt["started_at"])
+            receipt["duration_s"] = round((finished - started).total_seconds(), 3)
+            self._save_receipt(conn, request.request_id, receipt)
+            conn.execute(
+                text("UPDATE erasure_requests SET finished_at = :f WHERE request_id = :r"),
+                {"f": finished, "r": request.request_id},
+            )
+            self._advance(
+                conn,
+                request,
+                "done",
+                "wrapped data keys destroyed in the table and the JSON manifests",
+            )
+            audit.append(
+                conn,
+                "erasure.receipt",
+                request.request_id,
+                "GDPR erasure finished",
+                "erase verify scans every tier",
+                receipt,
+            )
+
+    # -- verification ----------------------------------------------------------------------
+    def verify(self, request_id: str) -> dict[str, int]:
+        """Scan every tier for the request's pseudonyms; what remains where (all zero when done)."""
+        request = self.status(request_id)
+        keys = request.user_keys
+        found: dict[str, int] = {}
+        with self.engine.connect() as conn:
+            for table in EVENT_TABLES:
+                found[f"hot.{table}"] = int(
+                    conn.execute(
+                        text(f"SELECT count(*) FROM {table} WHERE user_key = ANY(:k)"),  # noqa: S608
+                        {"k": keys},
+                    ).scalar_one()
+                )
+            found["cold.manifests_owned"] = int(
+                conn.execute(
+                    text("SELECT count(*) FROM storage_manifests WHERE owner_key = ANY(:k)"),
+                    {"k": keys},
+                ).scalar_one()
+            )
+            listed = conn.execute(
+                text("SELECT count(*) FROM erasure_suppressions WHERE user_key = ANY(:k)"),
+                {"k": keys},
+            ).scalar_one()
+        found["suppression.missing"] = len(keys) - int(listed)
+        found.update(self._scan_warm(keys))
+        found.update(self._scan_cold(request_id))
+        return found
+
+    def _scan_warm(self, keys: Sequence[str]) -> dict[str, int]:
+        """Rows of the pseudonyms in every Parquet object of the bucket, recorded or not."""
+        from shared.storage.warm import export
+        from shared.storage.warm.query import gcs_filesystem
+
+        found = {}
+        con = export.connect(self.settings, attach_hot=False)
+        con.register_filesystem(gcs_filesystem(self.settings))
+        try:
+            for table in EVENT_TABLES:
+                names = [
+                    f"gs://{self.settings.telemetry_bucket}/{b.name}"
+                    for b in self.bucket.list_blobs(
+                        prefix=f"{WARM_PREFIX}{table}/", retry=GCS_RETRY
+                    )
+                    if b.name.endswith(".parquet")
+                ]
+                rows = 0
+                if names:
+                    listing = "[" + ", ".join(export.sql_string(n) for n in names) + "]"
+                    rows = int(
+                        con.execute(
+                            f"SELECT count(*) FROM read_parquet({listing}, union_by_name = true) "  # noqa: S608
+                            f"WHERE list_contains({warm_erase.keys_sql(keys)}, user_key)"
+                        ).fetchone()[0]
+                    )
+                found[f"warm.{table}"] = rows
+        finally:
+            con.close()
+        return found
+
+    def _scan_cold(self, request_id: str) -> dict[str, int]:
+        """Readable keys and Standard-class objects left of the request's conversations."""
+        keys_left = objects_left = 0
+        for manifest in iter_manifests(self.engine, "shredded_by = :r", {"r": request_id}):
+            blob = self.bucket.get_blob(manifest_object_name(manifest.conversation_id))
+            stored = orjson.loads(blob.download_as_bytes()) if blob is not None else {}
+            if (
+                manifest.wrapped_key is not None
+                or stored.get("wrapped_key")
+                or stored.get("owner_key")
+            ):
+                keys_left += 1
+            for obj in {o.object for o in manifest.objects}:
+                existing = self.bucket.get_blob(obj, retry=GCS_RETRY)
+                if existing is not None and existing.storage_class not in shred.KEPT_CLASSES:
+                    objects_left += 1
+        return {"cold.keys_readable": keys_left, "cold.standard_objects": objects_left}

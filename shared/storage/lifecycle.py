@@ -1,0 +1,51 @@
+"""The lifecycle's collaborators, built once from the settings: for the function and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+
+from shared.policy.privacy import Pseudonymiser
+from shared.pubsub.alerts import alert_sender
+from shared.settings import Settings
+from shared.storage.cold.archive import ColdArchive
+from shared.storage.cold.keys import kek_from_settings
+from shared.storage.erasure import Eraser
+from shared.storage.gcs import get_storage_client
+from shared.storage.hot.engine import get_engine
+from shared.storage.retention import Progress, Retention
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """Settings, database, bucket and pseudonyms: what retention, erasure and archives need."""
+
+    settings: Settings
+    engine: Engine
+    bucket: Any
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Lifecycle:
+        """The deployment's lifecycle (the process-wide engine and storage client)."""
+        bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
+        return cls(settings, get_engine(), bucket)
+
+    def eraser(self) -> Eraser:
+        """Erasure requests, under every pseudonym key."""
+        return Eraser(self.settings, self.engine, self.bucket, self.pseudonymiser())
+
+    def retention(self, progress: Progress | None = None, alerts: bool = True) -> Retention:
+        """Retention on every tier (alerts to the alerts topic unless ``alerts`` is False)."""
+        alert = alert_sender(self.settings) if alerts else None
+        return Retention(self.settings, self.engine, self.bucket, alert, progress)
+
+    def archive(self) -> ColdArchive:
+        """The cold archive under the configured key-encryption key."""
+        kek = kek_from_settings(self.settings)
+        return ColdArchive(self.settings, self.engine, self.bucket, kek, self.pseudonymiser())
+
+    def pseudonymiser(self) -> Pseudonymiser:
+        """Pseudonyms under every listed key (the first is active)."""
+        return Pseudonymiser(self.settings.pseudonym_keys)

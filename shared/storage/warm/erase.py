@@ -1,0 +1,275 @@
+"""Erasing people from the warm tier: only the files that hold them are rewritten.
+
+Under the table's warm-tier lock (so no snapshot or compaction runs meanwhile), per table:
+
+1. objects in the bucket that ``warm_files`` does not know are deleted: only a crashed snapshot
+   or compaction leaves them, and both write them again from their sources when they resume;
+2. retired files (compaction inputs in their grace period) whose index may hold the people are
+   deleted at once, their rows live on in the file that replaced them;
+3. the files whose index may hold the people are opened (a Bloom filter never misses, and
+   names a file that does not hold them with a small probability); a file that holds them is
+   rewritten without them, and the new file is checked (its footer holds the old rows minus the
+   removed ones, its event-id digest the old digest minus theirs, its pseudonyms none of theirs,
+   the stored CRC32C the file's) before, in one transaction, it is recorded, the old file retired
+   and the receipt counted. The old object is deleted right after.
+
+Restartable at any point: a file already rewritten is no longer named by any index, a new file
+uploaded but not recorded has a name fixed by (old file, request) and is written again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from shared.settings import Settings
+from shared.storage.layout import WARM_PREFIX, warm_partition_prefix
+from shared.storage.warm import export, objects
+from shared.storage.warm.columns import SORT_COLUMNS
+from shared.storage.warm.digest import file_digest, footer_rows, subtract_digest
+from shared.storage.warm.erasure_index import build_index, distinct_user_keys, files_that_may_hold
+from shared.storage.warm.query import gcs_filesystem
+from shared.storage.warm.snapshot import table_lock
+
+logger = logging.getLogger(__name__)
+
+#: How long an erasure waits for a running snapshot or compaction of the table.
+LOCK_WAIT_S = 900.0
+_EMPTY_INDEX = build_index([])
+
+#: Adds counts to the request's receipt inside the caller's transaction.
+Count = Callable[[Connection, dict[str, int]], None]
+
+
+@dataclass
+class WarmCounts:
+    """What the warm step did to one table."""
+
+    files_opened: int = 0
+    files_holding: int = 0
+    files_rewritten: int = 0
+    false_positives: int = 0
+    rows_removed: int = 0
+    retired_files_deleted: int = 0
+    orphans_deleted: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        """The receipt's form."""
+        return asdict(self)
+
+
+def erased_name(table: str, day: Any, old_name: str, request_id: str) -> str:
+    """The rewritten file's name, fixed by (old file, request): a rerun writes the same name."""
+    digest = hashlib.sha256(f"{old_name}\n{request_id}".encode()).hexdigest()[:16]
+    return f"{warm_partition_prefix(table, day)}{table}-{day:%Y%m%d}-erased-{digest}.parquet"
+
+
+def keys_sql(user_keys: Sequence[str]) -> str:
+    """A DuckDB list literal of pseudonyms (hex strings, quoted all the same)."""
+    return "[" + ", ".join(export.sql_string(k) for k in user_keys) + "]"
+
+
+def erase_table(
+    settings: Settings,
+    engine: Engine,
+    bucket: Any,
+    table: str,
+    user_keys: Sequence[str],
+    request_id: str,
+    count: Count,
+) -> WarmCounts:
+    """Remove every row of ``user_keys`` from ``table``'s warm files."""
+    counts = WarmCounts()
+    with table_lock(engine, table, wait_s=LOCK_WAIT_S):
+        counts.orphans_deleted = _delete_orphans(engine, bucket, table)
+        counts.retired_files_deleted = _delete_retired_holding(engine, bucket, table, user_keys)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT object_name, user_key_index FROM warm_files "
+                    "WHERE table_name = :t AND retired_at IS NULL ORDER BY object_name"
+                ),
+                {"t": table},
+            ).all()
+        named = files_that_may_hold(((r[0], bytes(r[1])) for r in rows), user_keys)
+        if named:
+            con = export.connect(settings, attach_hot=False)
+            con.register_filesystem(gcs_filesystem(settings))
+            try:
+                for name in named:
+                    _erase_file(
+                        settings,
+                        engine,
+                        bucket,
+                        con,
+                        table,
+                        name,
+                        user_keys,
+                        request_id,
+                        counts,
+                        count,
+                    )
+            finally:
+                con.close()
+    if counts.orphans_deleted or counts.retired_files_deleted:
+        with engine.begin() as conn:
+            count(
+                conn,
+                {
+                    "orphans_deleted": counts.orphans_deleted,
+                    "retired_files_deleted": counts.retired_files_deleted,
+                },
+            )
+    logger.info("erasure warm step", extra={"table": table, **counts.to_json()})
+    return counts
+
+
+def _delete_orphans(engine: Engine, bucket: Any, table: str) -> int:
+    """Delete the table's objects no ``warm_files`` row knows (left by a crashed run)."""
+    prefix = f"{WARM_PREFIX}{table}/"
+    with engine.connect() as conn:
+        known = {
+            r[0]
+            for r in conn.execute(
+                text("SELECT object_name FROM warm_files WHERE table_name = :t"), {"t": table}
+            )
+        }
+    deleted = 0
+    for blob in bucket.list_blobs(prefix=prefix, retry=objects.GCS_RETRY):
+        if blob.name not in known:
+            objects.purge(bucket, blob.name)
+            deleted += 1
+    return deleted
+
+
+def _delete_retired_holding(
+    engine: Engine, bucket: Any, table: str, user_keys: Sequence[str]
+) -> int:
+    """Delete retired files that may hold the people (their rows are in the files that replaced
+    them), and clear their index; the number of objects deleted."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT object_name, user_key_index FROM warm_files "
+                "WHERE table_name = :t AND retired_at IS NOT NULL AND user_keys > 0"
+            ),
+            {"t": table},
+        ).all()
+    deleted = 0
+    for name in files_that_may_hold(((r[0], bytes(r[1])) for r in rows), user_keys):
+        deleted += 1 if objects.purge(bucket, name) else 0
+        _clear_index(engine, name)
+    return deleted
+
+
+def _clear_index(engine: Engine, name: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE warm_files SET user_keys = 0, user_key_index = :i WHERE object_name = :n"),
+            {"i": _EMPTY_INDEX, "n": name},
+        )
+
+
+def _erase_file(
+    settings: Settings,
+    engine: Engine,
+    bucket: Any,
+    con: Any,
+    table: str,
+    name: str,
+    user_keys: Sequence[str],
+    request_id: str,
+    counts: WarmCounts,
+    count: Count,
+) -> None:
+    """Open one named file; rewrite it without the people if it holds them."""
+    with engine.connect() as conn:
+        old = conn.execute(
+            text(
+                "SELECT object_name, event_date, generation, rows, event_id_digest, seq_lo, "
+                "seq_hi FROM warm_files WHERE object_name = :n"
+            ),
+            {"n": name},
+        ).one()
+    source = f"gs://{settings.telemetry_bucket}/{name}"
+    listed = keys_sql(user_keys)
+    held, held_digest = file_digest(con, table, [source], f"list_contains({listed}, user_key)")
+    counts.files_opened += 1
+    if held == 0:
+        counts.false_positives += 1
+        with engine.begin() as conn:
+            count(conn, {"files_opened": 1, "false_positives": 1})
+        return
+    counts.files_holding += 1
+    kept_rows = int(old.rows) - held
+    kept_digest = subtract_digest(old.event_id_digest, held_digest)
+    new_name = erased_name(table, old.event_date, name, request_id)
+    stored = keys = None
+    if kept_rows:
+        path = export.temp_dir() / Path(new_name).name
+        keep = f"user_key IS NULL OR NOT list_contains({listed}, user_key)"
+        try:
+            con.execute(
+                f"COPY (SELECT * FROM read_parquet({export.sql_string(source)}) WHERE {keep} "  # noqa: S608
+                f"ORDER BY {', '.join(SORT_COLUMNS[table])}) TO {export.sql_string(str(path))} "
+                f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {export.ROW_GROUP_ROWS})"
+            )
+            keys = distinct_user_keys(con, path)
+            written = file_digest(con, table, [path])
+            if (
+                written != (kept_rows, kept_digest)
+                or footer_rows(con, path) != kept_rows
+                or set(keys) & set(user_keys)
+            ):
+                raise objects.VerificationFailed(
+                    f"{new_name}: the rewrite holds {written[0]} rows, {kept_rows} expected "
+                    "(or their ids differ); the old file is kept"
+                )
+            stored = objects.upload_create_only(bucket, new_name, path)
+        finally:
+            path.unlink(missing_ok=True)
+    with engine.begin() as conn:
+        if stored is not None and keys is not None:
+            conn.execute(
+                text(
+                    "INSERT INTO warm_files (object_name, table_name, event_date, generation, "
+                    "rows, bytes, crc32c, event_id_digest, seq_lo, seq_hi, user_keys, "
+                    "user_key_index) VALUES (:n, :t, :d, :g, :r, :b, :c, :x, :lo, :hi, :u, :i) "
+                    "ON CONFLICT (object_name) DO NOTHING"
+                ),
+                {
+                    "n": new_name,
+                    "t": table,
+                    "d": old.event_date,
+                    "g": stored.generation,
+                    "r": kept_rows,
+                    "b": stored.size,
+                    "c": stored.crc32c,
+                    "x": kept_digest,
+                    "lo": old.seq_lo,
+                    "hi": old.seq_hi,
+                    "u": len(keys),
+                    "i": build_index(keys),
+                },
+            )
+        conn.execute(
+            text(
+                "UPDATE warm_files SET retired_at = now(), retired_reason = 'erasure' "
+                "WHERE object_name = :n AND retired_at IS NULL"
+            ),
+            {"n": name},
+        )
+        count(
+            conn,
+            {"files_opened": 1, "files_holding": 1, "files_rewritten": 1, "rows_removed": held},
+        )
+    counts.files_rewritten += 1
+    counts.rows_removed += held
+    objects.purge(bucket, name)
+    _clear_index(engine, name)
