@@ -13,7 +13,7 @@ export UV_LINK_MODE := copy
 export CHECKPOINT_DISABLE := 1
 
 # Coverage floors (path=percent) that `make test` enforces.
-COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 functions/snapshot=90 telemetry_client=90
+COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 functions/snapshot=90 functions/lifecycle=90 telemetry_client=90
 
 .PHONY: setup setup-js js dev test lint telemetry-check bench bundles docs clean
 

@@ -39,6 +39,7 @@ from shared.settings import get_settings, reset_settings  # noqa: E402
 from shared.storage.hot.engine import make_engine  # noqa: E402
 from shared.storage.warm import export  # noqa: E402
 from shared.storage.warm.columns import warm_columns  # noqa: E402
+from shared.storage.warm.erasure_index import FALSE_POSITIVE_RATE  # noqa: E402
 from telemetry_cli.stack.devstack import StackOptions, running_stack  # noqa: E402
 
 FILL = """
@@ -195,7 +196,7 @@ def main() -> None:
     )
     print(
         f"erasure index: {indexed} files, measured false-positive rate {fp_rate:.4f} "
-        "(designed 0.01) over keys no file holds"
+        f"(designed {FALSE_POSITIVE_RATE}) over keys no file holds"
     )
     print(
         f"goal: ratio >= 0.7 -> {'met' if snap / ceiling >= 0.7 else 'NOT met'}; "

@@ -129,7 +129,9 @@ class Settings(BaseSettings):
     @field_validator("telemetry_archive_kek")
     @classmethod
     def _check_kek(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith("file:") and not _KMS_KEY.match(value):
+        if not value:
+            return None
+        if not value.startswith("file:") and not _KMS_KEY.match(value):
             raise ValueError(
                 "expected projects/P/locations/L/keyRings/R/cryptoKeys/K (Cloud KMS) or file:PATH"
             )

@@ -48,6 +48,14 @@ module "snapshot_sa" {
   project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
 }
 
+module "lifecycle_sa" {
+  source        = "./modules/service-account"
+  project_id    = var.project_id
+  account_id    = "telemetry-lifecycle"
+  description   = "Runs the lifecycle: retention on every tier, GDPR erasure, archive checks"
+  project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
+}
+
 module "scheduler_sa" {
   source      = "./modules/service-account"
   project_id  = var.project_id
@@ -59,7 +67,7 @@ module "pseudonym_key" {
   source     = "./modules/secret"
   project_id = var.project_id
   secret_id  = "telemetry-pseudonym-key"
-  accessors  = [module.ingest_sa.member, module.sink_sa.member]
+  accessors  = [module.ingest_sa.member, module.sink_sa.member, module.lifecycle_sa.member]
 }
 
 module "data_bucket" {
@@ -70,7 +78,7 @@ module "data_bucket" {
   kms_key_name   = var.kms_key_name
   retention      = var.retention
   object_viewers = [module.ingest_sa.member]
-  object_admins  = [module.snapshot_sa.member]
+  object_admins  = [module.snapshot_sa.member, module.lifecycle_sa.member]
 }
 
 module "sources_bucket" {
@@ -87,7 +95,7 @@ module "cloudsql" {
   region               = var.region
   name                 = "telemetry"
   private_network      = var.private_network
-  iam_service_accounts = [module.sink_sa.email]
+  iam_service_accounts = [module.sink_sa.email, module.snapshot_sa.email, module.lifecycle_sa.email]
 }
 
 module "function_ingest" {
@@ -195,6 +203,99 @@ resource "google_cloud_scheduler_job" "snapshot" {
   }
 }
 
+# The cold tier's key-encryption key: it wraps each conversation's data key (the archive never
+# stores a data key unwrapped). KMS keeps every version, so rotation re-wraps nothing; a GDPR
+# erasure destroys the wrapped data keys, not this key.
+resource "google_kms_key_ring" "cold" {
+  project  = var.project_id
+  name     = "telemetry-cold"
+  location = var.region
+}
+
+resource "google_kms_crypto_key" "cold" {
+  name            = "telemetry-cold-archive"
+  key_ring        = google_kms_key_ring.cold.id
+  purpose         = "ENCRYPT_DECRYPT"
+  rotation_period = "7776000s" # 90 days
+
+  version_template {
+    algorithm        = "GOOGLE_SYMMETRIC_ENCRYPTION"
+    protection_level = var.cold_key_protection_level
+  }
+
+  lifecycle {
+    prevent_destroy = true
+  }
+}
+
+# The backend writes archives (wrap and unwrap its conversations' keys); operators who restore
+# unwrap. The lifecycle function never reads an archive: it destroys wrapped keys in the
+# manifests, which needs no KMS permission.
+resource "google_kms_crypto_key_iam_member" "archive_writers" {
+  for_each      = toset(var.archive_writers)
+  crypto_key_id = google_kms_crypto_key.cold.id
+  role          = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+  member        = each.value
+}
+
+resource "google_kms_crypto_key_iam_member" "archive_restorers" {
+  for_each      = toset(var.archive_restorers)
+  crypto_key_id = google_kms_crypto_key.cold.id
+  role          = "roles/cloudkms.cryptoKeyDecrypter"
+  member        = each.value
+}
+
+module "function_lifecycle" {
+  source                = "./modules/cloud-function"
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "lifecycle"
+  entry_point           = "lifecycle"
+  trigger               = "http"
+  source_bucket         = module.sources_bucket.name
+  source_object         = var.function_bundles["lifecycle"]
+  service_account_email = module.lifecycle_sa.email
+  invokers              = concat([module.scheduler_sa.member], var.lifecycle_operators)
+  secret_environment    = local.pseudonym_secret
+  scaling               = { max_instances = 1, concurrency = 4 }
+  environment = merge(local.common_env, {
+    TELEMETRY_CLOUDSQL_INSTANCE = module.cloudsql.connection_name
+    TELEMETRY_CLOUDSQL_HOST     = module.cloudsql.private_ip
+    TELEMETRY_DB_IAM_USER       = trimsuffix(module.lifecycle_sa.email, ".gserviceaccount.com")
+    TELEMETRY_DB_NAME           = module.cloudsql.database
+    TELEMETRY_ARCHIVE_KEK       = google_kms_crypto_key.cold.id
+  })
+}
+
+# Daily: partitions 7 days ahead, hot/warm/cold retention, and any erasure a crash left
+# unfinished. Every run is idempotent, so a retried or doubled call is harmless.
+resource "google_cloud_scheduler_job" "retention" {
+  project          = var.project_id
+  region           = var.region
+  name             = "telemetry-retention"
+  description      = "Retention on every tier; resumes unfinished erasures"
+  schedule         = var.retention_schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "1800s"
+
+  retry_config {
+    retry_count          = 3
+    min_backoff_duration = "300s"
+  }
+
+  http_target {
+    uri         = module.function_lifecycle.uri
+    http_method = "POST"
+    body        = base64encode(jsonencode({ action = "retention" }))
+    headers     = { "Content-Type" = "application/json" }
+
+    oidc_token {
+      service_account_email = module.scheduler_sa.email
+      audience              = module.function_lifecycle.uri
+    }
+  }
+}
+
 module "pubsub" {
   source                     = "./modules/pubsub"
   project_id                 = var.project_id
@@ -203,6 +304,7 @@ module "pubsub" {
   push_service_account_email = module.push_sa.email
   publishers                 = [module.ingest_sa.member]
   dlq_publishers             = [module.sink_sa.member]
+  alert_publishers           = [module.lifecycle_sa.member]
   kms_key_name               = var.kms_key_name
 }
 

@@ -17,3 +17,13 @@ output "snapshot_url" {
   description = "URL of the snapshot function (private: Cloud Scheduler's account invokes it)."
   value       = module.function_snapshot.uri
 }
+
+output "lifecycle_url" {
+  description = "URL of the lifecycle function (private: the scheduler's account and var.lifecycle_operators invoke it)."
+  value       = module.function_lifecycle.uri
+}
+
+output "cold_kms_key" {
+  description = "The cold tier's key-encryption key: set it as TELEMETRY_ARCHIVE_KEK for the backend and for operators who restore."
+  value       = google_kms_crypto_key.cold.id
+}

@@ -143,3 +143,53 @@ variable "compaction_schedule" {
     error_message = "compaction_schedule is a five-field cron expression."
   }
 }
+
+variable "retention_schedule" {
+  description = "Cron schedule (UTC) of the daily retention run of the lifecycle function."
+  type        = string
+  default     = "30 2 * * *"
+  validation {
+    condition     = length(split(" ", var.retention_schedule)) == 5
+    error_message = "retention_schedule is a five-field cron expression."
+  }
+}
+
+variable "archive_writers" {
+  description = "Members (the backend's service account) that write cold archives: they wrap and unwrap data keys with the cold KMS key."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for m in var.archive_writers : can(regex("^serviceAccount:", m))])
+    error_message = "archive_writers must be serviceAccount: members."
+  }
+}
+
+variable "archive_restorers" {
+  description = "Members (operators) allowed to unwrap data keys to restore an archive."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for m in var.archive_restorers : can(regex("^(user|group|serviceAccount):", m))])
+    error_message = "archive_restorers must be user:, group: or serviceAccount: members."
+  }
+}
+
+variable "lifecycle_operators" {
+  description = "Members (operators) allowed to call the lifecycle function (erasure requests)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for m in var.lifecycle_operators : can(regex("^(user|group|serviceAccount):", m))])
+    error_message = "lifecycle_operators must be user:, group: or serviceAccount: members."
+  }
+}
+
+variable "cold_key_protection_level" {
+  description = "Protection level of the cold tier's KMS key: SOFTWARE or HSM."
+  type        = string
+  default     = "SOFTWARE"
+  validation {
+    condition     = contains(["SOFTWARE", "HSM"], var.cold_key_protection_level)
+    error_message = "cold_key_protection_level must be SOFTWARE or HSM."
+  }
+}

@@ -184,6 +184,8 @@ class Retention:
         if unsnapshotted:
             held, verified_by = False, ""
             problem = f"{unsnapshotted} of its {rows} rows are not in the warm tier yet"
+        elif not rows:
+            held, verified_by, problem = True, "empty", ""
         else:
             held, verified_by, problem = self._warm_holds(table, name, day, rows)
         if not held:

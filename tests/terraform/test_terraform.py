@@ -62,6 +62,15 @@ def blocks(doc: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def resources(doc: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    """Every ``resource "<kind>" "<name>"`` of a file, by name."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in doc.get("resource", []):
+        for name, body in item.get(kind, {}).items():
+            out[name] = body
+    return out
+
+
 def optional_default(type_expr: str, field: str) -> float:
     match = re.search(rf"{field}\W+\s*[:=]\s*'?\$?{{?optional\(\w+,\s*([0-9.]+)\)", type_expr)
     assert match, f"{field} has no optional() default"
@@ -294,7 +303,7 @@ def test_scheduler_jobs_call_the_snapshot_with_oidc_of_its_only_invoker() -> Non
     locals_ = {k: v for block in doc["locals"] for k, v in block.items()}
     jobs = one(locals_["snapshot_jobs"])
     assert set(jobs) == {"snapshot", "compaction"}
-    job = one(blocks(doc, "resource")["google_cloud_scheduler_job"])["snapshot"]
+    job = one(resources(doc, "google_cloud_scheduler_job")["snapshot"])
     target = one(job["http_target"])
     assert one(target["uri"]) == "${module.function_snapshot.uri}"
     oidc = one(target["oidc_token"])
@@ -304,3 +313,24 @@ def test_scheduler_jobs_call_the_snapshot_with_oidc_of_its_only_invoker() -> Non
         "${module.scheduler_sa.member}"
     ]
     assert "TELEMETRY_CLOUDSQL_HOST" in str(snapshot["environment"])
+
+
+def test_lifecycle_function_its_schedule_key_and_access() -> None:
+    doc = load(TF / "main.tf")
+    modules = blocks(doc, "module")
+    lifecycle = modules["function_lifecycle"]
+    assert one(lifecycle["entry_point"]) == "lifecycle" and one(lifecycle["trigger"]) == "http"
+    assert "TELEMETRY_ARCHIVE_KEK = google_kms_crypto_key.cold.id" in str(lifecycle["environment"])
+    assert "lifecycle_sa" in str(modules["cloudsql"]["iam_service_accounts"])
+    assert "snapshot_sa" in str(modules["cloudsql"]["iam_service_accounts"])
+    assert "lifecycle_sa" in str(modules["pseudonym_key"]["accessors"])
+    assert "lifecycle_sa" in str(modules["pubsub"]["alert_publishers"])
+    job = one(resources(doc, "google_cloud_scheduler_job")["retention"])
+    target = one(job["http_target"])
+    assert one(target["uri"]) == "${module.function_lifecycle.uri}"
+    assert one(one(target["oidc_token"])["service_account_email"]) == "${module.scheduler_sa.email}"
+    assert "retention" in one(target["body"])
+    key = one(resources(doc, "google_kms_crypto_key")["cold"])
+    assert one(key["purpose"]) == "ENCRYPT_DECRYPT" and one(key["rotation_period"])
+    assert one(one(key["lifecycle"])["prevent_destroy"]) is True
+    assert names.FUNCTIONS["lifecycle"] == "http" and "lifecycle" in FUNCTIONS

@@ -104,6 +104,14 @@ resource "google_pubsub_topic_iam_member" "publishers" {
   member   = each.value
 }
 
+resource "google_pubsub_topic_iam_member" "alert_publishers" {
+  for_each = toset(var.alert_publishers)
+  project  = var.project_id
+  topic    = google_pubsub_topic.alerts.name
+  role     = "roles/pubsub.publisher"
+  member   = each.value
+}
+
 resource "google_pubsub_topic_iam_member" "dlq_publishers" {
   for_each = toset(var.dlq_publishers)
   project  = var.project_id

@@ -74,6 +74,16 @@ variable "publishers" {
   }
 }
 
+variable "alert_publishers" {
+  description = "Members allowed to publish to the alerts topic (the lifecycle, the anomaly function)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for m in var.alert_publishers : can(regex("^(serviceAccount|group):", m))])
+    error_message = "alert_publishers must be serviceAccount: or group: members."
+  }
+}
+
 variable "dlq_publishers" {
   description = "Members allowed to publish to the dead-letter topic (the sink, for poison messages)."
   type        = list(string)
