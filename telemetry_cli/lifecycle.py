@@ -146,7 +146,7 @@ def erase(ctx: click.Context, user_ids: tuple[str, ...], user_ids_file: Any) -> 
         people += [line.strip() for line in user_ids_file if line.strip()]
     if not people:
         raise click.UsageError("name someone: --user-id ID or --user-ids-file F")
-    eraser = _lifecycle().eraser()
+    eraser = _lifecycle().eraser(progress=lambda line: click.echo(f"  {line}", err=True))
     request = eraser.submit(people)
     click.echo(
         f"request {request.request_id}: {request.persons} people suppressed"

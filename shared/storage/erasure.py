@@ -26,7 +26,7 @@ import hashlib
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -126,12 +126,24 @@ class Eraser:
     """Submits, runs, resumes and verifies erasure requests."""
 
     def __init__(
-        self, settings: Settings, engine: Engine, bucket: Any, pseudonymiser: Pseudonymiser
+        self,
+        settings: Settings,
+        engine: Engine,
+        bucket: Any,
+        pseudonymiser: Pseudonymiser,
+        progress: Callable[[str], object] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.bucket = bucket
         self.pseudonymiser = pseudonymiser
+        self.progress = progress
+
+    def _report(self, request_id: str, stage: str, message: str, **counts: int) -> None:
+        """Progress: a structured log line, and a line for the CLI."""
+        logger.info("erasure progress", extra={"request_id": request_id, "stage": stage, **counts})
+        if self.progress is not None:
+            self.progress(f"{stage}: {message}")
 
     # -- requests --------------------------------------------------------------------------
     def pseudonyms(self, user_ids: Sequence[str]) -> list[str]:
@@ -307,11 +319,12 @@ class Eraser:
             }
             self._count(request.request_id, "hot")(conn, deleted)
             self._advance(conn, request, "warm", "rows deleted by pseudonym in every partition")
+        self._report(request.request_id, "hot", f"{sum(deleted.values())} rows deleted", **deleted)
 
     def _warm(self, request: ErasureRequest) -> None:
         count = self._count(request.request_id, "warm")
         for table in EVENT_TABLES:
-            warm_erase.erase_table(
+            done = warm_erase.erase_table(
                 self.settings,
                 self.engine,
                 self.bucket,
@@ -319,6 +332,15 @@ class Eraser:
                 request.user_keys,
                 request.request_id,
                 count,
+                lambda name, table=table: self._report(  # type: ignore[misc]
+                    request.request_id, "warm", f"{table}: {name}"
+                ),
+            )
+            self._report(
+                request.request_id,
+                "warm",
+                f"{table}: {done.files_opened} files opened, {done.files_rewritten} rewritten",
+                **done.to_json(),
             )
         with self.engine.begin() as conn:
             self._advance(
@@ -332,6 +354,7 @@ class Eraser:
         with self.engine.begin() as conn:
             destroyed = shred.destroy_keys(conn, request.request_id, request.user_keys)
             self._count(request.request_id, "cold")(conn, {"keys_destroyed": destroyed})
+        self._report(request.request_id, "cold", f"{destroyed} data keys destroyed", keys=destroyed)
         shred.finish_shredding(
             self.engine, self.bucket, request.request_id, self._count(request.request_id, "cold")
         )

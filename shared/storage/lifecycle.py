@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,9 +33,9 @@ class Lifecycle:
         bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
         return cls(settings, get_engine(), bucket)
 
-    def eraser(self) -> Eraser:
-        """Erasure requests, under every pseudonym key."""
-        return Eraser(self.settings, self.engine, self.bucket, self.pseudonymiser())
+    def eraser(self, progress: Callable[[str], object] | None = None) -> Eraser:
+        """Erasure requests, under every pseudonym key (``progress`` gets a line per step)."""
+        return Eraser(self.settings, self.engine, self.bucket, self.pseudonymiser(), progress)
 
     def retention(self, progress: Progress | None = None, alerts: bool = True) -> Retention:
         """Retention on every tier (alerts to the alerts topic unless ``alerts`` is False)."""

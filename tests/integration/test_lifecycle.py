@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time as clock
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -479,3 +482,83 @@ def test_lifecycle_role_can_drop_partitions(tiers: Tiers) -> None:
             text("SELECT pg_has_role('lifecycle_fn', current_user, 'MEMBER')")
         ).scalar()
     assert member is True
+
+
+def test_erasure_while_a_snapshot_is_uploading_waits_and_resurrects_nothing(
+    tiers: Tiers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The snapshot has exported the person's rows and holds the table's lock when the erasure
+    starts: the erasure suppresses and deletes the hot rows at once, waits for the lock, then
+    rewrites the file the snapshot records."""
+    from shared.storage.warm import objects
+
+    day = TODAY - timedelta(days=1)
+    tiers.store(events("u-concurrent", day, 3) + events("other", day, 3))
+    uploading, release = threading.Event(), threading.Event()
+    original = objects.upload_create_only
+    first = {"done": False}
+
+    def held_upload(bucket: Any, name: str, path: Path) -> Any:
+        if not first["done"] and "telemetry_events" in name:
+            first["done"] = True
+            uploading.set()
+            assert release.wait(60)
+        return original(bucket, name, path)
+
+    monkeypatch.setattr(objects, "upload_create_only", held_upload)
+    snapshot = threading.Thread(target=tiers.snapshot)
+    snapshot.start()
+    assert uploading.wait(60)
+    outcome: dict[str, Any] = {}
+    erasure = threading.Thread(
+        target=lambda: outcome.update(request=tiers.eraser().erase(["u-concurrent"]))
+    )
+    erasure.start()
+    keys = pseudonyms("u-concurrent")
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while tiers.hot_count(keys) and datetime.now(UTC) < deadline:
+        clock.sleep(0.1)
+    assert tiers.hot_count(keys) == 0 and erasure.is_alive()  # hot done, waiting for the lock
+    release.set()
+    snapshot.join(60)
+    erasure.join(120)
+    request = outcome["request"]
+    assert request.done and request.receipt["warm"]["files_rewritten"] == 1
+    assert tiers.warm_count(keys) == 0 and tiers.warm_count(pseudonyms("other")) == 3
+    assert not reconcile(tiers.engine, tiers.bucket, today=TODAY)[1]
+
+
+def test_retention_killed_mid_run_finishes_on_rerun(
+    tiers: Tiers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.storage import retention as retention_module
+
+    old = TODAY - timedelta(days=WARM_RETENTION_DAYS + 3)
+    for offset in range(3):
+        tiers.store(events("u-old", old + timedelta(days=offset), 2))
+    tiers.snapshot()
+    later = TODAY
+    original = retention_module.purge
+    calls = {"n": 0}
+
+    def crashing(bucket: Any, name: str, keep: int | None = None) -> int:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise Crash("mid warm retention")
+        return original(bucket, name, keep)
+
+    monkeypatch.setattr(retention_module, "purge", crashing)
+    with pytest.raises(Crash):
+        tiers.retention(today=later)
+    monkeypatch.undo()
+    tiers.retention(today=later)
+    with tiers.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM warm_files")).scalar() == 0
+        actions = (
+            conn.execute(text("SELECT action FROM audit_log WHERE action LIKE 'retention.warm%'"))
+            .scalars()
+            .all()
+        )
+    assert len(actions) == 3  # one entry per day, none twice
+    assert not list(tiers.bucket.list_blobs(prefix="analytics/"))
+    assert audit.verify_chain(tiers.engine)[1] is None

@@ -15,7 +15,12 @@ from shared.settings import (
 @pytest.fixture(autouse=True)
 def _no_emulators(monkeypatch: pytest.MonkeyPatch) -> None:
     """The session's services point the environment at emulators; these tests must not see them."""
-    for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "TELEMETRY_SAMPLE_RATES"):
+    for name in (
+        "PUBSUB_EMULATOR_HOST",
+        "STORAGE_EMULATOR_HOST",
+        "TELEMETRY_SAMPLE_RATES",
+        "TELEMETRY_ARCHIVE_KEK",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -135,3 +140,17 @@ def test_sample_rates_override_environment_defaults(monkeypatch: pytest.MonkeyPa
         parse_sample_rates("web=1")
     with pytest.raises(ValueError, match="not a number"):
         parse_sample_rates("ui=lots")
+
+
+def test_production_refuses_a_local_archive_key_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in PROD_ENV.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("TELEMETRY_ARCHIVE_KEK", "file:/tmp/kek.key")
+    with pytest.raises(ConfigurationError, match="Cloud KMS") as info:
+        load_settings()
+    assert info.value.variables == ["TELEMETRY_ARCHIVE_KEK"]
+    kms = "projects/acme-prod/locations/europe-west1/keyRings/telemetry-cold/cryptoKeys/k"
+    monkeypatch.setenv("TELEMETRY_ARCHIVE_KEK", kms)
+    assert load_settings().telemetry_archive_kek == kms
+    monkeypatch.setenv("TELEMETRY_ARCHIVE_KEK", "")
+    assert load_settings().telemetry_archive_kek is None

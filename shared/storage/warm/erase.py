@@ -83,8 +83,10 @@ def erase_table(
     user_keys: Sequence[str],
     request_id: str,
     count: Count,
+    opened: Callable[[str], object] | None = None,
 ) -> WarmCounts:
-    """Remove every row of ``user_keys`` from ``table``'s warm files."""
+    """Remove every row of ``user_keys`` from ``table``'s warm files (``opened`` is told of
+    each file opened: progress)."""
     counts = WarmCounts()
     with table_lock(engine, table, wait_s=LOCK_WAIT_S):
         counts.orphans_deleted = _delete_orphans(engine, bucket, table)
@@ -103,6 +105,8 @@ def erase_table(
             con.register_filesystem(gcs_filesystem(settings))
             try:
                 for name in named:
+                    if opened is not None:
+                        opened(name)
                     _erase_file(
                         settings,
                         engine,

@@ -70,7 +70,12 @@ def test_cloud_trace_in_production(monkeypatch) -> None:
         "DATABASE_URL": "postgresql+pg8000://x@h/d",
     }.items():
         monkeypatch.setenv(key, value)
-    for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+    for name in (
+        "PUBSUB_EMULATOR_HOST",
+        "STORAGE_EMULATOR_HOST",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "TELEMETRY_ARCHIVE_KEK",
+    ):
         monkeypatch.delenv(name, raising=False)
     assert isinstance(tracing._choose_exporter(load_settings()), FakeCloudTrace)
     assert made == ["acme-prod"]

@@ -25,7 +25,12 @@ class FakeConnector:
 
 @pytest.fixture
 def prod_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST", "DATABASE_URL"):
+    for name in (
+        "PUBSUB_EMULATOR_HOST",
+        "STORAGE_EMULATOR_HOST",
+        "DATABASE_URL",
+        "TELEMETRY_ARCHIVE_KEK",
+    ):
         monkeypatch.delenv(name, raising=False)
     for key, value in {
         "TELEMETRY_ENV": "prod",
