@@ -235,7 +235,7 @@ class Retention:
 
     def _warm_holds(self, table: str, name: str, day: date, rows: int) -> tuple[bool, str, str]:
         """Whether the warm tier holds every row of the partition: ``(held, how, problem)``."""
-        checks, mismatches = reconcile(self.engine, self.bucket, day, today=day)
+        checks, mismatches = reconcile(self.engine, self.bucket, day, today=day, tables=[table])
         check = next((c for c in checks if c.table == table), None)
         mine = [m for m in mismatches if m.table == table]
         if check is not None and not mine and check.hot_rows == rows:

@@ -512,6 +512,24 @@ snapshot.Snapshotter(settings, get_engine(), bucket, default_registry()).run_tab
 """
 
 
+def wait_for_dead_sessions_locks(engine: Engine, timeout: float = 15.0) -> None:
+    """PostgreSQL ends a killed client's session (and frees its advisory locks) once it sees
+    the socket close, which can take a moment after SIGKILL: wait for that, as a rerun by the
+    scheduler minutes later would."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            held = conn.execute(
+                text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+            ).scalar()
+        if not held:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the killed snapshot's session still holds its lock")
+
+
 @pytest.mark.parametrize("stage", ["after_export", "mid_upload", "before_watermark"])
 def test_sigkill_at_each_stage_then_a_rerun_leaves_each_row_in_exactly_one_file(
     warm_env: Warm, make_events, stage: str, project_dir: Path
@@ -527,6 +545,7 @@ def test_sigkill_at_each_stage_then_a_rerun_leaves_each_row_in_exactly_one_file(
     assert child.returncode == -signal.SIGKILL
     with warm_env.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM warm_files")).scalar() == 0
+    wait_for_dead_sessions_locks(warm_env.engine)
     resumed = warm_env.snapshotter().run_table("telemetry_events")  # the lock died with it
     assert resumed.resumed and resumed.rows == 12
     ids = recorded_ids(warm_env)

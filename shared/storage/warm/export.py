@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,7 @@ from sqlalchemy.engine import make_url
 from shared.errors import ConfigurationError, ServiceUnavailable
 from shared.settings import Settings
 from shared.storage.hot.suppression import not_suppressed_sql
-from shared.storage.layout import EVENT_TABLES
-from shared.storage.warm.columns import WarmColumn, typed_select_sql
+from shared.storage.warm.columns import WarmColumn, day_range_sql, typed_select_sql
 
 #: Rows per Parquet row group. The writer holds one group in memory, so this bounds memory:
 #: measured on 2 M rows, half DuckDB's default (122,880) took the snapshot's peak RSS from
@@ -165,12 +164,9 @@ class DaySlice:
 
     def where(self) -> str:
         """The PostgreSQL filter of this slice (values are ints and a date: no user input)."""
-        column = EVENT_TABLES[self.table]
-        start = self.day.isoformat()
-        end = (self.day + timedelta(days=1)).isoformat()
         return (
             f"{range_where(self.table, self.seq_lo, self.seq_hi)} "
-            f"AND {column} >= '{start}T00:00:00+00:00' AND {column} < '{end}T00:00:00+00:00'"
+            f"AND {day_range_sql(self.table, self.day)}"
         )
 
 

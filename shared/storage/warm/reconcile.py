@@ -9,6 +9,7 @@ by the files alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from shared.storage.layout import EVENT_TABLES, HOT_RETENTION_DAYS
-from shared.storage.warm.columns import event_day_sql
+from shared.storage.warm.columns import day_range_sql, event_day_sql
 from shared.storage.warm.digest import add_digests, hot_digest_sql
 from shared.storage.warm.snapshot import watermark
 
@@ -45,18 +46,22 @@ class DayCheck:
 
 
 def reconcile(
-    engine: Engine, bucket: Any, day: date | None = None, today: date | None = None
+    engine: Engine,
+    bucket: Any,
+    day: date | None = None,
+    today: date | None = None,
+    tables: Sequence[str] = tuple(EVENT_TABLES),
 ) -> tuple[list[DayCheck], list[Mismatch]]:
-    """Compare every table-day (or one day); ``(checks, mismatches)``."""
+    """Compare every table-day (or one day, of some tables); ``(checks, mismatches)``."""
     today = today or datetime.now(UTC).date()
     checks: list[DayCheck] = []
     mismatches: list[Mismatch] = []
-    for table in EVENT_TABLES:
+    for table in tables:
         with engine.connect() as conn:
             where = f"stored_seq < {watermark(conn, table)}"
             day_sql = event_day_sql(table)
             if day is not None:
-                where += f" AND {day_sql} = '{day.isoformat()}'"
+                where += f" AND {day_range_sql(table, day)}"
             hot = {
                 r[0]: (int(r[1]), str(r[2]))
                 for r in conn.execute(text(hot_digest_sql(table, where, group_by=day_sql)))
