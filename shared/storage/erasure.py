@@ -309,6 +309,9 @@ class Eraser:
         request.receipt = done.receipt
 
     def _hot(self, request: ErasureRequest) -> None:
+        # Writers that began before the people were listed either see the list or commit
+        # before this delete (suppression.py).
+        suppression.wait_for_writers_in_flight(self.engine)
         with self.engine.begin() as conn:
             deleted = {
                 table: conn.execute(

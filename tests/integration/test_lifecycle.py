@@ -562,3 +562,29 @@ def test_retention_killed_mid_run_finishes_on_rerun(
     assert len(actions) == 3  # one entry per day, none twice
     assert not list(tiers.bucket.list_blobs(prefix="analytics/"))
     assert audit.verify_chain(tiers.engine)[1] is None
+
+
+def test_erasure_waits_for_a_writer_that_began_before_the_listing(tiers: Tiers) -> None:
+    """A sink transaction that wrote the person's rows before the listing and commits after it:
+    the erasure's delete waits for its commit, so the rows are deleted, not left behind."""
+    day = TODAY - timedelta(days=1)
+    tiers.store(events("other", day, 1))
+    late = events("u-inflight", day, 3)
+    writer = tiers.engine.connect()
+    transaction = writer.begin()
+    from shared.storage.hot.writer import _copy_into, _render, written_columns
+
+    for table, data in _render(late):
+        _copy_into(writer, table.name, written_columns(table), data)  # not yet committed
+    outcome: dict[str, Any] = {}
+    erasure = threading.Thread(
+        target=lambda: outcome.update(request=tiers.eraser().erase(["u-inflight"]))
+    )
+    erasure.start()
+    clock.sleep(1.0)
+    assert erasure.is_alive()  # waiting for the writer
+    transaction.commit()
+    writer.close()
+    erasure.join(60)
+    assert outcome["request"].receipt["hot"]["telemetry_events"] == 3
+    assert tiers.hot_count(pseudonyms("u-inflight")) == 0

@@ -45,6 +45,10 @@ _ARTIFACT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 Progress = Callable[[int], object]
 
 
+class _OwnerErased(Exception):
+    """The owner is on the suppression list: nothing of this call is stored."""
+
+
 class ArchiveRefused(TerminalError):
     """The archive cannot be written: the conversation was erased, or belongs to someone else."""
 
@@ -266,12 +270,19 @@ class ColdArchive:
         owner = self.pseudonymiser.pseudonym(user_id) if user_id is not None else None
         every_key = self.pseudonymiser.all_pseudonyms(user_id).values() if user_id else ()
         context = conversation_id.encode("utf-8")
-        with self.engine.begin() as conn:
-            if suppression.check_shared(conn, every_key):
-                result.suppressed = True
-                logger.info("archive refused: the owner is erased", extra={"artifacts": len(blobs)})
-                return result
-            manifest = self._open_manifest(conn, conversation_id, owner, context)
+        try:
+            with self.engine.begin() as conn:
+                if suppression.listed(conn, every_key):
+                    raise _OwnerErased
+                manifest = self._open_manifest(conn, conversation_id, owner, context)
+                # Checked again after writing: this transaction now has an id, so an erasure
+                # that lists the owner later waits for it to end (suppression.py).
+                if suppression.listed(conn, every_key):
+                    raise _OwnerErased
+        except _OwnerErased:
+            result.suppressed = True
+            logger.info("archive refused: the owner is erased", extra={"artifacts": len(blobs)})
+            return result
         assert manifest.wrapped_key is not None
         data_key = self.kek.unwrap(manifest.wrapped_key, context)
         stored: list[ArchivedObject] = []

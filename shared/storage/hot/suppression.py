@@ -1,29 +1,41 @@
 """The erasure suppression list: pseudonyms of erased people, which no tier may store again.
 
 An erasure puts the person's pseudonyms (one under every key ever listed) on the list before it
-deletes anything. The sink drops their events from every batch, and the snapshot exports none of
-their rows, so an event published before the erasure and delivered after it is never stored.
+deletes anything. From then on:
 
-The race between a sink batch and the erasure that lists its person is closed by one advisory
-lock: each sink transaction holds it shared while it checks the list and writes; the erasure
-takes it exclusively to add to the list. So every sink transaction either finished before the
-listing (and the erasure, which deletes after it, removes its rows) or checks the list after it
-(and drops the person's events).
+* PostgreSQL itself drops their rows from every INSERT or COPY into the event tables (a
+  statement trigger, migration 0004), and says how many in a NOTICE the sink counts
+  (:func:`suppressed_in_notices`);
+* the snapshot exports none of their rows (:func:`not_suppressed_sql`);
+* the cold archive refuses their artifacts (:func:`listed`).
+
+A writer that began before the listing and commits after it could still store a row the
+erasure's delete does not see. So after listing, the erasure waits for every write transaction
+of this database that was open at that moment (:func:`wait_for_writers_in_flight`): each either
+ran the trigger after the listing (and dropped the row itself), or commits before the erasure
+deletes (and its row is deleted). An event published before the erasure and delivered after it
+is never stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+import time
+from collections.abc import Iterable, MutableSequence
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Engine, text
 
-_LOCK = {"k": "telemetry-erasure-suppression"}
+from shared.errors import ServiceUnavailable
+
+#: How long an erasure waits for write transactions that were open when it listed the people.
+WRITERS_WAIT_S = 120.0
+_NOTICE = re.compile(r"^telemetry: (\d+) suppressed$")
 
 
-def check_shared(conn: Connection, user_keys: Iterable[str | None]) -> set[str]:
-    """In a writing transaction: hold the list's lock shared, and return which keys are on it."""
+def listed(conn: Connection, user_keys: Iterable[str | None]) -> set[str]:
+    """Which of ``user_keys`` are on the list (seen by this statement's snapshot)."""
     keys = sorted({k for k in user_keys if k})
-    conn.execute(text("SELECT pg_advisory_xact_lock_shared(hashtext(:k))"), _LOCK)
     if not keys:
         return set()
     rows = conn.execute(
@@ -34,8 +46,7 @@ def check_shared(conn: Connection, user_keys: Iterable[str | None]) -> set[str]:
 
 
 def suppress(conn: Connection, request_id: str, user_keys: Iterable[str]) -> int:
-    """Add pseudonyms to the list (waits for sink transactions in flight); the number added."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), _LOCK)
+    """Add pseudonyms to the list; the number newly added."""
     added = 0
     for key in sorted(set(user_keys)):
         added += conn.execute(
@@ -46,6 +57,44 @@ def suppress(conn: Connection, request_id: str, user_keys: Iterable[str]) -> int
             {"k": key, "r": request_id},
         ).rowcount
     return added
+
+
+def wait_for_writers_in_flight(engine: Engine, timeout_s: float = WRITERS_WAIT_S) -> int:
+    """Wait until every write transaction of this database open now has ended; how many there
+    were. :class:`ServiceUnavailable` (the erasure resumes later) if one outlives ``timeout_s``."""
+    query = text(
+        "SELECT backend_xid::text FROM pg_stat_activity WHERE datname = current_database() "
+        "AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+    )
+    with engine.connect() as conn:
+        open_now = {str(r[0]) for r in conn.execute(query)}
+    deadline = time.monotonic() + timeout_s
+    waiting = set(open_now)
+    while waiting:
+        with engine.connect() as conn:
+            waiting &= {str(r[0]) for r in conn.execute(query)}
+        if not waiting:
+            break
+        if time.monotonic() >= deadline:
+            raise ServiceUnavailable(
+                f"{len(waiting)} write transaction(s) older than the erasure are still open "
+                f"after {timeout_s:.0f} s; the erasure resumes on its next run",
+                "postgresql",
+            )
+        time.sleep(0.05)
+    return len(open_now)
+
+
+def suppressed_in_notices(notices: MutableSequence[Any]) -> int:
+    """Rows the suppression trigger dropped, from a pg8000 connection's notices (consumed)."""
+    dropped = 0
+    while notices:
+        notice = notices.pop()
+        message = notice.get(b"M", b"") if isinstance(notice, dict) else b""
+        match = _NOTICE.match(message.decode("utf-8", "replace"))
+        if match:
+            dropped += int(match.group(1))
+    return dropped
 
 
 def not_suppressed_sql(table: str) -> str:

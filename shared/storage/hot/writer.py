@@ -5,8 +5,8 @@ batch is one transaction. Rows are streamed with ``COPY … FROM STDIN`` (pg8000
 path) straight into the tables; when some of them are already stored, the primary key refuses
 the COPY and the batch is written again through temporary staging tables and ``INSERT …
 SELECT … ON CONFLICT DO NOTHING``, so a redelivered batch, or an event stored twice, leaves one
-row. Each transaction first checks the erasure suppression list (``suppression.py``) and drops
-the events of erased people, so a late event of an erased person is never stored.
+row. The tables' suppression trigger drops the events of erased people in the same statement
+(``suppression.py``); its NOTICE says how many, and they are counted as suppressed.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def _is_duplicate(error: BaseException) -> bool:
 
 def write_events(engine: Engine, events: Sequence[StoredEvent]) -> WriteResult:
     """Store a batch in one transaction; events already stored are left as they are, and the
-    events of erased people are dropped.
+    events of erased people are dropped (by the tables' suppression trigger).
 
     First delivery (the common case): one ``COPY`` straight into each table and the commit,
     as cheap as a plain COPY. If any event is already stored (a redelivery, a duplicate
@@ -200,43 +200,41 @@ def write_events(engine: Engine, events: Sequence[StoredEvent]) -> WriteResult:
     back and the batch goes through the staging tables with ``INSERT … ON CONFLICT DO
     NOTHING``, which stores exactly the missing events.
     """
-    if not events:
+    rendered = _render(events)
+    if not rendered:
         return WriteResult(offered=0, inserted=0)
-    keys = {event.user_key for event in events}
-    rendered = _render(events)  # outside the transaction; again only if someone was erased
     try:
         with engine.begin() as conn:
-            kept = _unsuppressed(conn, events, keys)
-            for table, data in rendered if kept is events else _render(kept):
+            notices = _notices(conn)
+            for table, data in rendered:
                 _copy_into(conn, table.name, written_columns(table), data)
-        return WriteResult(len(events), len(kept), len(events) - len(kept))
+            dropped = suppression.suppressed_in_notices(notices)
+        return WriteResult(len(events), len(events) - dropped, dropped)
     except Exception as exc:
         if not _is_duplicate(exc):
             raise
     with engine.begin() as conn:
         try:
-            kept = _unsuppressed(conn, events, keys)
-            if kept is not events:
-                rendered = _render(kept)
+            notices = _notices(conn)
             _ensure_staging(conn)
             for table, data in rendered:
                 _copy_into(conn, _stage(table), written_columns(table), data)
-            inserted = _move_staged(conn, [t for t, _ in rendered]) if rendered else 0
+            inserted = _move_staged(conn, [t for t, _ in rendered])
+            dropped = suppression.suppressed_in_notices(notices)
         except BaseException:
             # A failed transaction also rolls back staging tables created in it.
             conn.connection.info.pop(_STAGED, None)
             raise
-    return WriteResult(len(events), inserted, len(events) - len(kept))
+    return WriteResult(len(events), inserted - dropped, dropped)
 
 
-def _unsuppressed(
-    conn: Connection, events: Sequence[StoredEvent], keys: set[str | None]
-) -> Sequence[StoredEvent]:
-    """The events whose person is not on the erasure suppression list (checked in ``conn``)."""
-    erased = suppression.check_shared(conn, keys)
-    if not erased:
-        return events
-    return [event for event in events if event.user_key not in erased]
+def _notices(conn: Connection) -> Any:
+    """The connection's notice queue (pg8000's), emptied: what this transaction adds to it."""
+    notices = getattr(conn.connection.dbapi_connection, "notices", None)
+    if notices is None:
+        return []
+    notices.clear()
+    return notices
 
 
 def _render(events: Sequence[StoredEvent]) -> list[tuple[Table, bytes]]:

@@ -100,6 +100,19 @@ def test_duplicates_are_counted_not_dead_lettered(
     assert (outcome.inserted, outcome.duplicates, outcome.dead_lettered) == (0, 2, 0)
 
 
+def test_events_of_erased_people_are_counted_suppressed_not_duplicates(
+    rec: Recorder, validator: EventValidator, make_stored
+) -> None:
+    def erased_one(events: Sequence[StoredEvent]) -> WriteResult:
+        return WriteResult(len(events), len(events) - 1, 1)
+
+    outcome = SinkHandler(erased_one, validator, rec.dead_letter).handle(
+        pushed(message(make_stored(1), make_stored(2), make_stored(3)))
+    )
+    assert (outcome.inserted, outcome.duplicates, outcome.suppressed) == (2, 0, 1)
+    assert outcome.dead_lettered == 0
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
