@@ -25,11 +25,13 @@ UTF8_CHARSETS = (None, "utf-8", "utf8")
 
 @dataclass
 class Answer:
-    """What a function answers: a status, a JSON body (or none) and headers."""
+    """What a function answers: a status, a JSON body (or none) and headers; or, with ``raw``,
+    bytes of the type its ``Content-Type`` header names (OTLP's protobuf answers)."""
 
     status: int
     body: dict[str, Any] | None
     headers: dict[str, str] = field(default_factory=dict)
+    raw: bytes | None = None
 
 
 class RequestProblem(TerminalError):

@@ -91,6 +91,16 @@ class Settings(BaseSettings):
     telemetry_publish_timeout_s: float = Field(
         5.0, gt=0, le=60, alias="TELEMETRY_PUBLISH_TIMEOUT_S"
     )
+    #: Bearer tokens OTLP exporters send to ``/v1/traces`` (comma-separated; Secret Manager in
+    #: production). Unset: the endpoint refuses every request.
+    telemetry_otlp_tokens: SecretStr | None = Field(None, alias="TELEMETRY_OTLP_TOKENS")
+    telemetry_otlp_max_body_bytes: int = Field(4 << 20, gt=0, alias="TELEMETRY_OTLP_MAX_BODY_BYTES")
+    telemetry_otlp_max_decompressed_bytes: int = Field(
+        32 << 20, gt=0, alias="TELEMETRY_OTLP_MAX_DECOMPRESSED_BYTES"
+    )
+    telemetry_otlp_max_spans: int = Field(
+        10_000, gt=0, le=100_000, alias="TELEMETRY_OTLP_MAX_SPANS"
+    )
     telemetry_flags_ttl_s: float = Field(30.0, ge=0, le=3600, alias="TELEMETRY_FLAGS_TTL_S")
     #: DuckDB's memory limit in the snapshot (bounded memory whatever the table's size).
     telemetry_snapshot_memory_mb: int = Field(
@@ -141,6 +151,13 @@ class Settings(BaseSettings):
     def allowed_origins(self) -> tuple[str, ...]:
         """Origins whose browsers may send beacons."""
         return tuple(_split(self.telemetry_allowed_origins))
+
+    @property
+    def otlp_tokens(self) -> tuple[str, ...]:
+        """The bearer tokens ``/v1/traces`` accepts."""
+        if self.telemetry_otlp_tokens is None:
+            return ()
+        return tuple(_split(self.telemetry_otlp_tokens.get_secret_value()))
 
     @property
     def pseudonym_keys(self) -> tuple[tuple[str, str], ...]:
@@ -249,6 +266,11 @@ def _check_production(settings: Settings) -> None:
         raise ConfigurationError(
             f"TELEMETRY_ENV={env} refuses a local key file for the cold archive; use Cloud KMS",
             ["TELEMETRY_ARCHIVE_KEK"],
+        )
+    if any(len(token) < 16 for token in settings.otlp_tokens):
+        raise ConfigurationError(
+            f"TELEMETRY_ENV={env} needs every OTLP token to be 16 characters or more",
+            ["TELEMETRY_OTLP_TOKENS"],
         )
     if "*" in settings.allowed_origins:
         raise ConfigurationError(

@@ -180,6 +180,11 @@ def _print_endpoints(info: dict[str, Any], path: Path) -> None:
         click.echo(
             f"  snapshot           every {info['snapshot_every_s']:g} s into gs://{info['bucket']}/analytics/"
         )
+    if info.get("otlp_url"):
+        click.echo(
+            f"  OTLP traces        {info['otlp_url']}  "
+            f"(Authorization: Bearer {info['otlp_token']}; GenAI spans become llm.call rows)"
+        )
     if info.get("lifecycle_url"):
         click.echo(
             '  lifecycle          POST {"action": "retention"|"erase"…} to '

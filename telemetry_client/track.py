@@ -24,7 +24,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from shared.llm.pricing import TOKEN_KINDS, Usage, default_price_table
+from shared.llm.pricing import TOKEN_KINDS, Usage, cost_props
 from telemetry_client.context import CallRecord, _enter_call, _exit_call, current_ids
 from telemetry_client.usage import extract_usage, merge_usage
 
@@ -52,13 +52,8 @@ def _usage_of(record: CallRecord) -> Usage:
 
 
 def _cost_props(record: CallRecord) -> dict[str, Any]:
-    cost = default_price_table().cost(record.provider, record.model, _usage_of(record))
-    props: dict[str, Any] = {
-        "cost_usd": float(cost.usd) if cost.usd is not None else None,
-        "price_version": cost.price_version,
-    }
-    if cost.usd is None:
-        props["cost_note"] = (cost.note or "no price")[:128]
+    props = cost_props(record.provider, record.model, _usage_of(record))
+    if props["cost_usd"] is None:
         key = (record.provider, record.model)
         if key not in _warned_models:
             _warned_models.add(key)

@@ -70,6 +70,14 @@ module "pseudonym_key" {
   accessors  = [module.ingest_sa.member, module.sink_sa.member, module.lifecycle_sa.member]
 }
 
+# Bearer tokens of OTLP exporters (POST /v1/traces on ingest), comma-separated.
+module "otlp_tokens" {
+  source     = "./modules/secret"
+  project_id = var.project_id
+  secret_id  = "telemetry-otlp-tokens"
+  accessors  = [module.ingest_sa.member]
+}
+
 module "data_bucket" {
   source         = "./modules/storage"
   project_id     = var.project_id
@@ -110,7 +118,7 @@ module "function_ingest" {
   source_object         = var.function_bundles["ingest"]
   service_account_email = module.ingest_sa.email
   environment           = merge(local.common_env, { TELEMETRY_ALLOWED_ORIGINS = join(",", var.allowed_origins) })
-  secret_environment    = local.pseudonym_secret
+  secret_environment    = merge(local.pseudonym_secret, { TELEMETRY_OTLP_TOKENS = module.otlp_tokens.secret_id })
   scaling               = { max_instances = 50, concurrency = 32 }
 }
 

@@ -57,3 +57,16 @@ def publish_only(request: flask.Request) -> flask.Response:
     body = orjson.loads(data)
     _group.submit([(data, message_attributes(50, "bench", "floor"))], 5.0)
     return _answer(body)
+
+
+@functions_framework.http
+def otlp_parse_only(request: flask.Request) -> flask.Response:
+    """Parse an OTLP protobuf export and answer an empty ExportTraceServiceResponse at once."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+
+    ExportTraceServiceRequest.FromString(request.get_data())
+    answer = ExportTraceServiceResponse().SerializeToString()
+    return flask.Response(answer, status=200, headers={"Content-Type": "application/x-protobuf"})

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
+from otlp_http import PATHS as OTLP_PATHS
+from otlp_http import OtlpHandler, OtlpOutcome
+
 from shared.contract.intake import Intake, IntakeResult
 from shared.errors import ContractViolation, ServiceUnavailable
 from shared.http import (
@@ -86,6 +89,7 @@ class IngestHandler:
             settings.telemetry_max_decompressed_bytes,
         )
         self.summary = PeriodicSummary(logger, "ingest summary", settings.telemetry_log_summary_s)
+        self.otlp = OtlpHandler(settings, intake, publisher, flags, clock)
 
     def handle(self, method: str, path: str, headers: HeaderLookup, stream: IO[bytes]) -> Answer:
         """Answer one request; never raises.
@@ -95,6 +99,8 @@ class IngestHandler:
         """
         started = time.perf_counter()
         headers = lower_case_headers(headers)
+        if path in OTLP_PATHS:
+            return self._handle_otlp(method, headers, stream, started)
         origin = headers.get("origin")
         with request_context(
             project=self.settings.google_cloud_project,
@@ -113,6 +119,38 @@ class IngestHandler:
                 outcome = IngestOutcome(answer, error="internal error")
             outcome.answer.headers.update(self.cors.headers(origin))
             self._account(method, outcome, started)
+            return outcome.answer
+
+    def _handle_otlp(
+        self, method: str, headers: HeaderLookup, stream: IO[bytes], started: float
+    ) -> Answer:
+        """An OTLP trace export (server to server: no CORS)."""
+        with request_context(
+            project=self.settings.google_cloud_project,
+            cloud_trace_context=headers.get("x-cloud-trace-context"),
+            traceparent=headers.get("traceparent"),
+            request_id=headers.get("function-execution-id"),
+        ):
+            try:
+                outcome = self.otlp.handle(method, headers, stream)
+            except RequestProblem as problem:
+                outcome = OtlpOutcome(problem.answer(), error=problem.message)
+            except Exception:
+                logger.exception("OTLP export failed unexpectedly")
+                answer = Answer(500, {"error": "internal error; the export was not accepted"})
+                outcome = OtlpOutcome(answer, error="internal error")
+            self.summary.add(outcome.counts(), {})
+            status = outcome.answer.status
+            if status != 200 or outcome.rejected:
+                level = logging.WARNING if status >= 500 else logging.INFO
+                extra: dict[str, object] = {
+                    "status": status,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    **outcome.counts(),
+                }
+                if outcome.error:
+                    extra["error"] = outcome.error
+                logger.log(level, "otlp export", extra=extra)
             return outcome.answer
 
     def _account(self, method: str, outcome: IngestOutcome, started: float) -> None:

@@ -54,10 +54,13 @@ def ingest(request: flask.Request) -> Any:
     """Accept a beacon batch (POST /v1/events or POST /)."""
     # werkzeug's headers look names up case-insensitively, which is all the handler needs.
     answer = get_handler().handle(request.method, request.path, request.headers, request.stream)
-    body = b"" if answer.body is None else orjson.dumps(answer.body)
     headers = dict(answer.headers)
-    if answer.body is not None:
-        headers["Content-Type"] = "application/json"
+    if answer.raw is not None:
+        body = answer.raw
+    else:
+        body = b"" if answer.body is None else orjson.dumps(answer.body)
+        if answer.body is not None:
+            headers["Content-Type"] = "application/json"
     return flask.Response(body, status=answer.status, headers=headers)
 
 

@@ -96,3 +96,16 @@ def load_price_table(path: Path | str = PRICES_PATH) -> PriceTable:
 def default_price_table() -> PriceTable:
     """The bundled price table, read once per process."""
     return load_price_table()
+
+
+def cost_props(provider: str, model: str, usage: Usage) -> dict[str, Any]:
+    """The ``llm.call`` props of a call's cost: ``cost_usd``, ``price_version`` and, when the
+    model has no price, ``cost_note`` (the decorator and OTLP ingest both use this)."""
+    cost = default_price_table().cost(provider, model, usage)
+    props: dict[str, Any] = {
+        "cost_usd": float(cost.usd) if cost.usd is not None else None,
+        "price_version": cost.price_version,
+    }
+    if cost.usd is None:
+        props["cost_note"] = (cost.note or "no price")[:128]
+    return props

@@ -89,6 +89,7 @@ class DevStack:
         self.function_urls: dict[str, str] = {}
         #: The cold tier's local key-encryption key (Cloud KMS in production).
         self.archive_kek = f"file:{self.state_dir / 'archive-kek.key'}"
+        self._otlp_token: str | None = None
         self.relay: PushRelay | None = None
         self._scheduler: threading.Thread | None = None
         self._replaying = threading.Lock()
@@ -277,6 +278,7 @@ class DevStack:
             "TELEMETRY_TOPIC": names.TOPIC_EVENTS,
             "TELEMETRY_ALLOWED_ORIGINS": self.options.allowed_origins,
             "TELEMETRY_ARCHIVE_KEK": self.archive_kek,
+            "TELEMETRY_OTLP_TOKENS": self.otlp_token,
         }
         for key, value in (
             ("DATABASE_URL", self.database_url),
@@ -286,6 +288,23 @@ class DevStack:
             if value:
                 env[key] = value
         return env
+
+    @property
+    def otlp_token(self) -> str:
+        """The local OTLP bearer token: made once per state folder, kept across restarts so a
+        configured exporter keeps working."""
+        if self._otlp_token is None:
+            import secrets
+
+            path = self.state_dir / "otlp-token"
+            if path.exists():
+                self._otlp_token = path.read_text().strip()
+            else:
+                self._otlp_token = "dev-otlp-" + secrets.token_urlsafe(18)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(self._otlp_token + "\n")
+                path.chmod(0o600)
+        return self._otlp_token
 
     def apply_env(self) -> None:
         """Point this process at the stack (and forget settings read before)."""
@@ -299,6 +318,8 @@ class DevStack:
         return {
             "project": self.options.project,
             "ingest_url": f"{ingest}/v1/events" if ingest else None,
+            "otlp_url": f"{ingest}/v1/traces" if ingest else None,
+            "otlp_token": self.otlp_token,
             "snapshot_url": self.function_urls.get("snapshot"),
             "lifecycle_url": self.function_urls.get("lifecycle"),
             "archive_kek": self.archive_kek,

@@ -334,3 +334,14 @@ def test_lifecycle_function_its_schedule_key_and_access() -> None:
     assert one(key["purpose"]) == "ENCRYPT_DECRYPT" and one(key["rotation_period"])
     assert one(one(key["lifecycle"])["prevent_destroy"]) is True
     assert names.FUNCTIONS["lifecycle"] == "http" and "lifecycle" in FUNCTIONS
+
+
+def test_ingest_reads_the_otlp_tokens_from_secret_manager() -> None:
+    modules = blocks(load(TF / "main.tf"), "module")
+    ingest = modules["function_ingest"]
+    assert "TELEMETRY_OTLP_TOKENS = module.otlp_tokens.secret_id" in str(
+        ingest["secret_environment"]
+    )
+    secret = modules["otlp_tokens"]
+    assert one(secret["secret_id"]) == "telemetry-otlp-tokens"
+    assert "ingest_sa" in str(secret["accessors"])

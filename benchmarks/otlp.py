@@ -1,0 +1,172 @@
+"""OTLP ingest throughput: GenAI spans/s per server CPU-second through ``POST /v1/traces``.
+
+Batches of 100 GenAI spans (current conventions, with token usage and message content, as
+OpenLLMetry and OpenLIT export them) go as protobuf to the real ingest function, which maps,
+validates, pseudonymises and publishes them to the emulator; beside it the ceiling, a
+functions-framework function that parses the same protobuf and answers at once
+(``benchmarks/_ff_floor``: ``otlp_parse_only``). Same gunicorn settings, same load (2 processes
+x 4 keep-alive connections), turns over several rounds, medians compared, per CPU-second of the
+server's own processes (the load and the emulator share this 2-core machine).
+Last line: ``otlp: <N> spans/s, ceiling <M> spans/s, ratio <r>``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[0] = str(ROOT)  # not benchmarks/: its decorator.py would shadow the `decorator` package
+
+from benchmarks._loadgen import run_load  # noqa: E402
+from benchmarks.ingest import group_cpu_seconds  # noqa: E402
+from telemetry_cli.stack.devstack import StackOptions, running_stack  # noqa: E402
+from telemetry_cli.stack.functions import function_process  # noqa: E402
+from telemetry_cli.stack.process import ManagedProcess, free_port, port_answers  # noqa: E402
+
+SPANS = 100
+TOKEN = "bench-otlp-token-0123456789"
+SECONDS = float(os.environ.get("BENCH_SECONDS", "6"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+
+
+def bodies(count: int = 40) -> list[bytes]:
+    """Export requests of 100 GenAI chat spans each, timed a minute ago."""
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    out = []
+    start = time.time_ns() - 60_000_000_000
+    for b in range(count):
+        request = ExportTraceServiceRequest()
+        resource = request.resource_spans.add()
+        for key, value in (("service.name", "chat-backend"), ("service.version", "2.4.1")):
+            resource.resource.attributes.add(key=key).value.string_value = value
+        scope = resource.scope_spans.add()
+        scope.scope.name = "opentelemetry.instrumentation.openai"
+        for i in range(SPANS):
+            span = scope.spans.add()
+            span.trace_id = (b * 1000 + i).to_bytes(16, "big")
+            span.span_id = (i + 1).to_bytes(8, "big")
+            span.name = "chat gpt-4o"
+            span.kind = 3
+            span.start_time_unix_nano = start + i * 1_000_000
+            span.end_time_unix_nano = span.start_time_unix_nano + 800_000_000
+            span.status.code = 1
+            attributes = {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "gen_ai.response.model": "gpt-4o-2024-08-06",
+                "gen_ai.response.id": f"chatcmpl-{b}-{i}",
+                "gen_ai.conversation.id": f"conv-{b}-{i % 10}",
+                "session.id": f"sess-{b}",
+                "user.id": f"user-{i % 50}",
+                "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"'
+                + "words " * 60
+                + '"}]}]',
+                "gen_ai.output.messages": '[{"role":"assistant","parts":[{"type":"text","content":"'
+                + "answer " * 40
+                + '"}]}]',
+            }
+            for key, value in attributes.items():
+                span.attributes.add(key=key).value.string_value = value
+            for key, number in (
+                ("gen_ai.usage.input_tokens", 1200),
+                ("gen_ai.usage.output_tokens", 150),
+                ("gen_ai.usage.cache_read.input_tokens", 800),
+                ("gen_ai.request.max_tokens", 1024),
+            ):
+                span.attributes.add(key=key).value.int_value = number
+            span.attributes.add(key="gen_ai.request.temperature").value.double_value = 0.2
+        out.append(request.SerializeToString())
+    return out
+
+
+def start(tmp: Path, env: dict[str, str]) -> dict[str, tuple[ManagedProcess, str]]:
+    servers: dict[str, tuple[ManagedProcess, str]] = {}
+    port = free_port()
+    ceiling = ManagedProcess(
+        "otlp_parse_only",
+        [
+            str(ROOT / ".venv" / "bin" / "functions-framework"),
+            "--source",
+            str(ROOT / "benchmarks" / "_ff_floor" / "main.py"),
+            "--target",
+            "otlp_parse_only",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        tmp / "ceiling.log",
+        env=env,
+        cwd=ROOT,
+    )
+    servers["ceiling"] = (ceiling, f"http://127.0.0.1:{port}/v1/traces")
+    port = free_port()
+    ingest = function_process("ingest", ROOT / "functions", port, tmp / "ingest.log", env)
+    servers["otlp"] = (ingest, f"http://127.0.0.1:{port}/v1/traces")
+    for proc, url in servers.values():
+        proc.start()
+        number = int(url.split(":")[2].split("/")[0])
+        proc.wait_ready(lambda number=number: port_answers(number), 60)  # type: ignore[misc]
+    return servers
+
+
+def measure(
+    label: str, url: str, pgid: int, payloads: list[bytes], headers: dict[str, str]
+) -> float:
+    cpu_before = group_cpu_seconds(pgid)
+    result = run_load(url, payloads, headers, SECONDS)
+    cpu = group_cpu_seconds(pgid) - cpu_before
+    ok = result.statuses.get(200, 0)
+    per_core = ok * SPANS / cpu if cpu else float("nan")
+    print(
+        f"{label:<8} {ok * SPANS / result.seconds:8.0f} spans/s wall, server CPU {cpu:5.2f} s -> "
+        f"{per_core:8.0f} spans/s per core; p50 {result.percentile(0.5):6.2f} ms "
+        f"p99 {result.percentile(0.99):7.2f} ms; statuses {result.statuses}"
+    )
+    return per_core
+
+
+def main() -> None:
+    os.environ.setdefault("WORKERS", "1")
+    os.environ.setdefault("THREADS", "8")
+    payloads = bodies()
+    headers = {"Content-Type": "application/x-protobuf", "Authorization": f"Bearer {TOKEN}"}
+    figures: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-otlp-") as tmp:
+        options = StackOptions(state_dir=Path(tmp), with_functions=False, persistent=False)
+        with running_stack(options) as stack:
+            env = {**os.environ, **stack.env(), "TELEMETRY_OTLP_TOKENS": TOKEN}
+            print(
+                f"server: functions-framework/gunicorn WORKERS={env['WORKERS']} "
+                f"THREADS={env['THREADS']}; {SPANS} GenAI spans per request, protobuf, "
+                f"{len(payloads[0])} bytes; {ROUNDS} rounds of {SECONDS:.0f} s turns"
+            )
+            servers = start(Path(tmp), env)
+            try:
+                for _, url in servers.values():
+                    run_load(url, payloads[:10], headers, seconds=2)  # warm-up
+                for number in range(1, ROUNDS + 1):
+                    print(f"round {number}")
+                    for label, (proc, url) in servers.items():
+                        assert proc.pid is not None
+                        figures.setdefault(label, []).append(
+                            measure(label, url, proc.pid, payloads, headers)
+                        )
+            finally:
+                for proc, _ in servers.values():
+                    proc.stop()
+    otlp = statistics.median(figures["otlp"])
+    ceiling = statistics.median(figures["ceiling"])
+    print(f"goal: ratio >= 0.5 -> {'met' if otlp / ceiling >= 0.5 else 'NOT met'}")
+    print(f"otlp: {otlp:.0f} spans/s, ceiling {ceiling:.0f} spans/s, ratio {otlp / ceiling:.2f}")
+
+
+if __name__ == "__main__":
+    main()

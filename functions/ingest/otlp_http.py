@@ -1,0 +1,214 @@
+"""``POST /v1/traces``: OTLP/HTTP trace exports whose GenAI spans become ``llm.call`` events.
+
+Server to server, so no CORS: a bearer token from ``TELEMETRY_OTLP_TOKENS`` is required (none:
+401, a wrong one: 403, each with a JSON error). The body is protobuf or JSON, gzip or plain,
+under its own limits with the beacon's gzip-bomb guard. Every span is accounted for:
+
+* spans without GenAI attributes, and GenAI spans that are not a model call (agents, tools),
+  are counted and dropped (OTLP exporters send whole traces);
+* GenAI model calls become ``llm.call`` events, validated, sampled and pseudonymised by the
+  same intake as every event, and published; one that cannot be mapped or fails validation is
+  rejected per OTLP's partial-success rule (``rejected_spans`` and a message naming the first
+  reason) and counted in the ingest summary.
+
+The answer uses the request's encoding. Pub/Sub down: 503 with ``Retry-After``, which OTLP
+exporters honour; nothing of the request counts as accepted.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from shared.contract import otlp
+from shared.contract.intake import Intake, IntakeResult, Rejection
+from shared.errors import ContractViolation, ServiceUnavailable
+from shared.http import (
+    Answer,
+    BodyLimits,
+    HeaderLookup,
+    RequestProblem,
+    parse_content_type,
+    read_body,
+)
+from shared.llm import genai
+from shared.policy.flags import RuntimeFlags
+from shared.pubsub.publisher import EventPublisher
+from shared.settings import Settings
+
+PATHS = frozenset({"/v1/traces", "/v1/traces/"})
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+RETRY_AFTER_S = 5
+
+
+@dataclass
+class OtlpOutcome:
+    """One export request's answer and counts (names only, for the summary log)."""
+
+    answer: Answer
+    spans: int = 0
+    not_genai: int = 0
+    not_model_calls: int = 0
+    rejected: int = 0
+    result: IntakeResult | None = None
+    error: str | None = None
+
+    def counts(self) -> dict[str, int]:
+        """The summary's counts of this request."""
+        result = self.result
+        return {
+            "otlp_requests": 1,
+            f"otlp_status_{self.answer.status}": 1,
+            "otlp_spans": self.spans,
+            "otlp_not_genai": self.not_genai,
+            "otlp_not_model_calls": self.not_model_calls,
+            "otlp_rejected": self.rejected,
+            "otlp_accepted": len(result.accepted) if result else 0,
+            "otlp_sampled_out": result.sampled_out if result else 0,
+        }
+
+
+class OtlpHandler:
+    """Answers OTLP trace exports."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        intake: Intake,
+        publisher: EventPublisher,
+        flags: RuntimeFlags,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.settings = settings
+        self.intake = intake
+        self.publisher = publisher
+        self.flags = flags
+        self.clock = clock
+        self.tokens = tuple(t.encode() for t in settings.otlp_tokens)
+        self.limits = BodyLimits(
+            frozenset({PROTOBUF, JSON}),
+            settings.telemetry_otlp_max_body_bytes,
+            settings.telemetry_otlp_max_decompressed_bytes,
+        )
+
+    def handle(self, method: str, headers: HeaderLookup, stream: IO[bytes]) -> OtlpOutcome:
+        """Answer one export request (``RequestProblem`` for whole-request problems)."""
+        if method != "POST":
+            raise RequestProblem(
+                405, f"method {method[:20]} is not allowed; use POST", {"Allow": "POST"}
+            )
+        self._authorise(headers.get("authorization"))
+        encoding, _ = parse_content_type(headers.get("content-type"))
+        raw = read_body(headers, stream, self.limits)
+        try:
+            if encoding == PROTOBUF:
+                spans = otlp.decode_protobuf(raw, genai.wanted)
+            else:
+                spans = otlp.decode_json(raw, genai.wanted)
+        except ContractViolation as exc:
+            return OtlpOutcome(self._error(encoding, 400, exc.reason), error=exc.reason)
+        if len(spans) > self.settings.telemetry_otlp_max_spans:
+            message = (
+                f"{len(spans)} spans is over the limit of "
+                f"{self.settings.telemetry_otlp_max_spans} per request"
+            )
+            return OtlpOutcome(self._error(encoding, 413, message), len(spans), error=message)
+        return self._export(encoding, spans, headers.get("traceparent"))
+
+    def _authorise(self, header: str | None) -> None:
+        scheme, _, token = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise RequestProblem(
+                401,
+                "an OTLP export needs Authorization: Bearer <token>, "
+                "a token of TELEMETRY_OTLP_TOKENS",
+                {"WWW-Authenticate": 'Bearer realm="otlp"'},
+            )
+        given = token.strip().encode()
+        if not any(hmac.compare_digest(given, known) for known in self.tokens):
+            raise RequestProblem(403, "the bearer token is not one this deployment accepts")
+
+    def _export(
+        self, encoding: str, spans: list[otlp.SpanRecord], traceparent: str | None
+    ) -> OtlpOutcome:
+        outcome = OtlpOutcome(Answer(200, None), spans=len(spans))
+        events: list[Any] = []
+        reasons: list[str] = []
+        for span in spans:
+            if not genai.is_genai(span):
+                outcome.not_genai += 1
+                continue
+            if not genai.is_model_call(span):
+                outcome.not_model_calls += 1
+                continue
+            try:
+                events.append(genai.to_llm_call(span))
+            except ContractViolation as exc:
+                reasons.append(f"span {span.span_id}: {exc.reason}")
+        received_at = self.clock()
+        result = self.intake.process_events(
+            events, {}, received_at, self.flags.sampling_override(received_at)
+        )
+        reasons += [_reason(r) for r in result.rejected]
+        outcome.result = result
+        outcome.rejected = len(reasons)
+        if result.accepted:
+            extra = {"traceparent": traceparent} if traceparent else None
+            try:
+                self.publisher.publish(result.accepted, "otlp", extra)
+            except ServiceUnavailable as exc:
+                message = f"{exc.message}; nothing of this export was accepted, retry later"
+                outcome.answer = self._error(
+                    encoding, 503, message, {"Retry-After": str(RETRY_AFTER_S)}
+                )
+                outcome.error = message
+                return outcome
+        outcome.answer = self._partial_success(
+            encoding, len(reasons), reasons[0] if reasons else ""
+        )
+        return outcome
+
+    @staticmethod
+    def _partial_success(encoding: str, rejected: int, message: str) -> Answer:
+        if encoding == PROTOBUF:
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+                ExportTracePartialSuccess,
+                ExportTraceServiceResponse,
+            )
+
+            response = ExportTraceServiceResponse()
+            if rejected:
+                response.partial_success.CopyFrom(
+                    ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
+                )
+            return Answer(200, None, {"Content-Type": PROTOBUF}, response.SerializeToString())
+        partial: dict[str, Any] = {}
+        if rejected:
+            partial = {"rejectedSpans": rejected, "errorMessage": message}
+        return Answer(200, {"partialSuccess": partial})
+
+    @staticmethod
+    def _error(
+        encoding: str, status: int, message: str, headers: dict[str, str] | None = None
+    ) -> Answer:
+        """An error in the request's encoding: google.rpc.Status for protobuf, else JSON."""
+        if encoding == PROTOBUF:
+            from google.rpc.status_pb2 import Status
+
+            code = {400: 3, 413: 8, 503: 14}.get(status, 2)
+            body = Status(code=code, message=message).SerializeToString()
+            return Answer(status, None, {**(headers or {}), "Content-Type": PROTOBUF}, body)
+        return Answer(status, {"error": message}, dict(headers or {}))
+
+
+def _reason(rejection: Rejection) -> str:
+    """A validation refusal, naming its span by the event id it was given."""
+    return (
+        f"event {rejection.event_id}: {rejection.reason}"
+        if rejection.event_id
+        else rejection.reason
+    )

@@ -1,0 +1,327 @@
+"""OTLP trace ingest on the real ingest server and Pub/Sub emulator: real exporters, real
+instrumentation libraries, golden OTLP/JSON payloads."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from shared.policy.privacy import Pseudonymiser
+from shared.pubsub.message import event_dicts
+from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring
+from shared.storage.hot.engine import make_engine
+from tests.integration.otlp.fake_llm import fake_llm
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "otlp-test-token-1"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp"
+APP = Path(__file__).resolve().parent / "otlp" / "instrumented_app.py"
+#: The golden payloads' clock: their times are moved to now, keeping each value's JSON type.
+FIXTURE_BASE_NS = 1_764_331_200_000_000_000
+
+
+@pytest.fixture(scope="module")
+def otlp_ingest(
+    services: Any, function_server: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, Path]]:
+    logs = tmp_path_factory.mktemp("otlp-logs")
+    env = {**services.env(), "TELEMETRY_OTLP_TOKENS": f"{TOKEN},second-token-xyz"}
+    with function_server("ingest", env, logs) as url:
+        yield url, logs
+
+
+@pytest.fixture
+def tap(services: Any, topic_tap: Any) -> Iterator[Any]:
+    with topic_tap(services.options.project) as subscriber:
+        yield subscriber
+
+
+def golden(name: str) -> bytes:
+    """A fixture with its times moved to now, each time keeping its JSON type."""
+    shift = time.time_ns() - 60_000_000_000 - FIXTURE_BASE_NS
+    data = json.loads((FIXTURES / name).read_text())
+    for resource in data["resourceSpans"]:
+        scopes = resource.get("scopeSpans") or resource.get("instrumentationLibrarySpans")
+        for scope in scopes:
+            for span in scope["spans"]:
+                for key in ("startTimeUnixNano", "endTimeUnixNano"):
+                    value = span[key]
+                    moved = int(value) + shift
+                    span[key] = str(moved) if isinstance(value, str) else moved
+    return json.dumps(data).encode()
+
+
+def post(
+    url: str,
+    body: bytes,
+    content_type: str = "application/json",
+    token: str | None = TOKEN,
+    gzipped: bool = False,
+) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Content-Type": content_type}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    if gzipped:
+        body = gzip.compress(body)
+        headers["Content-Encoding"] = "gzip"
+    request = urllib.request.Request(f"{url}/v1/traces", data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, dict(answer.headers), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def calls(tap: Any, expected: int) -> list[dict[str, Any]]:
+    """The llm.call events published, by event id."""
+    found: dict[str, dict[str, Any]] = {}
+    for message in tap.pull_all(expected=expected, timeout=20):
+        for event in event_dicts(message.data):
+            found[event["event_id"]] = event
+    return sorted(found.values(), key=lambda e: e["event_ts"])
+
+
+def test_golden_string_int64_span_maps_every_field(otlp_ingest: Any, tap: Any) -> None:
+    url, _ = otlp_ingest
+    status, headers, raw = post(url, golden("string_int64.json"))
+    assert status == 200 and json.loads(raw) == {"partialSuccess": {}}
+    assert "Access-Control-Allow-Origin" not in headers
+    (call,) = calls(tap, 1)
+    props = call["props"]
+    assert (props["provider"], props["model"], props["operation"]) == (
+        "openai",
+        "gpt-4o-2024-08-06",
+        "chat",
+    )
+    assert (props["input_tokens"], props["cached_input_tokens"]) == (400, 800)
+    assert (props["output_tokens"], props["reasoning_tokens"]) == (110, 40)
+    assert props["latency_ms"] == 1250.0 and props["status"] == "ok"
+    assert props["cost_usd"] > 0 and props["price_version"]
+    assert call["conversation_id"] == "conv-77" and call["session_id"] == "sess-77"
+    assert call["app_version"] == "2.4.1"
+    user_key = Pseudonymiser(parse_keyring(DEV_PSEUDONYM_KEY)).pseudonym("user-otlp-77")[1]
+    assert call["user_key"] == user_key and "user-otlp-77" not in json.dumps(call)
+    assert "CANARY" not in json.dumps(call)
+
+
+def test_golden_legacy_names_and_openinference(otlp_ingest: Any, tap: Any) -> None:
+    status, _, raw = post(otlp_ingest[0], golden("legacy_names.json"), gzipped=True)
+    assert status == 200 and json.loads(raw) == {"partialSuccess": {}}
+    anthropic, openinference = calls(tap, 2)
+    a = anthropic["props"]
+    assert (a["provider"], a["model"]) == ("anthropic", "claude-sonnet-4")
+    # 2000 input under the conventions holds 1500 read and 100 written: 400 uncached.
+    assert (a["input_tokens"], a["cached_input_tokens"], a["cache_write_tokens"]) == (
+        400,
+        1500,
+        100,
+    )
+    assert a["output_tokens"] == 300
+    o = openinference["props"]
+    assert (o["provider"], o["model"], o["input_tokens"], o["cached_input_tokens"]) == (
+        "openai",
+        "gpt-4o-mini",
+        400,
+        100,
+    )
+    assert o["output_tokens"] == 20 and "CANARY" not in json.dumps([anthropic, openinference])
+
+
+def test_unknown_usage_keys_never_lose_the_span(otlp_ingest: Any, tap: Any) -> None:
+    status, _, raw = post(otlp_ingest[0], golden("unknown_usage_keys.json"))
+    assert status == 200 and json.loads(raw) == {"partialSuccess": {}}
+    (call,) = calls(tap, 1)
+    assert (call["props"]["input_tokens"], call["props"]["output_tokens"]) == (100, 10)
+
+
+def test_mixed_batch_counts_drops_and_answers_partial_success(otlp_ingest: Any, tap: Any) -> None:
+    url, logs = otlp_ingest
+    status, _, raw = post(url, golden("mixed_batch.json"))
+    answer = json.loads(raw)["partialSuccess"]
+    assert status == 200 and answer["rejectedSpans"] == 2
+    assert "span 0000000000000006" in answer["errorMessage"]
+    assert "model" in answer["errorMessage"]
+    stored = calls(tap, 2)
+    assert [c["props"]["status"] for c in stored] == ["ok", "error"]
+    assert stored[1]["props"]["error_type"] == "RateLimitError"
+    assert "CANARY" not in json.dumps(stored)
+    logged = "".join(p.read_text() for p in logs.glob("*.log"))
+    assert '"otlp_rejected": 2' in logged and "CANARY" not in logged
+
+
+def test_protobuf_from_the_opentelemetry_sdk_exporter(otlp_ingest: Any, tap: Any) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+    from opentelemetry.trace import Status, StatusCode
+
+    exporter = OTLPSpanExporter(
+        endpoint=f"{otlp_ingest[0]}/v1/traces", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    results: list[SpanExportResult] = []
+    original = exporter.export
+
+    def export(spans: Any) -> SpanExportResult:
+        results.append(original(spans))
+        return results[-1]
+
+    exporter.export = export  # type: ignore[method-assign]
+    provider = TracerProvider(resource=Resource.create({"service.version": "9.9"}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("request"):
+        with tracer.start_as_current_span("chat claude") as span:
+            span.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "anthropic",
+                    "gen_ai.request.model": "claude-sonnet-4",
+                    "gen_ai.usage.input_tokens": 1000,
+                    "gen_ai.usage.output_tokens": 50,
+                    "gen_ai.usage.cache_creation.input_tokens": 200,
+                    "gen_ai.input.messages": "SECRET-PROMPT-CANARY",
+                }
+            )
+        with tracer.start_as_current_span("chat timeout") as span:
+            span.set_attributes(
+                {"gen_ai.request.model": "claude-sonnet-4", "gen_ai.system": "anthropic"}
+            )
+            span.set_attribute("error.type", "APITimeoutError")
+            span.set_status(Status(StatusCode.ERROR))
+    provider.shutdown()
+    assert results and all(r == SpanExportResult.SUCCESS for r in results)
+    ok, timed_out = calls(tap, 2)
+    assert ok["props"]["input_tokens"] == 800 and ok["props"]["cache_write_tokens"] == 200
+    assert ok["app_version"] == "9.9"
+    assert timed_out["props"]["status"] == "timeout"
+    assert timed_out["props"]["error_type"] == "APITimeoutError"
+
+
+def test_protobuf_answers_are_protobuf(otlp_ingest: Any, tap: Any) -> None:
+    from google.rpc.status_pb2 import Status
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+        ExportTraceServiceResponse,
+    )
+
+    request = ExportTraceServiceRequest()
+    span = request.resource_spans.add().scope_spans.add().spans.add()
+    span.trace_id, span.span_id = bytes(range(16)), bytes(range(8))
+    span.start_time_unix_nano = time.time_ns() - 2_000_000_000
+    span.end_time_unix_nano = span.start_time_unix_nano + 5_000_000
+    span.attributes.add(key="gen_ai.operation.name").value.string_value = "chat"
+    status, headers, raw = post(
+        otlp_ingest[0], request.SerializeToString(), "application/x-protobuf"
+    )
+    response = ExportTraceServiceResponse.FromString(raw)
+    assert status == 200 and headers["Content-Type"] == "application/x-protobuf"
+    assert response.partial_success.rejected_spans == 1
+    assert "model" in response.partial_success.error_message
+    status, headers, raw = post(otlp_ingest[0], b"\xff\xff not protobuf", "application/x-protobuf")
+    assert status == 400 and "ExportTraceServiceRequest" in Status.FromString(raw).message
+
+
+def test_an_exporters_retry_is_stored_once(services: Any, otlp_ingest: Any, sink_url: str) -> None:
+    body = golden("string_int64.json")
+    assert post(otlp_ingest[0], body)[0] == 200
+    assert post(otlp_ingest[0], body)[0] == 200  # the retry
+    engine = make_engine(services.database_url)
+    deadline = time.monotonic() + 30
+    rows = 0
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                text("SELECT count(*) FROM api_calls_log WHERE conversation_id = 'conv-77'")
+            ).scalar_one()
+        if rows:
+            time.sleep(2)  # let the retry's message arrive too
+            break
+        time.sleep(0.2)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT count(*) FROM api_calls_log WHERE conversation_id = 'conv-77'")
+        ).scalar_one()
+    assert rows == 1
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "says"),
+    [(None, 401, "Authorization: Bearer"), ("wrong", 403, "not one this deployment accepts")],
+)
+def test_tokens(otlp_ingest: Any, token: str | None, status: int, says: str) -> None:
+    got, headers, raw = post(otlp_ingest[0], golden("string_int64.json"), token=token)
+    assert got == status and says in json.loads(raw)["error"]
+    assert headers["Content-Type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "says"),
+    [
+        (b"{", "application/json", 400, "not JSON"),
+        (b'{"resourceSpans": {}}', "application/json", 400, "expected a list"),
+        (b"<xml/>", "text/xml", 415, "not supported"),
+        (
+            b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz"}]}]}]}',
+            "application/json",
+            400,
+            "traceId",
+        ),
+    ],
+)
+def test_bad_exports_are_told_what_is_wrong(
+    otlp_ingest: Any, body: bytes, content_type: str, status: int, says: str
+) -> None:
+    got, _, raw = post(otlp_ingest[0], body, content_type)
+    assert got == status and says in json.loads(raw)["error"]
+
+
+@pytest.mark.parametrize("library", ["traceloop", "openlit"])
+def test_instrumentation_libraries_calling_the_real_openai_client(
+    otlp_ingest: Any, tap: Any, library: str, tmp_path: Path
+) -> None:
+    url, logs = otlp_ingest
+    with fake_llm() as llm:
+        env = {
+            **os.environ,
+            "FAKE_LLM_URL": llm,
+            "OTLP_ENDPOINT": url,
+            "OTLP_TOKEN": TOKEN,
+            "TRACELOOP_TELEMETRY": "false",
+            "OTEL_SDK_DISABLED": "false",
+        }
+        done = subprocess.run(
+            [sys.executable, str(APP), library],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    stored = calls(tap, 3)
+    assert len(stored) == 3, [c["props"] for c in stored]
+    plain, streamed, failed = stored
+    for call in (plain, streamed):
+        props = call["props"]
+        assert props["provider"] == "openai" and props["model"].startswith("gpt-4o")
+        assert props["status"] == "ok"
+        assert props["cached_input_tokens"] + props["input_tokens"] == 1200
+        assert props["input_tokens"] == 400, props
+        assert props["cost_usd"] > 0
+    assert failed["props"]["status"] == "error" and failed["props"]["model"] == "fail-model"
+    logged = "".join(p.read_text() for p in logs.glob("*.log"))
+    assert "SECRET-PROMPT-CANARY" not in logged + json.dumps(stored)
