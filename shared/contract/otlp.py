@@ -173,7 +173,7 @@ def _json_value(value: Any, path: str) -> Any:
                 return float(inner)
             except ValueError:
                 raise ContractViolation(
-                    f"{path}: doubleValue {inner[:20]!r} is not a number"
+                    f"{path}: doubleValue is a string that is not a number"
                 ) from None
         if isinstance(inner, bool) or not isinstance(inner, int | float):
             raise ContractViolation(f"{path}: doubleValue is not a number")

@@ -134,7 +134,7 @@ def _count(attributes: dict[str, Any], kind: str) -> int:
             try:
                 value = int(text)
             except ValueError:
-                raise ContractViolation(f"{key}: {text[:20]!r} is not a token count", key) from None
+                raise ContractViolation(f"{key}: a string that is not a token count", key) from None
         if isinstance(value, float):
             if not value.is_integer():
                 raise ContractViolation(f"{key}: {value} is not a whole number of tokens", key)
