@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
 
+import orjson
+
 from shared.contract import otlp
 from shared.contract.intake import Intake, IntakeResult, Rejection
 from shared.errors import ContractViolation, ServiceUnavailable
@@ -150,8 +152,11 @@ class OtlpHandler:
             except ContractViolation as exc:
                 reasons.append(f"span {span.span_id}: {exc.reason}")
         received_at = self.clock()
-        result = self.intake.process_events(
-            events, {}, received_at, self.flags.sampling_override(received_at)
+        # The beacon's own fast path (msgspec types compiled from the registry), the same rules
+        # as jsonschema-rs: the events are re-read as a beacon body.
+        beacon = self.intake.read_beacon(orjson.dumps({"context": {}, "events": events}))
+        result = self.intake.process_beacon(
+            beacon, received_at, self.flags.sampling_override(received_at)
         )
         reasons += [_reason(r) for r in result.rejected]
         outcome.result = result

@@ -13,7 +13,7 @@ legacy ``instrumentationLibrarySpans``. Anything that is not an export request i
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,8 +21,18 @@ import orjson
 
 from shared.errors import ContractViolation
 
-#: Decides which attribute keys are decoded.
-Wanted = Callable[[str], bool]
+
+@dataclass(frozen=True)
+class Wanted:
+    """Which attribute keys are decoded: these keys, and any key with one of these prefixes."""
+
+    keys: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    def __call__(self, key: str) -> bool:
+        """Whether ``key`` is decoded."""
+        return key in self.keys or key.startswith(self.prefixes)
+
 
 STATUS_UNSET, STATUS_OK, STATUS_ERROR = 0, 1, 2
 
@@ -76,7 +86,13 @@ def decode_protobuf(body: bytes, wanted: Wanted) -> list[SpanRecord]:
 
 
 def _proto_attributes(attributes: Any, wanted: Wanted) -> dict[str, Any]:
-    return {kv.key: _proto_value(kv.value) for kv in attributes if wanted(kv.key)}
+    keys, prefixes = wanted.keys, wanted.prefixes  # inlined: this loop is the hot path
+    out: dict[str, Any] = {}
+    for kv in attributes:
+        key = kv.key
+        if key in keys or key.startswith(prefixes):
+            out[key] = _proto_value(kv.value)
+    return out
 
 
 def _proto_value(value: Any) -> Any:

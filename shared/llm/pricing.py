@@ -57,9 +57,18 @@ class PriceTable:
             }
             for provider, models in data["models"].items()
         }
+        self._found: dict[tuple[str, str], dict[str, Decimal] | None] = {}
 
     def prices_for(self, provider: str, model: str) -> dict[str, Decimal] | None:
         """The prices of a model; an unknown dated variant falls back to its base name."""
+        key = (provider, model)
+        if key not in self._found:
+            if len(self._found) > 4096:  # bounded: model names come from outside
+                self._found.clear()
+            self._found[key] = self._look_up(provider, model)
+        return self._found[key]
+
+    def _look_up(self, provider: str, model: str) -> dict[str, Decimal] | None:
         models = self._models.get(provider, {})
         if model in models:
             return models[model]

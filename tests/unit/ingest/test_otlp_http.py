@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from pydantic import SecretStr
 
 from shared.http import Answer
@@ -41,7 +42,7 @@ def test_a_span_is_published_as_an_llm_call(make_handler, make_publisher) -> Non
     answer = otlp(handler_with(make_handler, publisher), body())
     assert answer.status == 200 and answer.body == {"partialSuccess": {}}
     (event,) = publisher.events
-    assert event.name == "llm.call" and event.props["input_tokens"] == 400
+    assert event.name == "llm.call" and msgspec.to_builtins(event.props)["input_tokens"] == 400
     assert publisher.batches[0][1] == "otlp"
     assert "Access-Control-Allow-Origin" not in answer.headers
 

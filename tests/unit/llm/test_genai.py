@@ -112,3 +112,11 @@ def test_which_spans_are_calls() -> None:
     assert genai.is_model_call(span(**{"openinference.span.kind": "LLM"}))
     assert genai.wanted("gen_ai.usage.anything") and not genai.wanted("gen_ai.input.messages")
     assert not genai.wanted("gen_ai.prompt.0.content")
+
+
+def test_event_id_is_the_rfc_4122_uuid5_of_trace_and_span() -> None:
+    import uuid
+
+    record = span()
+    expected = uuid.uuid5(genai.EVENT_ID_NAMESPACE, record.trace_id + record.span_id)
+    assert genai.event_id(record) == str(expected)
