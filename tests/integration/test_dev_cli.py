@@ -78,9 +78,11 @@ def assert_all_gone(info: dict, state: Path) -> None:
 
 def test_dev_starts_writes_endpoints_and_stops_everything_on_sigterm(tmp_path: Path) -> None:
     state = tmp_path / "state"
+    tokens = set()
     for _attempt in range(2):  # starting again right after a stop works
         proc = start_dev(state)
         info = wait_for_info(proc, state)
+        tokens.add(info["otlp_token"])
         for key in (
             "ingest_url",
             "database_url",
@@ -102,6 +104,8 @@ def test_dev_starts_writes_endpoints_and_stops_everything_on_sigterm(tmp_path: P
         assert proc.returncode == 0, err
         assert "local stack ready" in out
         assert not (state / "dev.json").exists()
+    assert len(tokens) == 1 and next(iter(tokens)).startswith("dev-otlp-")  # kept across restarts
+    assert (state / "otlp-token").stat().st_mode & 0o777 == 0o600
         assert_all_gone(info, state)
 
 

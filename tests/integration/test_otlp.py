@@ -323,5 +323,6 @@ def test_instrumentation_libraries_calling_the_real_openai_client(
         assert props["input_tokens"] == 400, props
         assert props["cost_usd"] > 0
     assert failed["props"]["status"] == "error" and failed["props"]["model"] == "fail-model"
+    assert failed["props"]["error_type"]
     logged = "".join(p.read_text() for p in logs.glob("*.log"))
     assert "SECRET-PROMPT-CANARY" not in logged + json.dumps(stored)
