@@ -104,9 +104,9 @@ def test_dev_starts_writes_endpoints_and_stops_everything_on_sigterm(tmp_path: P
         assert proc.returncode == 0, err
         assert "local stack ready" in out
         assert not (state / "dev.json").exists()
+        assert_all_gone(info, state)
     assert len(tokens) == 1 and next(iter(tokens)).startswith("dev-otlp-")  # kept across restarts
     assert (state / "otlp-token").stat().st_mode & 0o777 == 0o600
-        assert_all_gone(info, state)
 
 
 def test_dev_stops_on_ctrl_c(tmp_path: Path) -> None:

@@ -474,12 +474,13 @@ def test_an_edit_to_the_audit_log_is_detected(tiers: Tiers) -> None:
 
 
 def test_lifecycle_role_can_drop_partitions(tiers: Tiers) -> None:
+    role = f"lifecycle_fn_{uuid.uuid4().hex[:8]}"  # roles are the cluster's, not the database's
     with tiers.engine.begin() as conn:
-        conn.execute(text("CREATE ROLE lifecycle_fn LOGIN"))
-    grant_lifecycle(tiers.engine, "lifecycle_fn")
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+    grant_lifecycle(tiers.engine, role)
     with tiers.engine.connect() as conn:
         member = conn.execute(
-            text("SELECT pg_has_role('lifecycle_fn', current_user, 'MEMBER')")
+            text("SELECT pg_has_role(:r, current_user, 'MEMBER')"), {"r": role}
         ).scalar()
     assert member is True
 

@@ -10,14 +10,15 @@ from typing import Any
 import duckdb
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from shared.contract.registry import default_registry
 from shared.settings import get_settings
 from shared.storage.gcs import get_storage_client
 from shared.storage.hot.engine import make_engine, run_migrations
 from shared.storage.warm.snapshot import Snapshotter
-from telemetry_cli.stack.postgres import EmbeddedPostgres
 
 
 class Warm:
@@ -58,14 +59,20 @@ class Warm:
 
 @pytest.fixture
 def warm(services, tmp_path: Path) -> Iterator[Warm]:
-    pg = EmbeddedPostgres(tmp_path / "pg")
-    tmp_path.chmod(0o755)
-    pg.start()
-    engine = make_engine(pg.url)
+    """A fresh database on the session's PostgreSQL, and a fresh bucket.
+
+    A database, not a server per test: starting a server forks from this process, whose gRPC
+    threads (Pub/Sub clients) made initdb and pg_ctl abort now and then (epoll_wait: Bad file
+    descriptor).
+    """
+    name = f"warm_{uuid.uuid4().hex[:12]}"
+    _outside_transaction(services.database_url, f'CREATE DATABASE "{name}"')
+    url = make_url(services.database_url).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
     run_migrations(engine)
     settings = get_settings().model_copy(
         update={
-            "database_url": SecretStr(pg.url),
+            "database_url": SecretStr(url),
             "telemetry_bucket": f"warm-{uuid.uuid4().hex[:10]}",
         }
     )
@@ -75,4 +82,16 @@ def warm(services, tmp_path: Path) -> Iterator[Warm]:
         yield Warm(settings, engine, bucket, tmp_path)
     finally:
         engine.dispose()
-        pg.stop()
+        _outside_transaction(
+            services.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
+        )
+
+
+def _outside_transaction(url: str, statement: str) -> None:
+    """Run a statement PostgreSQL refuses inside a transaction (CREATE/DROP DATABASE)."""
+    admin = create_engine(url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(statement)
+    finally:
+        admin.dispose()
