@@ -82,7 +82,10 @@ def test_kms_key_wraps_with_the_conversation_as_associated_data() -> None:
         kek.unwrap(wrapped, b"conv-2")
 
 
-def test_kek_from_settings_says_what_to_set(tmp_path: Path) -> None:
+def test_kek_from_settings_says_what_to_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TELEMETRY_ARCHIVE_KEK", raising=False)  # the session's stack sets one
     with pytest.raises(ConfigurationError, match="TELEMETRY_ARCHIVE_KEK"):
         kek_from_settings(Settings())
     local = Settings(TELEMETRY_ARCHIVE_KEK=f"file:{tmp_path / 'k'}")  # type: ignore[call-arg]
