@@ -152,12 +152,14 @@ class OtlpHandler:
             except ContractViolation as exc:
                 reasons.append(f"span {span.span_id}: {exc.reason}")
         received_at = self.clock()
-        # The beacon's own fast path (msgspec types compiled from the registry), the same rules
-        # as jsonschema-rs: the events are re-read as a beacon body.
-        beacon = self.intake.read_beacon(orjson.dumps({"context": {}, "events": events}))
-        result = self.intake.process_beacon(
-            beacon, received_at, self.flags.sampling_override(received_at)
-        )
+        incident = self.flags.sampling_override(received_at)
+        if events:
+            # The beacon's own fast path (msgspec types compiled from the registry), the same
+            # rules as jsonschema-rs: the events are re-read as a beacon body.
+            beacon = self.intake.read_beacon(orjson.dumps({"context": {}, "events": events}))
+            result = self.intake.process_beacon(beacon, received_at, incident)
+        else:  # nothing to store: no GenAI call in the export, or none that maps
+            result = self.intake.process_events([], {}, received_at, incident)
         reasons += [_reason(r) for r in result.rejected]
         outcome.result = result
         outcome.rejected = len(reasons)

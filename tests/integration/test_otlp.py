@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
+from shared.contract import otlp
+from shared.llm import genai
 from shared.policy.privacy import Pseudonymiser
 from shared.pubsub.message import event_dicts
 from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring
@@ -49,14 +52,17 @@ def tap(services: Any, topic_tap: Any) -> Iterator[Any]:
         yield subscriber
 
 
-def golden(name: str) -> bytes:
-    """A fixture with its times moved to now, each time keeping its JSON type."""
+def golden(name: str, trace_id: str | None = None) -> bytes:
+    """A fixture with its times moved to now, each time keeping its JSON type (and, given one,
+    every span under another trace id)."""
     shift = time.time_ns() - 60_000_000_000 - FIXTURE_BASE_NS
     data = json.loads((FIXTURES / name).read_text())
     for resource in data["resourceSpans"]:
         scopes = resource.get("scopeSpans") or resource.get("instrumentationLibrarySpans")
         for scope in scopes:
             for span in scope["spans"]:
+                if trace_id:
+                    span["traceId"] = trace_id
                 for key in ("startTimeUnixNano", "endTimeUnixNano"):
                     value = span[key]
                     moved = int(value) + shift
@@ -236,25 +242,23 @@ def test_protobuf_answers_are_protobuf(otlp_ingest: Any, tap: Any) -> None:
 
 
 def test_an_exporters_retry_is_stored_once(services: Any, otlp_ingest: Any, sink_url: str) -> None:
-    body = golden("string_int64.json")
+    trace_id = uuid.uuid4().hex
+    body = golden("string_int64.json", trace_id)
+    event_id = genai.event_id(otlp.SpanRecord(trace_id, "eee19b7ec3c1b174", "", 0, 0, 0))
     assert post(otlp_ingest[0], body)[0] == 200
     assert post(otlp_ingest[0], body)[0] == 200  # the retry
     engine = make_engine(services.database_url)
-    deadline = time.monotonic() + 30
-    rows = 0
-    while time.monotonic() < deadline:
+    query = text("SELECT count(*) FROM api_calls_log WHERE call_id = :id")
+
+    def stored() -> int:
         with engine.connect() as conn:
-            rows = conn.execute(
-                text("SELECT count(*) FROM api_calls_log WHERE conversation_id = 'conv-77'")
-            ).scalar_one()
-        if rows:
-            time.sleep(2)  # let the retry's message arrive too
-            break
+            return int(conn.execute(query, {"id": event_id}).scalar_one())
+
+    deadline = time.monotonic() + 30
+    while not stored() and time.monotonic() < deadline:
         time.sleep(0.2)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text("SELECT count(*) FROM api_calls_log WHERE conversation_id = 'conv-77'")
-        ).scalar_one()
+    time.sleep(2)  # let the retry's message arrive too
+    rows = stored()
     assert rows == 1
 
 

@@ -90,3 +90,14 @@ def test_an_unexpected_bug_is_500_and_logged(make_handler, make_publisher, monke
     monkeypatch.setattr(handler.otlp, "_export", boom)
     answer = otlp(handler, body())
     assert answer.status == 500 and "not accepted" in answer.body["error"]
+
+
+def test_an_export_without_genai_calls_publishes_nothing(make_handler, make_publisher) -> None:
+    """Regression: an export whose spans all drop (no GenAI call) answered 500."""
+    publisher = make_publisher()
+    data = json.loads(body())
+    span = data["resourceSpans"][0]["scopeSpans"][0]["spans"][0]
+    span["attributes"] = [{"key": "http.request.method", "value": {"stringValue": "GET"}}]
+    answer = otlp(handler_with(make_handler, publisher), json.dumps(data).encode())
+    assert answer.status == 200 and answer.body == {"partialSuccess": {}}
+    assert publisher.batches == []
