@@ -20,6 +20,7 @@ from shared.errors import TelemetryError
 from shared.observability.log import configure_logging
 from shared.settings import reset_settings
 from shared.storage.layout import EVENT_TABLES, TIERS
+from telemetry_cli.capacity import capacity
 from telemetry_cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 
 
@@ -632,6 +633,7 @@ def check() -> None:
 
 for _command in LIFECYCLE_COMMANDS:
     cli.add_command(_command)
+cli.add_command(capacity)
 
 
 def main() -> None:
