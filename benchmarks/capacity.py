@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)
@@ -23,11 +24,13 @@ sys.path[0] = str(ROOT)
 from shared.capacity.model import (  # noqa: E402
     CLOUD_RUN_DEFAULT_MAX_INSTANCES,
     CLOUD_RUN_MAX_INSTANCES,
-    CLOUD_SQL_MAX_VCPU,
     PUBSUB_PUBLISH_QUOTA_BPS,
     SECONDS_PER_MONTH,
     Assumptions,
+    drain_rate,
+    load_prices,
     load_rates,
+    plan,
 )
 
 VOLUMES = (1e7, 1e8, 1e9, 1e10)
@@ -40,22 +43,23 @@ def diurnal(minute: int) -> float:
     return 1.0 + 0.8 * math.sin(2 * math.pi * (minute - 8 * 60) / (24 * 60))
 
 
-def simulate(volume: float, rates: dict[str, float], a: Assumptions) -> dict[str, float | str]:
+def simulate(volume: float, data: dict[str, Any], a: Assumptions) -> dict[str, float | str]:
+    rates = {k: float(v) for k, v in data["rates"].items()}
     kept = a.ui_share * a.ui_sample_rate + (1 - a.ui_share)
     mean = volume * kept / SECONDS_PER_MONTH  # stored rows per second
-    per_instance = rates["sink_rows_per_second"] * a.target_utilisation
-    pg_ceiling = rates["postgres_rows_per_vcpu_second"] * CLOUD_SQL_MAX_VCPU * 0.5
-    capacity = min(per_instance * CLOUD_RUN_DEFAULT_MAX_INSTANCES, pg_ceiling)
+    vcpu = int(plan(volume, data, load_prices(), a).sections["cloud_sql"]["vcpu"])
+    capacity = drain_rate(data, a, vcpu)
     backlog = peak = 0.0
-    drained_at: int | None = None
+    drained_at: float | None = None
     for minute in range(24 * 60):
         arriving = mean * diurnal(minute) * 60
         if OUTAGE[0] <= minute < OUTAGE[1]:
             backlog += arriving
         else:
-            backlog = max(0.0, backlog + arriving - capacity * 60)
-            if drained_at is None and minute >= OUTAGE[1] and backlog == 0:
-                drained_at = minute
+            net = capacity * 60 - arriving  # what a minute of the sink takes off the backlog
+            if drained_at is None and minute >= OUTAGE[1] and net > 0 and backlog <= net:
+                drained_at = minute + backlog / net  # within this minute
+            backlog = max(0.0, backlog - net)
         peak = max(peak, backlog)
     drain = (drained_at - OUTAGE[1]) if drained_at is not None else math.inf
     crossed = []
@@ -81,26 +85,25 @@ def simulate(volume: float, rates: dict[str, float], a: Assumptions) -> dict[str
         "peak_backlog_gib": peak * rates["pubsub_bytes_per_event"] / 1024**3,
         "drain_minutes": drain,
         "capacity_rows_per_second": capacity,
+        "cloud_sql_vcpu": vcpu,
         "crossed": "; ".join(crossed) or "none",
     }
 
 
 def main() -> None:
     data = load_rates()
-    rates = {k: float(v) for k, v in data["rates"].items()}
     print(f"rates measured {data['measured_at']} on {data['machine']['cpu']}")
     a = Assumptions()
     summary = []
     for volume in VOLUMES:
-        result = simulate(volume, rates, a)
+        result = simulate(volume, data, a)
         drain = result["drain_minutes"]
-        drain_text = (
-            f"{drain:.0f}" if isinstance(drain, float) and math.isfinite(drain) else "never"
-        )
+        drain_text = f"{float(drain):.1f}" if math.isfinite(float(drain)) else "never"
         print(
             f"{volume:>16,.0f} events/month: peak backlog {result['peak_backlog_events']:,.0f} "
             f"events ({result['peak_backlog_gib']:.2f} GiB), drained {drain_text} min after the "
-            f"outage (sink capacity {result['capacity_rows_per_second']:,.0f} rows/s); "
+            f"outage (drain {result['capacity_rows_per_second']:,.0f} rows/s, Cloud SQL "
+            f"{result['cloud_sql_vcpu']} vCPU); "
             f"quotas crossed: {result['crossed']}"
         )
         summary.append(

@@ -142,13 +142,18 @@ def plan(
         prices, ingest_cpu_s / a.target_utilisation, a, requests
     )
 
+    # Cloud SQL's size comes first: it bounds how fast a backlog drains.
+    per_vcpu = float(r["postgres_rows_per_vcpu_second"]) * a.target_utilisation
+    vcpu = max(a.sql_min_vcpu, math.ceil(stored_peak / per_vcpu))
+    vcpu = 2 ** math.ceil(math.log2(vcpu))
+
     # Pub/Sub: bytes per stored event on the topic (measured), published and delivered once.
     message_bytes = float(r["pubsub_bytes_per_event"])
     monthly_bytes = stored * message_bytes * 2
     backlog_events = stored_peak * 3600 * a.outage_hours
     sink_rate = float(r["sink_rows_per_second"]) * a.target_utilisation
     pg_ceiling = _postgres_write_ceiling(rates, a)
-    drain_capacity = min(sink_rate * CLOUD_RUN_DEFAULT_MAX_INSTANCES, pg_ceiling)
+    drain_capacity = drain_rate(rates, a, vcpu)
     drain_s = (
         backlog_events / (drain_capacity - stored_peak)
         if drain_capacity > stored_peak
@@ -159,6 +164,7 @@ def plan(
         "gib_per_month": round(monthly_bytes / GIB, 1),
         "backlog_after_outage_events": round(backlog_events),
         "backlog_after_outage_gib": round(backlog_events * message_bytes / GIB, 2),
+        "drain_rows_per_second": round(drain_capacity),
         "drain_minutes_at_peak": round(drain_s / 60, 1) if math.isfinite(drain_s) else None,
     }
     result.costs["Pub/Sub"] = (
@@ -185,8 +191,6 @@ def plan(
 
     # Cloud SQL: 30 days of rows with indexes (measured bytes per row), vCPU for the peak.
     hot_bytes = stored / 30 * 30 * float(r["hot_bytes_per_row"]) * a.sql_storage_headroom
-    vcpu = max(a.sql_min_vcpu, math.ceil(stored_peak / float(r["postgres_rows_per_vcpu_second"])))
-    vcpu = 2 ** math.ceil(math.log2(vcpu))
     result.sections["cloud_sql"] = {
         "storage_gib": round(hot_bytes / GIB, 1),
         "vcpu": vcpu,
@@ -239,6 +243,14 @@ def plan(
         max(0.0, scanned / TIB - bq["free_tib_month"]) * bq["per_tib_scanned"]
     )
     return result
+
+
+def drain_rate(rates: dict[str, Any], a: Assumptions, vcpu: int) -> float:
+    """Rows/s the sink stores when a backlog waits: its instances (Cloud Run's default ceiling of
+    100 at the measured rate), never more than the provisioned Cloud SQL takes."""
+    r = rates["rates"]
+    sink = float(r["sink_rows_per_second"]) * a.target_utilisation * CLOUD_RUN_DEFAULT_MAX_INSTANCES
+    return min(sink, float(r["postgres_rows_per_vcpu_second"]) * vcpu)
 
 
 def _postgres_write_ceiling(rates: dict[str, Any], a: Assumptions) -> float:
