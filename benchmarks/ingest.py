@@ -65,20 +65,56 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 def measure(
-    label: str, url: str, pgid: int, payloads: list[bytes], headers: dict[str, str]
+    label: str,
+    url: str,
+    pgid: int,
+    payloads: list[bytes],
+    headers: dict[str, str],
+    per_request: int = BATCH,
+    ok_status: int = 202,
+    unit: str = "events",
 ) -> float:
-    """Run the load; print wall figures and events per server CPU-second; return the latter."""
+    """Run the load; print wall figures and ``unit`` per server CPU-second; return the latter."""
     cpu_before = group_cpu_seconds(pgid)
     result = run_load(url, payloads, headers, SECONDS)
     cpu = group_cpu_seconds(pgid) - cpu_before
-    ok = result.statuses.get(202, 0)
-    per_core = ok * BATCH / cpu if cpu else float("nan")
+    ok = result.statuses.get(ok_status, 0)
+    per_core = ok * per_request / cpu if cpu else float("nan")
     print(
-        f"{label:<8} {ok / result.seconds:7.0f} req/s {ok * BATCH / result.seconds:8.0f} events/s wall, "
-        f"server CPU {cpu:5.2f} s -> {per_core:8.0f} events/s per core; "
+        f"{label:<8} {ok / result.seconds:7.0f} req/s {ok * per_request / result.seconds:8.0f} {unit}/s wall, "
+        f"server CPU {cpu:5.2f} s -> {per_core:8.0f} {unit}/s per core; "
         f"p50 {result.percentile(0.5):6.2f} ms p99 {result.percentile(0.99):7.2f} ms; statuses {result.statuses}"
     )
     return per_core
+
+
+def floor_process(target: str, port: int, tmp: Path, env: dict[str, str]) -> ManagedProcess:
+    """A reference function of ``benchmarks/_ff_floor`` under functions-framework."""
+    return ManagedProcess(
+        target,
+        [
+            str(ROOT / ".venv" / "bin" / "functions-framework"),
+            "--source",
+            str(ROOT / "benchmarks" / "_ff_floor" / "main.py"),
+            "--target",
+            target,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        tmp / f"{target}.log",
+        env=env,
+        cwd=ROOT,
+    )
+
+
+def start_all(servers: dict[str, tuple[ManagedProcess, str]]) -> None:
+    """Start each server and wait until it accepts connections."""
+    for proc, url in servers.values():
+        proc.start()
+        port = int(url.split(":")[2].split("/")[0])
+        proc.wait_ready(lambda port=port: port_answers(port), 60)  # type: ignore[misc]
 
 
 def start_servers(tmp: Path, env: dict[str, str]) -> dict[str, tuple[ManagedProcess, str]]:
@@ -95,31 +131,11 @@ def start_servers(tmp: Path, env: dict[str, str]) -> dict[str, tuple[ManagedProc
     servers["ceiling"] = (bare, f"http://127.0.0.1:{port}/")
     for target in ("parse_only", "publish_only"):
         port = free_port()
-        proc = ManagedProcess(
-            target,
-            [
-                str(ROOT / ".venv" / "bin" / "functions-framework"),
-                "--source",
-                str(ROOT / "benchmarks" / "_ff_floor" / "main.py"),
-                "--target",
-                target,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            tmp / f"{target}.log",
-            env=env,
-            cwd=ROOT,
-        )
-        servers[target] = (proc, f"http://127.0.0.1:{port}/")
+        servers[target] = (floor_process(target, port, tmp, env), f"http://127.0.0.1:{port}/")
     port = free_port()
     ingest = function_process("ingest", ROOT / "functions", port, tmp / "ingest.log", env)
     servers["ingest"] = (ingest, f"http://127.0.0.1:{port}/v1/events")
-    for proc, url in servers.values():
-        proc.start()
-        port = int(url.split(":")[2].split("/")[0])
-        proc.wait_ready(lambda port=port: port_answers(port), 60)  # type: ignore[misc]
+    start_all(servers)
     return servers
 
 

@@ -23,10 +23,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its decorator.py would shadow the `decorator` package
 
 from benchmarks._loadgen import run_load  # noqa: E402
-from benchmarks.ingest import group_cpu_seconds  # noqa: E402
+from benchmarks.ingest import floor_process, measure, start_all  # noqa: E402
 from telemetry_cli.stack.devstack import StackOptions, running_stack  # noqa: E402
 from telemetry_cli.stack.functions import function_process  # noqa: E402
-from telemetry_cli.stack.process import ManagedProcess, free_port, port_answers  # noqa: E402
+from telemetry_cli.stack.process import ManagedProcess, free_port  # noqa: E402
 
 SPANS = 100
 TOKEN = "bench-otlp-token-0123456789"
@@ -87,50 +87,16 @@ def bodies(count: int = 40) -> list[bytes]:
 
 
 def start(tmp: Path, env: dict[str, str]) -> dict[str, tuple[ManagedProcess, str]]:
-    servers: dict[str, tuple[ManagedProcess, str]] = {}
+    """The ceiling (parse the protobuf, answer at once) and ingest, each idle until its turn."""
     port = free_port()
-    ceiling = ManagedProcess(
-        "otlp_parse_only",
-        [
-            str(ROOT / ".venv" / "bin" / "functions-framework"),
-            "--source",
-            str(ROOT / "benchmarks" / "_ff_floor" / "main.py"),
-            "--target",
-            "otlp_parse_only",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        tmp / "ceiling.log",
-        env=env,
-        cwd=ROOT,
-    )
-    servers["ceiling"] = (ceiling, f"http://127.0.0.1:{port}/v1/traces")
+    servers = {
+        "ceiling": (floor_process("otlp_parse_only", port, tmp, env), f"http://127.0.0.1:{port}/"),
+    }
     port = free_port()
     ingest = function_process("ingest", ROOT / "functions", port, tmp / "ingest.log", env)
     servers["otlp"] = (ingest, f"http://127.0.0.1:{port}/v1/traces")
-    for proc, url in servers.values():
-        proc.start()
-        number = int(url.split(":")[2].split("/")[0])
-        proc.wait_ready(lambda number=number: port_answers(number), 60)  # type: ignore[misc]
+    start_all(servers)
     return servers
-
-
-def measure(
-    label: str, url: str, pgid: int, payloads: list[bytes], headers: dict[str, str]
-) -> float:
-    cpu_before = group_cpu_seconds(pgid)
-    result = run_load(url, payloads, headers, SECONDS)
-    cpu = group_cpu_seconds(pgid) - cpu_before
-    ok = result.statuses.get(200, 0)
-    per_core = ok * SPANS / cpu if cpu else float("nan")
-    print(
-        f"{label:<8} {ok * SPANS / result.seconds:8.0f} spans/s wall, server CPU {cpu:5.2f} s -> "
-        f"{per_core:8.0f} spans/s per core; p50 {result.percentile(0.5):6.2f} ms "
-        f"p99 {result.percentile(0.99):7.2f} ms; statuses {result.statuses}"
-    )
-    return per_core
 
 
 def main() -> None:
@@ -157,7 +123,7 @@ def main() -> None:
                     for label, (proc, url) in servers.items():
                         assert proc.pid is not None
                         figures.setdefault(label, []).append(
-                            measure(label, url, proc.pid, payloads, headers)
+                            measure(label, url, proc.pid, payloads, headers, SPANS, 200, "spans")
                         )
             finally:
                 for proc, _ in servers.values():

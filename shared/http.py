@@ -8,7 +8,7 @@ No web framework here: functions hand over the method, headers and body stream, 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
@@ -169,3 +169,33 @@ class Cors:
                 "Access-Control-Max-Age": "86400",
             },
         )
+
+
+def flask_response(answer: Answer) -> Any:
+    """The Flask response of an answer: JSON, or the raw bytes its ``Content-Type`` names."""
+    import flask
+    import orjson
+
+    headers = dict(answer.headers)
+    if answer.raw is not None:
+        body = answer.raw
+    elif answer.body is None:
+        body = b""
+    else:
+        body = orjson.dumps(answer.body)
+        headers["Content-Type"] = "application/json"
+    return flask.Response(body, status=answer.status, headers=headers)
+
+
+def answer_request(request: Any, handle: Callable[[str, bytes], Answer], project: str) -> Any:
+    """Run ``handle(method, body)`` of a private function's request with its trace bound to
+    every log line, and answer it (the snapshot and lifecycle functions)."""
+    from shared.observability.log import request_context
+
+    with request_context(
+        project=project,
+        cloud_trace_context=request.headers.get("X-Cloud-Trace-Context"),
+        traceparent=request.headers.get("traceparent"),
+    ):
+        answer = handle(request.method, request.get_data())
+    return flask_response(answer)

@@ -25,11 +25,12 @@ def _lifecycle() -> Lifecycle:
 
 
 def _size(value: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024  # type: ignore[assignment]
-    return str(value)
+    size = float(value)
+    for unit in ("B", "KB", "MB"):
+        if size < 1024:
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
 
 
 @click.command()
@@ -80,11 +81,11 @@ def archive_verify(deep: bool) -> None:
     lifecycle = _lifecycle()
     with tqdm(desc="manifests", unit="", file=sys.stderr, disable=None) as bar:
         report = verify_archives(lifecycle.engine, lifecycle.bucket, deep, bar.update)
-    for problem in report.problems or []:
+    for problem in report.problems:
         click.echo(f"problem: {problem}", err=True)
     click.echo(
         f"{report.manifests} manifests, {report.objects} objects checked, "
-        f"{len(report.problems or [])} problems"
+        f"{len(report.problems)} problems"
     )
     if report.problems:
         sys.exit(1)

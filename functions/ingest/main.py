@@ -13,11 +13,11 @@ from typing import Any
 
 import flask
 import functions_framework
-import orjson
 from ingest_http import IngestHandler
 
 from shared.contract.intake import Intake
 from shared.contract.validation import EventValidator
+from shared.http import flask_response
 from shared.observability.log import configure_logging
 from shared.observability.tracing import setup_tracing
 from shared.policy.flags import RuntimeFlags
@@ -54,14 +54,7 @@ def ingest(request: flask.Request) -> Any:
     """Accept a beacon batch (POST /v1/events or POST /)."""
     # werkzeug's headers look names up case-insensitively, which is all the handler needs.
     answer = get_handler().handle(request.method, request.path, request.headers, request.stream)
-    headers = dict(answer.headers)
-    if answer.raw is not None:
-        body = answer.raw
-    else:
-        body = b"" if answer.body is None else orjson.dumps(answer.body)
-        if answer.body is not None:
-            headers["Content-Type"] = "application/json"
-    return flask.Response(body, status=answer.status, headers=headers)
+    return flask_response(answer)
 
 
 def reset() -> None:

@@ -29,8 +29,8 @@ import flask
 import functions_framework
 
 from shared.errors import ContractViolation, ServiceUnavailable, TerminalError
-from shared.http import Answer
-from shared.observability.log import configure_logging, request_context
+from shared.http import Answer, answer_request
+from shared.observability.log import configure_logging
 from shared.settings import get_settings
 from shared.storage import audit
 from shared.storage.cold.verify import verify_archives
@@ -92,7 +92,7 @@ def _erase_verify(body: dict[str, Any]) -> Answer:
 def _archive_verify(body: dict[str, Any]) -> Answer:
     lifecycle = get_lifecycle()
     report = verify_archives(lifecycle.engine, lifecycle.bucket, deep=body.get("deep") is True)
-    problems = [str(p) for p in report.problems or []]
+    problems = [str(p) for p in report.problems]
     return Answer(
         200, {"manifests": report.manifests, "objects": report.objects, "problems": problems}
     )
@@ -155,17 +155,7 @@ def handle(method: str, body: bytes) -> Answer:
 @functions_framework.http
 def lifecycle(request: flask.Request) -> Any:
     """Run one lifecycle action."""
-    with request_context(
-        project=get_settings().google_cloud_project,
-        cloud_trace_context=request.headers.get("X-Cloud-Trace-Context"),
-        traceparent=request.headers.get("traceparent"),
-    ):
-        answer = handle(request.method, request.get_data())
-    return flask.Response(
-        json.dumps(answer.body),
-        status=answer.status,
-        headers={**answer.headers, "Content-Type": "application/json"},
-    )
+    return answer_request(request, handle, get_settings().google_cloud_project)
 
 
 def reset() -> None:

@@ -21,8 +21,8 @@ import functions_framework
 
 from shared.contract.registry import default_registry
 from shared.errors import ServiceUnavailable, TerminalError
-from shared.http import Answer
-from shared.observability.log import configure_logging, request_context
+from shared.http import Answer, answer_request
+from shared.observability.log import configure_logging
 from shared.settings import get_settings
 from shared.storage.gcs import get_storage_client
 from shared.storage.hot.engine import get_engine
@@ -96,17 +96,7 @@ def _compact(tables: list[str]) -> list[dict[str, Any]]:
 @functions_framework.http
 def snapshot(request: flask.Request) -> Any:
     """Run a snapshot of the event tables."""
-    with request_context(
-        project=get_settings().google_cloud_project,
-        cloud_trace_context=request.headers.get("X-Cloud-Trace-Context"),
-        traceparent=request.headers.get("traceparent"),
-    ):
-        answer = handle(request.method, request.get_data())
-    return flask.Response(
-        json.dumps(answer.body),
-        status=answer.status,
-        headers={**answer.headers, "Content-Type": "application/json"},
-    )
+    return answer_request(request, handle, get_settings().google_cloud_project)
 
 
 def reset() -> None:

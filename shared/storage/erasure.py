@@ -50,7 +50,6 @@ logger = logging.getLogger(__name__)
 REQUEST_ID = re.compile(r"^er-[0-9a-f]{20}$")
 #: Most people one request may name (a batch is one pass over the warm tier).
 MAX_PERSONS = 10_000
-STAGES = ("hot", "warm", "cold", "done")
 _LOAD = (
     "SELECT request_id, user_keys, persons, stage, receipt FROM erasure_requests "
     "WHERE request_id = :r"

@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, text
 from shared.errors import ContractViolation, TerminalError
 from shared.policy.privacy import Pseudonymiser
 from shared.settings import Settings
-from shared.storage.cold.crypto import new_data_key, open_sealed, seal
+from shared.storage.cold.crypto import ArchiveTampered, new_data_key, open_sealed, seal
 from shared.storage.cold.keys import KeyEncryptionKey
 from shared.storage.hot import suppression
 from shared.storage.layout import COLD_PREFIX, COLD_RETENTION_DAYS, cold_object_name
@@ -415,17 +415,12 @@ class ColdArchive:
                 raise ArchiveNotFound(f"{obj.object} ({obj.artifact}) is missing from the bucket")
             sealed = blob.download_as_bytes(retry=GCS_RETRY)
             if hashlib.sha256(sealed).hexdigest() != obj.sha256:
-                raise_tampered(obj)
+                raise ArchiveTampered(
+                    f"{obj.object} ({obj.artifact}) differs from its manifest: tampered"
+                )
             path = to / obj.artifact
             path.write_bytes(open_sealed(data_key, sealed, context, obj.object))
             written.append(path)
             if progress is not None:
                 progress(obj.bytes)
         return written
-
-
-def raise_tampered(obj: ArchivedObject) -> None:
-    """Raise the error of an object whose bytes differ from its manifest."""
-    from shared.storage.cold.crypto import ArchiveTampered
-
-    raise ArchiveTampered(f"{obj.object} ({obj.artifact}) differs from its manifest: tampered")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -42,15 +42,14 @@ class VerifyReport:
 
     manifests: int = 0
     objects: int = 0
-    problems: list[ArchiveProblem] | None = None
+    problems: list[ArchiveProblem] = field(default_factory=list)
 
 
 def verify_archives(
     engine: Engine, bucket: Any, deep: bool = False, progress: Progress | None = None
 ) -> VerifyReport:
     """Check every manifest and object; the report lists each problem by object name."""
-    report = VerifyReport(problems=[])
-    assert report.problems is not None
+    report = VerifyReport()
     for manifest in iter_manifests(engine):
         report.manifests += 1
         report.problems.extend(_check_json(bucket, manifest))
