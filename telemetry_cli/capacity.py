@@ -213,7 +213,7 @@ def render_markdown(plans: list[Plan]) -> str:
 @click.option(
     "--events-per-month",
     "volumes",
-    type=float,
+    type=click.FloatRange(min=1),
     multiple=True,
     help="Events sent a month (repeat for a comparison; default 10 M, 100 M, 1 B, 10 B).",
 )

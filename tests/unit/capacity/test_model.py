@@ -86,3 +86,10 @@ def test_the_cli_prints_the_plan_from_the_rates_file(
     monkeypatch.setattr(command, "RATES_PATH", tmp_path / "missing.json")
     missing = CliRunner().invoke(command.capacity, [])
     assert missing.exit_code == 1 and "telemetry capacity --measure" in missing.output
+
+
+def test_a_volume_below_one_event_is_refused_with_a_clear_error() -> None:
+    from telemetry_cli import capacity as command
+
+    refused = CliRunner().invoke(command.capacity, ["--events-per-month", "0"])
+    assert refused.exit_code == 2 and "--events-per-month" in refused.output
