@@ -123,8 +123,8 @@ def stored_count(engine: Any, ids: list[str]) -> int:
 
 
 def dead_lettered_events() -> int:
+    from shared.pubsub.dlq_hold import summarise
     from shared.settings import get_settings, reset_settings
-    from telemetry_cli.dlq import summarise
 
     reset_settings()
     return summarise(get_settings()).events

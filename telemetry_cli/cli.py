@@ -415,8 +415,8 @@ def dlq(ctx: click.Context, limit: int) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from shared.pubsub import resources as names
+    from shared.pubsub.dlq_hold import summarise
     from shared.settings import get_settings
-    from telemetry_cli.dlq import summarise
 
     summary = summarise(get_settings(), limit)
     click.echo(f"{summary.messages} messages, {summary.events} events in {names.SUBSCRIPTION_DLQ}")

@@ -2,66 +2,14 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 from shared.pubsub import dead_letter
 from shared.pubsub import resources as names
+from shared.pubsub.dlq_hold import pull, subscriber_client
 from shared.pubsub.publisher import topic_path
 from shared.pubsub.rpc import publish_rpc
 from shared.settings import Settings
-
-
-@dataclass
-class DlqSummary:
-    """Messages in the hold subscription, by reason."""
-
-    messages: int = 0
-    events: int = 0
-    by_reason: Counter[str] = field(default_factory=Counter)
-
-
-def _subscriber() -> Any:
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-
-    return pubsub_v1.SubscriberClient()
-
-
-def _pull(subscriber: Any, path: str, batch: int) -> list[Any]:
-    response = subscriber.pull(request={"subscription": path, "max_messages": batch}, timeout=10)
-    return list(response.received_messages)
-
-
-def summarise(settings: Settings, limit: int = 10_000) -> DlqSummary:
-    """Look at up to ``limit`` messages without consuming them (they are released again)."""
-    subscriber = _subscriber()
-    path = subscriber.subscription_path(settings.google_cloud_project, names.SUBSCRIPTION_DLQ)
-    summary = DlqSummary()
-    held: list[str] = []
-    try:
-        while summary.messages < limit:
-            received = _pull(subscriber, path, min(1000, limit - summary.messages))
-            if not received:
-                break
-            for item in received:
-                attributes = dict(item.message.attributes)
-                summary.messages += 1
-                summary.events += int(attributes.get(dead_letter.EVENT_COUNT, "1") or 1)
-                summary.by_reason[dead_letter.reason_of(attributes)] += 1
-                held.append(item.ack_id)
-    finally:
-        for start in range(0, len(held), 1000):
-            subscriber.modify_ack_deadline(
-                request={
-                    "subscription": path,
-                    "ack_ids": held[start : start + 1000],
-                    "ack_deadline_seconds": 0,
-                }
-            )
-        subscriber.close()
-    return summary
 
 
 def replay(
@@ -79,7 +27,7 @@ def replay(
     others are released untouched. Returns ``(replayed, skipped)``. Safe to run twice: the sink
     stores each event once, and a message is acknowledged only after its copy is confirmed.
     """
-    subscriber = _subscriber()
+    subscriber = subscriber_client()
     path = subscriber.subscription_path(settings.google_cloud_project, names.SUBSCRIPTION_DLQ)
     target = topic_path(settings, settings.telemetry_topic)
     replayed = skipped = 0
@@ -87,7 +35,7 @@ def replay(
     try:
         while limit is None or replayed < limit:
             batch = 100 if limit is None else min(100, limit - replayed)
-            received = _pull(subscriber, path, batch)
+            received = pull(subscriber, path, batch)
             if not received:
                 break
             chosen = []

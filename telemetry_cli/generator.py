@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +39,47 @@ _UI_WEIGHTS = {
 }
 
 
+#: Shares of feedback reason codes: readers mostly agree with the analysis.
+_FEEDBACK_REASONS = {
+    "accurate": 50,
+    "inaccurate": 12,
+    "unclear": 10,
+    "too_slow": 8,
+    "missing_context": 10,
+    "other": 10,
+}
+#: Simulacra levels 1-4 as the classifier usually sees them.
+_SIMULACRA_LEVELS: tuple[int, ...] = (40, 30, 20, 10)
+#: Per analysed statement: the chance of a bias flag, a frame (half of them implicit), a
+#: steelmanning score, and of a second LLM call.
+_BIAS_FLAG_P = 0.2
+_FRAME_P = 0.3
+_STEELMAN_P = 0.4
+_SECOND_CALL_P = 0.5
+
+#: What a planted incident does to the events made while it lasts.
+INCIDENT_KINDS = {
+    "llm_errors": "a fifth of LLM calls fail",
+    "llm_latency": "LLM calls are eight times slower",
+    "bias_flags": "most statements are flagged for a bias",
+    "simulacra_shift": "the Simulacra level mix turns upside down",
+    "token_burn": "LLM calls use five times the tokens",
+}
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A planted anomaly: ``kind`` (one of :data:`INCIDENT_KINDS`) from ``start`` to ``end``."""
+
+    kind: str
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.kind not in INCIDENT_KINDS:
+            raise ValueError(f"unknown incident {self.kind!r}; one of {sorted(INCIDENT_KINDS)}")
+
+
 class EventGenerator:
     """Makes sessions of wire-format events from a seed."""
 
@@ -54,6 +96,8 @@ class EventGenerator:
         self.now = now or datetime.now(UTC)
         self._latest = {spec.name: spec for spec in self.registry}
         self._counter = 0
+        self.incidents: tuple[Incident, ...] = ()
+        self._active: frozenset[str] = frozenset()
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
@@ -98,18 +142,34 @@ class EventGenerator:
             props["duration_ms"] = round(self.rng.lognormvariate(4.5, 0.6), 2)
         if spec.name == "llm.call":
             props = self.llm_call_props()
+        rng = self.rng
+        if spec.name == "feedback.submit":
+            props["reason"] = rng.choices(*zip(*_FEEDBACK_REASONS.items(), strict=True))[0]
+        if spec.name == "simulacra.classified":
+            levels = _SIMULACRA_LEVELS
+            if "simulacra_shift" in self._active:
+                levels = tuple(reversed(levels))
+            props["level"] = rng.choices((1, 2, 3, 4), weights=levels)[0]
+        if spec.name == "steelman.scored":
+            props["score"] = round(rng.betavariate(6, 3), 3)
+        if spec.name == "frame.detected" and "implicit" in props:
+            props["implicit"] = rng.random() < 0.5
         return props
 
     def llm_call_props(self) -> dict[str, Any]:
         """An LLM call with tokens, latency and a cost computed from the price table."""
         rng = self.rng
         provider, model, operation, typical_in, typical_out = rng.choice(LLM_PROFILES)
-        status = rng.choices(["ok", "error", "timeout"], weights=[95, 3, 2])[0]
+        failing = "llm_errors" in self._active
+        status = rng.choices(
+            ["ok", "error", "timeout"], weights=[80, 15, 5] if failing else [993, 5, 2]
+        )[0]
         if provider == "assemblyai":
             usage = Usage(audio_seconds=round(rng.uniform(20, 900), 1))
             latency = usage.audio_seconds * rng.uniform(80, 200)
         else:
-            prompt = max(1, int(rng.gauss(typical_in, typical_in / 4)))
+            burn = 5 if "token_burn" in self._active else 1
+            prompt = max(1, int(rng.gauss(typical_in, typical_in / 4))) * burn
             cached = int(prompt * rng.uniform(0, 0.7)) if provider == "anthropic" else 0
             usage = Usage(
                 input_tokens=prompt - cached,
@@ -117,7 +177,7 @@ class EventGenerator:
                 cached_input_tokens=cached,
                 reasoning_tokens=int(rng.uniform(100, 900)) if model.startswith("o3") else 0,
             )
-            latency = rng.lognormvariate(7.0, 0.5)
+            latency = rng.lognormvariate(7.0, 0.5) * (8 if "llm_latency" in self._active else 1)
         if status != "ok":
             usage = Usage(input_tokens=usage.input_tokens)
         cost = self.prices.cost(provider, model, usage)
@@ -153,30 +213,72 @@ class EventGenerator:
         conversation = f"c-{rng.randint(1, 20000)}"
         count = events or rng.randint(5, 40)
         ts = self.now - timedelta(minutes=rng.uniform(1, 55))
-        out = []
+        out: list[dict[str, Any]] = []
         ui_names = [n for n in _UI_WEIGHTS if n in self._latest]
         ui_weights = [_UI_WEIGHTS[n] for n in ui_names]
-        others = [n for n in self._latest if n not in _UI_WEIGHTS]
-        for _ in range(count):
-            if rng.random() < 0.65 or not others:
-                name = rng.choices(ui_names, weights=ui_weights)[0]
-            else:
-                name = rng.choice(others)
-            spec = self._latest[name]
+        while len(out) < count:
             ts += timedelta(milliseconds=rng.randint(50, 8000))
-            event: dict[str, Any] = {
-                "event_id": self._uuid(),
-                "name": spec.name,
-                "version": spec.version,
-                "ts": min(ts, self.now).isoformat().replace("+00:00", "Z"),
-                "session_id": session_id,
-                "conversation_id": conversation,
-                "props": self.props_for(spec),
-            }
-            if user_id:
-                event["user_id"] = user_id
-            out.append(event)
+            at = min(ts, self.now)
+            self._active = frozenset(i.kind for i in self.incidents if i.start <= at < i.end)
+            if rng.random() < 0.65:
+                names = [rng.choices(ui_names, weights=ui_weights)[0]]
+            else:
+                names = self._analysis()
+            for name in names:
+                spec = self._latest[name]
+                event: dict[str, Any] = {
+                    "event_id": self._uuid(),
+                    "name": spec.name,
+                    "version": spec.version,
+                    "ts": at.isoformat().replace("+00:00", "Z"),
+                    "session_id": session_id,
+                    "conversation_id": conversation,
+                    "props": self.props_for(spec),
+                }
+                if user_id:
+                    event["user_id"] = user_id
+                out.append(event)
+        del out[count:]
         return out
+
+    def _analysis(self) -> list[str]:
+        """The events of the backend analysing one statement (its LLM calls among them)."""
+        rng = self.rng
+        flag_p = 0.7 if "bias_flags" in self._active else _BIAS_FLAG_P
+        names = ["llm.call", "simulacra.classified"]
+        for name, chance in (
+            ("bias.flagged", flag_p),
+            ("frame.detected", _FRAME_P),
+            ("steelman.scored", _STEELMAN_P),
+            ("llm.call", _SECOND_CALL_P),
+        ):
+            if name in self._latest and rng.random() < chance:
+                names.append(name)
+        others = [n for n in self._latest if n not in _UI_WEIGHTS and n not in names]
+        if others and rng.random() < 0.02:  # a registry event with no hand-tuned place
+            names.append(rng.choice(others))
+        return [n for n in names if n in self._latest]
+
+    def history(
+        self,
+        start: datetime,
+        end: datetime,
+        sessions_per_hour: int,
+        incidents: Iterable[Incident] = (),
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Sessions spread evenly over ``[start, end)``, with ``incidents`` planted: what a
+        backtest replays. Yields one session's events at a time."""
+        self.incidents = tuple(incidents)
+        saved = self.now
+        try:
+            hours = max(1, round((end - start).total_seconds() / 3600))
+            for hour in range(hours):
+                for _ in range(sessions_per_hour):
+                    offset = timedelta(hours=hour + self.rng.random())
+                    self.now = min(end, start + offset + timedelta(minutes=55))
+                    yield self.session()
+        finally:
+            self.now, self.incidents, self._active = saved, (), frozenset()
 
     def envelopes(self, sessions: int, batch_size: int = 50) -> Iterator[dict[str, Any]]:
         """Beacon bodies for ``sessions`` sessions, each at most ``batch_size`` events."""

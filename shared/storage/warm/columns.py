@@ -77,7 +77,8 @@ def _unify(types: set[str]) -> str:
     return "json"
 
 
-def _prop_sql(name: str, kind: str) -> str:
+def prop_sql(name: str, kind: str) -> str:
+    """PostgreSQL: the typed value of prop ``name`` (of warm type ``kind``) from ``props``."""
     quoted = name.replace("'", "''")
     if kind in _CAST:
         return f"(props->>'{quoted}')::{_CAST[kind]}"
@@ -97,7 +98,7 @@ def warm_columns(table: str, registry: Registry) -> list[WarmColumn]:
         columns.append(WarmColumn(column.name, sql))
     if table == "telemetry_events":
         columns.extend(
-            WarmColumn(f"{PROPS_PREFIX}{name}", _prop_sql(name, kind))
+            WarmColumn(f"{PROPS_PREFIX}{name}", prop_sql(name, kind))
             for name, kind in prop_types(registry).items()
         )
     return columns

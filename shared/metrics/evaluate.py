@@ -1,0 +1,219 @@
+"""A metric's value at each evaluation time: one query per measure, however many times there are.
+
+The same code serves the live run (the newest evaluation times), the backtest (every time of a
+history) and the report (a chart's points), so what the backtest says an alert would have done
+is what the live run does on the same rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+
+from sqlalchemy import Engine
+
+from shared.contract.registry.loader import Registry
+from shared.metrics import sql
+from shared.metrics.catalog import Measure, Metric, parse_duration
+from shared.metrics.drift import divergence
+
+Status = Literal["ok", "insufficient", "no_data", "error"]
+
+
+@dataclass(frozen=True)
+class Observation:
+    """A metric at one evaluation time: its value, its observations ``n``, and whether it counts.
+
+    ``insufficient`` has fewer observations than the metric's minimum sample: its value is shown
+    but never judged. ``no_data`` has none; ``error`` could not be evaluated.
+    """
+
+    at: datetime
+    status: Status
+    value: float | None
+    n: int
+    error: str | None = None
+    #: Category shares, for a distribution.
+    shares: Mapping[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The observation as JSON (the API, the CLI and the alert bodies)."""
+        out: dict[str, Any] = {
+            "at": self.at.isoformat(),
+            "status": self.status,
+            "value": self.value,
+            "n": self.n,
+        }
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+class SqlRunner(Protocol):
+    """Runs one query of the metrics' SQL and returns its rows."""
+
+    dialect: sql.Dialect
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        """The rows of ``query``."""
+        ...
+
+
+class PostgresRunner:
+    """The hot tier, on PostgreSQL."""
+
+    dialect: sql.Dialect = "postgres"
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        """The rows of ``query`` (our own SQL: no parameters, no ``%``)."""
+        with self.engine.connect() as conn:
+            return [tuple(r) for r in conn.exec_driver_sql(query).all()]
+
+
+class DuckDbRunner:
+    """The tiers' DuckDB views (``shared.storage.warm.query.open_views``)."""
+
+    dialect: sql.Dialect = "duckdb"
+
+    def __init__(self, con: Any) -> None:
+        self.con = con
+
+    def rows(self, query: str) -> list[tuple[Any, ...]]:
+        """The rows of ``query``."""
+        return [tuple(r) for r in self.con.execute(query).fetchall()]
+
+
+#: A gauge's probe: the value now (None: no data).
+Probe = Callable[[], float | None]
+
+
+def grid_for(metric: Metric, start: datetime, end: datetime) -> sql.Grid:
+    """The metric's evaluation times from ``start`` to ``end`` (both on its grain, inclusive)."""
+    grain = int(metric.grain_td.total_seconds())
+    first = math.ceil(start.timestamp() / grain)
+    last = math.floor(end.timestamp() / grain)
+    return sql.Grid(grain, int(metric.window_td / metric.grain_td), first, max(first, last))
+
+
+def latest_time(metric: Metric, now: datetime) -> datetime:
+    """The newest evaluation time at or before ``now``."""
+    grain = int(metric.grain_td.total_seconds())
+    return datetime.fromtimestamp(math.floor(now.timestamp() / grain) * grain, UTC)
+
+
+def _times(grid: sql.Grid) -> list[tuple[int, datetime]]:
+    return [
+        (i, datetime.fromtimestamp(i * grid.grain_s, UTC)) for i in range(grid.first, grid.last + 1)
+    ]
+
+
+def _per_index(rows: list[tuple[Any, ...]]) -> dict[int, tuple[float | None, int]]:
+    return {int(i): (None if v is None else float(v), int(n)) for i, v, n in rows}
+
+
+class Evaluator:
+    """Evaluates catalog metrics with one runner."""
+
+    def __init__(self, runner: SqlRunner, registry: Registry) -> None:
+        self.runner = runner
+        self.registry = registry
+
+    def measure(self, measure: Measure, grid: sql.Grid) -> dict[int, tuple[float | None, int]]:
+        """The measure's value and observations per evaluation index of ``grid``."""
+        query = sql.aggregate_sql(measure, self.runner.dialect, self.registry, grid)
+        return _per_index(self.runner.rows(query))
+
+    def evaluate(
+        self, metric: Metric, grid: sql.Grid, probe: Probe | None = None
+    ) -> list[Observation]:
+        """The metric at every evaluation time of ``grid``."""
+        if metric.kind == "ratio":
+            return self._ratio(metric, grid)
+        if metric.kind == "quantile":
+            assert metric.measure and metric.quantile
+            query = sql.quantile_sql(
+                metric.measure, metric.quantile, self.runner.dialect, self.registry, grid
+            )
+            values = _per_index(self.runner.rows(query))
+            return [_judged(metric, at, *values.get(i, (None, 0))) for i, at in _times(grid)]
+        if metric.kind == "distribution":
+            return self._distribution(metric, grid)
+        if probe is None:
+            raise ValueError(f"gauge {metric.name} has no probe here")
+        value = probe()
+        at = _times(grid)[-1][1]
+        return [_judged(metric, at, value, 0 if value is None else metric.min_sample)]
+
+    def _ratio(self, metric: Metric, grid: sql.Grid) -> list[Observation]:
+        assert metric.numerator and metric.denominator
+        numerator = self.measure(metric.numerator, grid)
+        denominator = self.measure(metric.denominator, grid)
+        out = []
+        for i, at in _times(grid):
+            num = numerator.get(i, (0.0, 0))[0] or 0.0
+            den, n = denominator.get(i, (None, 0))
+            if not den:
+                out.append(Observation(at, "no_data", None, n))
+                continue
+            share = num / den
+            value = metric.scale * ((1 - share) if metric.complement else share)
+            out.append(_judged(metric, at, value, n))
+        return out
+
+    def _distribution(self, metric: Metric, grid: sql.Grid) -> list[Observation]:
+        assert metric.measure and metric.drift
+        baseline_grains = int(parse_duration(metric.drift.baseline) / metric.grain_td)
+        reach = sql.Grid(grid.grain_s, 1, grid.first - grid.grains - baseline_grains + 1, grid.last)
+        query = sql.categories_sql(metric.measure, self.runner.dialect, self.registry, reach)
+        buckets: dict[int, dict[str, tuple[float, int]]] = {}
+        for i, category, weight, n in self.runner.rows(query):
+            buckets.setdefault(int(i), {})[str(category)] = (float(weight), int(n))
+
+        def window(last: int, grains: int) -> tuple[dict[str, float], int]:
+            counts: dict[str, float] = {}
+            seen = 0
+            for b in range(last - grains + 1, last + 1):
+                for category, (weight, n) in buckets.get(b, {}).items():
+                    counts[category] = counts.get(category, 0.0) + weight
+                    seen += n
+            return counts, seen
+
+        out = []
+        for i, at in _times(grid):
+            current, n = window(i, grid.grains)
+            baseline, base_n = window(i - grid.grains, baseline_grains)
+            if n == 0:
+                out.append(Observation(at, "no_data", None, 0))
+                continue
+            total = sum(current.values())
+            shares = {k: v / total for k, v in sorted(current.items())}
+            if base_n < metric.drift.min_sample or not baseline:
+                out.append(Observation(at, "insufficient", None, n, shares=shares))
+                continue
+            value = divergence(metric.drift.method, current, baseline)
+            judged = _judged(metric, at, value, n)
+            out.append(Observation(judged.at, judged.status, judged.value, judged.n, shares=shares))
+        return out
+
+
+def _judged(metric: Metric, at: datetime, value: float | None, n: int) -> Observation:
+    if n == 0 or value is None:
+        return Observation(at, "no_data", None, n)
+    return Observation(at, "ok" if n >= metric.min_sample else "insufficient", value, n)
+
+
+def failed(at: datetime, error: BaseException) -> Observation:
+    """The observation of a metric that could not be evaluated (the error's type, no values)."""
+    return Observation(at, "error", None, 0, error=type(error).__name__)
+
+
+def span_back(metric: Metric, end: datetime, evaluations: int) -> tuple[datetime, datetime]:
+    """The times of the last ``evaluations`` evaluations up to ``end``."""
+    last = latest_time(metric, end)
+    return last - metric.grain_td * (evaluations - 1), last

@@ -1,0 +1,181 @@
+"""A catalog measure as SQL that PostgreSQL (the hot tier) and DuckDB (the tiers' views) both run.
+
+Evaluation times sit on a grid: index ``i`` is the instant ``i * grain`` seconds after the epoch,
+and its window holds the rows with ``(i - K) * grain <= ts < i * grain``, ``K`` = window / grain.
+Each row is placed in its grain bucket and repeated for the ``K`` evaluation times whose windows
+hold it, so one query answers every evaluation time of a range at once: one time for a live run,
+thousands for a backtest. The SQL uses only what both engines share (``FILTER``, window functions,
+``generate_series``, ``to_timestamp``), and the catalog's filters are structured values, never
+SQL text, so the catalog cannot inject SQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from shared.contract.registry.loader import Registry
+from shared.metrics.catalog import Measure, Scalar
+from shared.storage.hot.tables import api_calls_log, telemetry_events
+from shared.storage.layout import EVENT_TABLES
+from shared.storage.warm.columns import PROPS_PREFIX, prop_sql, prop_types
+
+Dialect = Literal["postgres", "duckdb"]
+_TABLES = {"telemetry_events": telemetry_events, "api_calls_log": api_calls_log}
+
+
+class UnknownField(ValueError):
+    """A measure reads a field that is neither a column of its table nor a registry prop."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Evaluation indexes ``first..last`` of a grain, each window ``grains`` grains long."""
+
+    grain_s: int
+    grains: int
+    first: int
+    last: int
+
+    @property
+    def rows_from_s(self) -> int:
+        """Epoch second of the oldest row any window of the grid holds."""
+        return (self.first - self.grains) * self.grain_s
+
+    @property
+    def rows_to_s(self) -> int:
+        """Epoch second just past the newest row any window holds."""
+        return self.last * self.grain_s
+
+
+def literal(value: Scalar) -> str:
+    """A catalog filter value as an SQL literal."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def field_sql(measure: Measure, field: str, dialect: Dialect, registry: Registry) -> str:
+    """The SQL expression of a measure's field: a column, or a typed prop."""
+    table = _TABLES[measure.table]
+    if field in table.columns and field != "props":
+        return f'"{field}"'
+    if measure.table == "telemetry_events":
+        kinds = prop_types(registry)
+        if field in kinds:
+            if dialect == "duckdb":
+                return f'"{PROPS_PREFIX}{field}"'
+            return prop_sql(field, kinds[field])
+    raise UnknownField(f"{field!r} is neither a column of {measure.table} nor a registry prop")
+
+
+def _filters(measure: Measure, dialect: Dialect, registry: Registry) -> list[str]:
+    out = []
+    if measure.events:
+        out.append(f"name IN ({', '.join(literal(e) for e in measure.events)})")
+    if measure.category:
+        out.append(f"category = {literal(measure.category)}")
+    for negate, filters in ((False, measure.where), (True, measure.where_not)):
+        for field, values in filters.items():
+            expr = field_sql(measure, field, dialect, registry)
+            listed = ", ".join(literal(v) for v in values)
+            out.append(
+                f"({expr} IS NULL OR {expr} NOT IN ({listed}))"
+                if negate
+                else f"{expr} IN ({listed})"
+            )
+    return out
+
+
+def rows_sql(
+    measure: Measure,
+    dialect: Dialect,
+    registry: Registry,
+    grid: Grid,
+    value: str | None,
+    value_type: str = "FLOAT8",
+) -> str:
+    """The measure's rows in the grid's span: ``ts``, weight ``w``, value ``v`` and key ``k``.
+
+    ``v`` is the field ``value`` (cast to ``value_type``) when given, else the summed fields.
+    """
+    ts = EVENT_TABLES[measure.table]
+    weight = "1.0" if measure.unweighted else "1.0 / sample_rate"
+    if value is not None:
+        v = f"CAST({field_sql(measure, value, dialect, registry)} AS {value_type})"
+    elif measure.agg == "sum":
+        v = " + ".join(
+            f"COALESCE(CAST({field_sql(measure, f, dialect, registry)} AS FLOAT8), 0)"
+            for f in measure.fields
+        )
+    else:
+        v = "NULL"
+    k = (
+        f"CAST({field_sql(measure, measure.fields[0], dialect, registry)} AS TEXT)"
+        if measure.agg == "count_distinct"
+        else "NULL"
+    )
+    where = [
+        f"{ts} >= to_timestamp({grid.rows_from_s})",
+        f"{ts} < to_timestamp({grid.rows_to_s})",
+        *_filters(measure, dialect, registry),
+    ]
+    return (
+        f"SELECT {ts} AS ts, {weight} AS w, {v} AS v, {k} AS k "
+        f"FROM {measure.table} WHERE {' AND '.join(where)}"
+    )
+
+
+def _expanded(rows: str, grid: Grid) -> str:
+    """Each row once per evaluation index whose window holds it (column ``i``)."""
+    return (
+        "SELECT b.b + o.off AS i, b.w, b.v, b.k FROM ("
+        f"SELECT CAST(floor(extract(epoch FROM r.ts) / {grid.grain_s}) AS BIGINT) + 1 AS b, "
+        f"r.w, r.v, r.k FROM ({rows}) r) b "
+        f"CROSS JOIN generate_series(0, {grid.grains - 1}) AS o(off) "
+        f"WHERE b.b + o.off BETWEEN {grid.first} AND {grid.last}"
+    )
+
+
+def aggregate_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: Grid) -> str:
+    """Per evaluation index: the measure's value ``val`` and its observations ``n``."""
+    x = _expanded(rows_sql(measure, dialect, registry, grid, None), grid)
+    if measure.agg == "count_distinct":
+        return (
+            "SELECT i, sum(w) AS val, count(*) AS n FROM ("
+            f"SELECT i, k, max(w) AS w FROM ({x}) x WHERE k IS NOT NULL GROUP BY i, k) d "
+            "GROUP BY i"
+        )
+    total = "sum(w * v)" if measure.agg == "sum" else "sum(w)"
+    return f"SELECT i, {total} AS val, count(*) AS n FROM ({x}) x GROUP BY i"
+
+
+def quantile_sql(
+    measure: Measure, quantile: float, dialect: Dialect, registry: Registry, grid: Grid
+) -> str:
+    """Per evaluation index: the weighted ``quantile`` of the measure's field, and ``n``.
+
+    The weighted quantile is the smallest value whose cumulative weight reaches ``quantile`` of
+    the total: each row stands for 1 / sample_rate events.
+    """
+    assert measure.field is not None
+    x = _expanded(rows_sql(measure, dialect, registry, grid, measure.field), grid)
+    return (
+        f"SELECT i, min(v) FILTER (WHERE cw >= {quantile!r} * tw) AS val, count(*) AS n FROM ("
+        "SELECT i, v, sum(w) OVER (PARTITION BY i ORDER BY v "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cw, "
+        f"sum(w) OVER (PARTITION BY i) AS tw FROM ({x}) x WHERE v IS NOT NULL) c GROUP BY i"
+    )
+
+
+def categories_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: Grid) -> str:
+    """Per grain bucket (a one-grain grid): weighted count ``val`` and ``n`` of each category."""
+    assert measure.field is not None
+    one = Grid(grid.grain_s, 1, grid.first, grid.last)
+    rows = rows_sql(measure, dialect, registry, one, measure.field, value_type="TEXT")
+    return (
+        f"SELECT i, v AS category, sum(w) AS val, count(*) AS n FROM ({_expanded(rows, one)}) x "
+        "WHERE v IS NOT NULL GROUP BY i, v"
+    )

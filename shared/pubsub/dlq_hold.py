@@ -1,0 +1,67 @@
+"""The dead-letter queue's hold subscription, looked at without consuming it.
+
+``telemetry dlq`` lists it by reason and the anomaly function's ``dead_letter_depth`` metric
+counts it; both release every message they pulled at once (ack deadline 0).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared.pubsub import dead_letter
+from shared.pubsub import resources as names
+from shared.settings import Settings
+
+
+def subscriber_client() -> Any:
+    """A Pub/Sub subscriber client (the emulator when ``PUBSUB_EMULATOR_HOST`` is set)."""
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
+    return pubsub_v1.SubscriberClient()
+
+
+def pull(subscriber: Any, path: str, batch: int) -> list[Any]:
+    """Up to ``batch`` messages of a subscription (fewer, or none, when it holds fewer)."""
+    response = subscriber.pull(request={"subscription": path, "max_messages": batch}, timeout=10)
+    return list(response.received_messages)
+
+
+@dataclass
+class DlqSummary:
+    """Messages in the hold subscription, by reason."""
+
+    messages: int = 0
+    events: int = 0
+    by_reason: Counter[str] = field(default_factory=Counter)
+
+
+def summarise(settings: Settings, limit: int = 10_000) -> DlqSummary:
+    """Look at up to ``limit`` messages without consuming them (they are released again)."""
+    subscriber = subscriber_client()
+    path = subscriber.subscription_path(settings.google_cloud_project, names.SUBSCRIPTION_DLQ)
+    summary = DlqSummary()
+    held: list[str] = []
+    try:
+        while summary.messages < limit:
+            received = pull(subscriber, path, min(1000, limit - summary.messages))
+            if not received:
+                break
+            for item in received:
+                attributes = dict(item.message.attributes)
+                summary.messages += 1
+                summary.events += int(attributes.get(dead_letter.EVENT_COUNT, "1") or 1)
+                summary.by_reason[dead_letter.reason_of(attributes)] += 1
+                held.append(item.ack_id)
+    finally:
+        for start in range(0, len(held), 1000):
+            subscriber.modify_ack_deadline(
+                request={
+                    "subscription": path,
+                    "ack_ids": held[start : start + 1000],
+                    "ack_deadline_seconds": 0,
+                }
+            )
+        subscriber.close()
+    return summary
