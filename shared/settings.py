@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     telemetry_archive_kek: str | None = Field(None, alias="TELEMETRY_ARCHIVE_KEK")
     #: Largest artifact the cold archive takes, bytes (each is encrypted in memory).
     telemetry_archive_max_bytes: int = Field(256 << 20, gt=0, alias="TELEMETRY_ARCHIVE_MAX_BYTES")
+    #: The anomaly function's Slack-compatible webhook (Secret Manager in production). Unset:
+    #: alerts go to the ``telemetry-alerts`` topic only.
+    telemetry_alert_webhook_url: SecretStr | None = Field(None, alias="TELEMETRY_ALERT_WEBHOOK_URL")
+    #: Where alert messages link a metric's runbook page (``<base><page>.md``).
+    telemetry_runbook_base_url: str = Field(
+        "docs/runbooks/", min_length=1, alias="TELEMETRY_RUNBOOK_BASE_URL"
+    )
     #: Hot paths (ingest) log their totals once per this many seconds, not a line per request.
     telemetry_log_summary_s: float = Field(60.0, gt=0, le=3600, alias="TELEMETRY_LOG_SUMMARY_S")
 
@@ -158,6 +165,13 @@ class Settings(BaseSettings):
         if self.telemetry_otlp_tokens is None:
             return ()
         return tuple(_split(self.telemetry_otlp_tokens.get_secret_value()))
+
+    @property
+    def alert_webhook_url(self) -> str | None:
+        """The alert webhook, or None (unset or empty: the topic only)."""
+        if self.telemetry_alert_webhook_url is None:
+            return None
+        return self.telemetry_alert_webhook_url.get_secret_value().strip() or None
 
     @property
     def pseudonym_keys(self) -> tuple[tuple[str, str], ...]:

@@ -162,7 +162,7 @@ class EventGenerator:
         provider, model, operation, typical_in, typical_out = rng.choice(LLM_PROFILES)
         failing = "llm_errors" in self._active
         status = rng.choices(
-            ["ok", "error", "timeout"], weights=[80, 15, 5] if failing else [993, 5, 2]
+            ["ok", "error", "timeout"], weights=[80, 15, 5] if failing else [995, 3, 2]
         )[0]
         if provider == "assemblyai":
             usage = Usage(audio_seconds=round(rng.uniform(20, 900), 1))

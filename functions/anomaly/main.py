@@ -1,0 +1,116 @@
+"""Anomaly: the metrics catalog over the hot and warm tiers, alerts, and materialized values (HTTP).
+
+Entry point ``anomaly``. Private: Cloud Scheduler calls it with an OIDC token every 15 minutes,
+and Cloud Run checks the token. ``POST`` a JSON body (empty means ``evaluate``):
+
+* ``{"action": "evaluate"}`` (optionally ``"metrics": ["name", …]``): evaluate the catalog at
+  every evaluation time since the last run, move each metric's alert, send what is due to the
+  webhook (``TELEMETRY_ALERT_WEBHOOK_URL``) and the ``telemetry-alerts`` topic, and retry what
+  earlier runs could not send;
+* ``{"action": "status"}``: each metric's alert state.
+
+Answers 200 with the run's report (a metric that failed to evaluate is reported, with its own
+``eval_failed`` alert, and never stops the others), 400 naming what is wrong with the request,
+503 with ``Retry-After`` when PostgreSQL cannot be reached, 500 otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import flask
+import functions_framework
+
+from shared.errors import ServiceUnavailable
+from shared.http import Answer, answer_request
+from shared.metrics.run import AnomalyRun, anomaly_from_settings
+from shared.observability.log import configure_logging
+from shared.settings import get_settings
+from shared.storage.warm.snapshot import service_failure
+
+logger = logging.getLogger("anomaly")
+_lock = threading.Lock()
+_run: AnomalyRun | None = None
+
+
+def get_run() -> AnomalyRun:
+    """The instance's anomaly run, built on first use."""
+    global _run
+    if _run is None:
+        with _lock:
+            if _run is None:
+                settings = get_settings()
+                configure_logging(settings.telemetry_log_level)
+                _run = anomaly_from_settings(settings)
+    return _run
+
+
+def _evaluate(body: dict[str, Any]) -> Answer:
+    run = get_run()
+    names = body.get("metrics")
+    if names is not None:
+        known = {m.name for m in run.catalog}
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            return Answer(400, {"error": "metrics must be a list of metric names"})
+        unknown = sorted(set(names) - known)
+        if unknown:
+            return Answer(400, {"error": f"unknown metrics: {', '.join(unknown)[:200]}"})
+    return Answer(200, run.run(names=names).to_json())
+
+
+def _status(_body: dict[str, Any]) -> Answer:
+    states = get_run().store.states()
+    return Answer(200, {"alerts": {name: s.to_json() for name, s in sorted(states.items())}})
+
+
+ACTIONS: dict[str, Callable[[dict[str, Any]], Answer]] = {
+    "evaluate": _evaluate,
+    "status": _status,
+}
+
+
+def handle(method: str, body: bytes) -> Answer:
+    """Run the action a request names; never raises."""
+    if method != "POST":
+        return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
+    try:
+        request: Any = json.loads(body) if body.strip() else {"action": "evaluate"}
+    except ValueError:
+        return Answer(400, {"error": "body is not JSON"})
+    if not isinstance(request, dict) or request.get("action", "evaluate") not in ACTIONS:
+        return Answer(
+            400, {"error": f'body must be {{"action": ...}} with one of {sorted(ACTIONS)}'}
+        )
+    action = str(request.get("action", "evaluate"))
+    try:
+        return ACTIONS[action](request)
+    except Exception as exc:
+        typed = service_failure(exc)
+        if isinstance(typed, ServiceUnavailable):
+            logger.warning(
+                "anomaly action interrupted", extra={"action": action, "error": typed.message}
+            )
+            return Answer(
+                503,
+                {"error": f"{typed.message}; the next run catches up"},
+                {"Retry-After": "60"},
+            )
+        logger.exception("anomaly action failed unexpectedly", extra={"action": action})
+        return Answer(500, {"error": "internal error; the next run catches up"})
+
+
+@functions_framework.http
+def anomaly(request: flask.Request) -> Any:
+    """Run one anomaly action."""
+    return answer_request(request, handle, get_settings().google_cloud_project)
+
+
+def reset() -> None:
+    """Forget the run (tests change settings between cases)."""
+    global _run
+    with _lock:
+        _run = None
