@@ -22,6 +22,7 @@ from shared.settings import reset_settings
 from shared.storage.layout import EVENT_TABLES, TIERS
 from telemetry_cli.capacity import capacity
 from telemetry_cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
+from telemetry_cli.metrics.commands import metrics
 
 
 def _fail(exc: TelemetryError) -> None:
@@ -31,7 +32,20 @@ def _fail(exc: TelemetryError) -> None:
 
 #: Commands that reach the pipeline's services (the others are local tooling).
 SERVICE_COMMANDS = frozenset(
-    {"migrate", "dlq", "sampling", "snapshot", "query", "retention", "archive", "erase", "audit"}
+    {
+        "migrate",
+        "dlq",
+        "sampling",
+        "snapshot",
+        "query",
+        "retention",
+        "archive",
+        "erase",
+        "audit",
+        "metrics",
+        "report",
+        "reprice",
+    }
 )
 
 
@@ -634,6 +648,7 @@ def check() -> None:
 for _command in LIFECYCLE_COMMANDS:
     cli.add_command(_command)
 cli.add_command(capacity)
+cli.add_command(metrics)
 
 
 def main() -> None:

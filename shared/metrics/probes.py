@@ -39,6 +39,10 @@ def dead_letter_depth(settings: Settings) -> float:
     return float(summarise(settings, limit=DLQ_PROBE_LIMIT).messages)
 
 
+#: The probe names a gauge may use.
+PROBE_NAMES = frozenset({"snapshot_lag_hours", "dead_letter_depth"})
+
+
 def probes(settings: Settings, engine: Engine) -> dict[str, Callable[[], float | None]]:
     """Every probe the catalog may name, bound to this deployment."""
     return {

@@ -21,7 +21,7 @@ from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm.columns import PROPS_PREFIX, prop_sql, prop_types
 
 Dialect = Literal["postgres", "duckdb"]
-_TABLES = {"telemetry_events": telemetry_events, "api_calls_log": api_calls_log}
+TABLES = {"telemetry_events": telemetry_events, "api_calls_log": api_calls_log}
 
 
 class UnknownField(ValueError):
@@ -59,7 +59,7 @@ def literal(value: Scalar) -> str:
 
 def field_sql(measure: Measure, field: str, dialect: Dialect, registry: Registry) -> str:
     """The SQL expression of a measure's field: a column, or a typed prop."""
-    table = _TABLES[measure.table]
+    table = TABLES[measure.table]
     if field in table.columns and field != "props":
         return f'"{field}"'
     if measure.table == "telemetry_events":

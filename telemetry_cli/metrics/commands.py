@@ -1,0 +1,205 @@
+"""``telemetry metrics …``: the catalog's lint, docs and dashboards, live checks and backtests."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS_PATH = ROOT / "docs" / "metrics.md"
+DASHBOARDS_DIR = ROOT / "docs" / "dashboards"
+
+
+def write_or_check(files: dict[Path, str], check: bool, command: str) -> None:
+    """Write generated ``files``, or with ``check`` fail when any differs from what is there."""
+    if check:
+        stale = [
+            p
+            for p, text in files.items()
+            if not p.exists() or p.read_text(encoding="utf-8") != text
+        ]
+        if stale:
+            names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
+            click.echo(f"{names} drifted from the catalog; run `{command}`", err=True)
+            sys.exit(1)
+        click.echo(f"{len(files)} generated file(s) current")
+        return
+    for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {path.relative_to(ROOT)}")
+
+
+@click.group()
+def metrics() -> None:
+    """The metrics catalog: list, lint, docs, dashboards, check, evaluate, backtest."""
+
+
+@metrics.command("list")
+def metrics_list() -> None:
+    """Every metric of the catalog, one line each."""
+    from shared.metrics.catalog import default_catalog
+
+    for m in default_catalog():
+        arrow = ">" if m.thresholds.direction == "above" else "<"
+        click.echo(
+            f"{m.name:<26} {m.kind:<12} {m.source:<4} {m.window:>4}/{m.grain:<4} "
+            f"warn {arrow}{m.thresholds.warn:g} crit {arrow}{m.thresholds.critical:g} {m.unit:<10} "
+            f"{m.dashboard}"
+        )
+
+
+@metrics.command("lint")
+def metrics_lint() -> None:
+    """Check the catalog against the registry and the runbooks; exits 1 on any problem."""
+    from shared.contract.registry import default_registry
+    from telemetry_cli.metrics.lint import lint_catalog
+
+    _, problems = lint_catalog(default_registry())
+    for problem in problems:
+        click.echo(f"shared/metrics/catalog.yaml: {problem}", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo("catalog ok")
+
+
+@metrics.command("docs")
+@click.option("--check", is_flag=True, help="Fail if docs/metrics.md differs from the catalog.")
+def metrics_docs(check: bool) -> None:
+    """Write docs/metrics.md from the catalog (or check that it is current)."""
+    from shared.metrics.catalog import default_catalog
+    from telemetry_cli.metrics.docs import render_markdown
+
+    write_or_check({DOCS_PATH: render_markdown(default_catalog())}, check, "telemetry metrics docs")
+
+
+@metrics.command("dashboards")
+@click.option("--check", is_flag=True, help="Fail if docs/dashboards/ differs from the catalog.")
+def metrics_dashboards(check: bool) -> None:
+    """Write the Grafana dashboards (docs/dashboards/*.json) from the catalog."""
+    from shared.metrics.catalog import default_catalog
+    from telemetry_cli.metrics.dashboards import dashboards_json
+
+    files = {
+        DASHBOARDS_DIR / name: text for name, text in dashboards_json(default_catalog()).items()
+    }
+    write_or_check(files, check, "telemetry metrics dashboards")
+
+
+def _format_value(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.4g}"
+
+
+@metrics.command("check")
+@click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object instead of a table.")
+def metrics_check(names: tuple[str, ...], as_json: bool) -> None:
+    """Evaluate every metric now, without moving alerts, beside its alert's stored state.
+
+    Exits 1 when a metric cannot be evaluated.
+    """
+    from shared.contract.registry import default_registry
+    from shared.metrics.catalog import default_catalog
+    from shared.metrics.evaluate import Evaluator, failed, grid_for, latest_time
+    from shared.metrics.probes import probes
+    from shared.metrics.run import runner_factory
+    from shared.metrics.store import AlertStore
+    from shared.settings import get_settings
+    from shared.storage.hot.engine import get_engine
+
+    settings, engine, registry = get_settings(), get_engine(), default_registry()
+    runners = runner_factory(settings, engine, registry)
+    bound = probes(settings, engine)
+    states = AlertStore(engine).states()
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for metric in default_catalog():
+        if names and metric.name not in names:
+            continue
+        at = latest_time(metric, now)
+        try:
+            evaluator = Evaluator(runners(metric.source), registry)
+            obs = evaluator.evaluate(
+                metric, grid_for(metric, at, at), bound.get(metric.probe or "")
+            )[-1]
+        except Exception as exc:
+            obs = failed(at, exc)
+        state = states.get(metric.name)
+        level = metric.thresholds.level(obs.value) if obs.value is not None else "-"
+        rows.append(
+            {
+                "metric": metric.name,
+                **obs.to_json(),
+                "level": level,
+                "alert": state.status if state else "never evaluated",
+                "condition": state.condition if state else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            note = f" ({row['error']})" if row.get("error") else ""
+            click.echo(
+                f"{row['metric']:<26} {row['status']:<12} {_format_value(row['value']):>10} "
+                f"n={row['n']:<7} {row['level']:<8} alert {row['alert']}{note}"
+            )
+    if any(r["status"] == "error" for r in rows):
+        sys.exit(1)
+
+
+@metrics.command("evaluate")
+@click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
+def metrics_evaluate(names: tuple[str, ...]) -> None:
+    """What the anomaly function does on schedule: evaluate, move alerts, send notices."""
+    from shared.metrics.run import anomaly_from_settings
+    from shared.settings import get_settings
+
+    report = anomaly_from_settings(get_settings()).run(names=list(names) or None)
+    click.echo(json.dumps(report.to_json(), indent=2, default=str))
+
+
+@metrics.command("backtest")
+@click.option("--days", type=click.IntRange(1, 180), default=30, show_default=True)
+@click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="The full replay as JSON.")
+def metrics_backtest(days: int, names: tuple[str, ...], as_json: bool) -> None:
+    """Replay the catalog over the last DAYS of history (warm and hot tiers) and print the
+    alerts each metric would have sent, per week."""
+    from shared.contract.registry import default_registry
+    from shared.metrics.backtest import backtest
+    from shared.metrics.catalog import Catalog, default_catalog
+    from shared.metrics.evaluate import DuckDbRunner, Evaluator
+    from shared.settings import get_settings
+    from shared.storage.hot.engine import get_engine
+    from shared.storage.warm.query import open_views
+
+    settings, registry = get_settings(), default_registry()
+    catalog = default_catalog()
+    if names:
+        catalog = Catalog(metrics=tuple(m for m in catalog if m.name in names))
+    end = datetime.now(UTC)
+    start = end - timedelta(days=days)
+    con = open_views(settings, get_engine(), registry, "both")
+    results = []
+    for metric in catalog:
+        click.echo(f"replaying {metric.name}…", err=True)
+        results += backtest(
+            Catalog(metrics=(metric,)), Evaluator(DuckDbRunner(con), registry), start, end
+        )
+    if as_json:
+        click.echo(json.dumps([r.to_json(start, end) for r in results], indent=2))
+        return
+    for result in results:
+        weeks = result.firing_per_week(start, end)
+        per_week = " ".join(f"{d.isoformat()}:{c}" for d, c in weeks.items())
+        click.echo(
+            f"{result.metric.name:<26} firing {result.count('firing'):>3} resolved "
+            f"{result.count('resolved'):>3} no-data {result.count('no_data'):>3}  "
+            f"per week {per_week}"
+        )
