@@ -63,7 +63,7 @@ INCIDENT_KINDS = {
     "llm_latency": "LLM calls are eight times slower",
     "bias_flags": "most statements are flagged for a bias",
     "simulacra_shift": "the Simulacra level mix turns upside down",
-    "token_burn": "LLM calls use five times the tokens",
+    "token_burn": "LLM calls use ten times the tokens",
 }
 
 
@@ -168,7 +168,7 @@ class EventGenerator:
             usage = Usage(audio_seconds=round(rng.uniform(20, 900), 1))
             latency = usage.audio_seconds * rng.uniform(80, 200)
         else:
-            burn = 5 if "token_burn" in self._active else 1
+            burn = 10 if "token_burn" in self._active else 1
             prompt = max(1, int(rng.gauss(typical_in, typical_in / 4))) * burn
             cached = int(prompt * rng.uniform(0, 0.7)) if provider == "anthropic" else 0
             usage = Usage(

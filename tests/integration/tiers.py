@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,9 +58,9 @@ class Warm:
         return ids
 
 
-@pytest.fixture
-def warm(services, tmp_path: Path) -> Iterator[Warm]:
-    """A fresh database on the session's PostgreSQL, and a fresh bucket.
+@contextlib.contextmanager
+def fresh_tiers(services: Any, tmp: Path) -> Iterator[Warm]:
+    """A fresh database on the session's PostgreSQL, migrated, and a fresh bucket.
 
     A database, not a server per test: starting a server forks from this process, whose gRPC
     threads (Pub/Sub clients) made initdb and pg_ctl abort now and then (epoll_wait: Bad file
@@ -79,12 +80,19 @@ def warm(services, tmp_path: Path) -> Iterator[Warm]:
     client = get_storage_client(settings)
     bucket = client.create_bucket(settings.telemetry_bucket)
     try:
-        yield Warm(settings, engine, bucket, tmp_path)
+        yield Warm(settings, engine, bucket, tmp)
     finally:
         engine.dispose()
         _outside_transaction(
             services.database_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
         )
+
+
+@pytest.fixture
+def warm(services, tmp_path: Path) -> Iterator[Warm]:
+    """Fresh tiers for one test."""
+    with fresh_tiers(services, tmp_path) as tiers:
+        yield tiers
 
 
 def _outside_transaction(url: str, statement: str) -> None:

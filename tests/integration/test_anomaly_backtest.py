@@ -1,0 +1,169 @@
+"""The catalog replayed over nine days of generated history in the warm and hot tiers: planted
+incidents fire exactly once and resolve exactly once, with their runbook; normal traffic fires
+nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.contract.registry import default_registry
+from shared.metrics import messages
+from shared.metrics.backtest import MetricBacktest, backtest
+from shared.metrics.catalog import default_catalog
+from shared.metrics.evaluate import DuckDbRunner, Evaluator, PostgresRunner, grid_for
+from shared.storage.warm.query import open_views
+from telemetry_cli.generator import Incident
+from telemetry_cli.history import fill_history
+from tests.integration.tiers import Warm, fresh_tiers
+
+pytestmark = pytest.mark.integration
+
+END = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+START = END - timedelta(days=9)
+#: incident kind → (hours before END it starts, hours it lasts)
+PLANTED = {
+    "llm_latency": (150, 3),
+    "token_burn": (110, 8),
+    "bias_flags": (70, 4),
+    "llm_errors": (40, 3),
+    "simulacra_shift": (20, 8),
+}
+#: The metrics each incident must fire, with their runbook page.
+FIRES = {
+    "api_latency_p95": ("llm_latency", "llm-latency.md"),
+    "api_latency_p99": ("llm_latency", "llm-latency.md"),
+    "tokens_per_node": ("token_burn", "llm-cost.md"),
+    "cost_per_conversation": ("token_burn", "llm-cost.md"),
+    "bias_flag_rate": ("bias_flags", "bias-flag-rate.md"),
+    "llm_error_rate": ("llm_errors", "llm-errors.md"),
+    "llm_success_pct": ("llm_errors", "llm-errors.md"),
+    "simulacra_level_drift": ("simulacra_shift", "simulacra-drift.md"),
+}
+
+
+@pytest.fixture(scope="module")
+def history(services: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
+    """Nine days of sessions with the incidents above; all but the last day snapshotted."""
+    incidents = [
+        Incident(kind, END - timedelta(hours=start), END - timedelta(hours=start - hours))
+        for kind, (start, hours) in PLANTED.items()
+    ]
+    with fresh_tiers(services, tmp_path_factory.mktemp("history")) as tiers:
+        stored = fill_history(
+            tiers.engine, tiers.settings, START, END - timedelta(days=1), 50, incidents, seed=5
+        )
+        tiers.snapshotter().run()
+        stored += fill_history(
+            tiers.engine, tiers.settings, END - timedelta(days=1), END, 50, incidents, seed=6
+        )
+        assert stored > 200_000
+        yield tiers
+
+
+@pytest.fixture(scope="module")
+def replay(history: Warm) -> dict[str, MetricBacktest]:
+    registry = default_registry()
+    con = open_views(history.settings, history.engine, registry, "both")
+    results = backtest(default_catalog(), Evaluator(DuckDbRunner(con), registry), START, END)
+    return {r.metric.name: r for r in results}
+
+
+def test_the_backtest_reads_both_tiers(history: Warm) -> None:
+    assert history.files("telemetry_events") and history.files("api_calls_log")
+
+
+@pytest.mark.parametrize("name", sorted(FIRES))
+def test_each_planted_incident_fires_once_and_resolves_once_with_its_runbook(
+    replay: dict[str, MetricBacktest], name: str
+) -> None:
+    result = replay[name]
+    kind, runbook = FIRES[name]
+    start_h, hours = PLANTED[kind]
+    began = END - timedelta(hours=start_h)
+    firing = [n for n in result.notices if n.kind == "firing"]
+    resolved = [n for n in result.notices if n.kind == "resolved"]
+    assert len(firing) == 1, result.to_json(START, END)["notices"]
+    assert len(resolved) == 1, result.to_json(START, END)["notices"]
+    assert began < firing[0].at <= began + timedelta(hours=hours) + result.metric.window_td
+    assert firing[0].at < resolved[0].at
+    facts = messages.details(result.metric, firing[0], "docs/runbooks/")
+    assert facts["runbook"] == f"docs/runbooks/{runbook}"
+    assert facts["n"] >= result.metric.min_sample and facts["value"] is not None
+
+
+def test_normal_traffic_fires_nothing_else(replay: dict[str, MetricBacktest]) -> None:
+    for name, result in replay.items():
+        if name in FIRES:
+            continue
+        assert result.count("firing") == 0, (name, result.to_json(START, END)["notices"])
+        per_week = result.firing_per_week(START, END)
+        assert max(per_week.values()) <= 1
+
+
+def test_every_metric_is_judged_on_most_evaluations(replay: dict[str, MetricBacktest]) -> None:
+    for name, result in replay.items():
+        judged = sum(1 for o in result.observations if o.status == "ok")
+        assert judged >= 0.9 * len(result.observations), name
+
+
+def test_postgres_and_duckdb_give_the_same_values(history: Warm) -> None:
+    """The hot tier's SQL on PostgreSQL equals the same metric over DuckDB's views."""
+    registry = default_registry()
+    hot = Evaluator(PostgresRunner(history.engine), registry)
+    con = open_views(history.settings, history.engine, registry, "hot")
+    duck = Evaluator(DuckDbRunner(con), registry)
+    for metric in default_catalog():
+        if metric.kind == "gauge":
+            continue
+        grid = grid_for(metric, END - timedelta(hours=12), END)
+        pg_values = [(o.status, o.value, o.n) for o in hot.evaluate(metric, grid)]
+        duck_values = [(o.status, o.value, o.n) for o in duck.evaluate(metric, grid)]
+        assert [s for s, _, _ in pg_values] == [s for s, _, _ in duck_values], metric.name
+        assert [n for _, _, n in pg_values] == [n for _, _, n in duck_values], metric.name
+        for (_, a, _), (_, b, _) in zip(pg_values, duck_values, strict=True):
+            assert (a is None) == (b is None), metric.name
+            if a is not None and b is not None:
+                assert a == pytest.approx(b, rel=1e-9, abs=1e-12), metric.name
+
+
+def test_cli_backtest_prints_alerts_per_week(history: Warm, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "DATABASE_URL": history.settings.database_url.get_secret_value(),
+        "TELEMETRY_BUCKET": history.settings.telemetry_bucket,
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "telemetry_cli.cli",
+            "metrics",
+            "backtest",
+            "--days",
+            "9",
+            "--metric",
+            "llm_error_rate",
+            "--metric",
+            "steelmanning_score",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()}
+    assert "firing   1 resolved   1" in lines["llm_error_rate"]
+    assert "firing   0 resolved   0" in lines["steelmanning_score"]
+    assert "per week" in lines["llm_error_rate"]
+
