@@ -70,7 +70,7 @@ def summary(metric: Metric, notice: Notice) -> str:
     relation = ">" if thresholds.direction == "above" else "<"
     return (
         f"[{title}{severity}] {metric.name} = {_number(facts.value)} {metric.unit} "
-        f"(threshold {relation} {_number(limit)}) over {metric.window}, n={facts.n}"
+        f"(threshold {relation} {_number(limit)} {metric.unit}) over {metric.window}, n={facts.n}"
     )
 
 

@@ -166,4 +166,3 @@ def test_cli_backtest_prints_alerts_per_week(history: Warm, tmp_path: Path) -> N
     assert "firing   1 resolved   1" in lines["llm_error_rate"]
     assert "firing   0 resolved   0" in lines["steelmanning_score"]
     assert "per week" in lines["llm_error_rate"]
-

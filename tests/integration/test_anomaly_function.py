@@ -1,0 +1,195 @@
+"""The anomaly function under functions-framework on the real services: alerts reach a local
+webhook and the ``telemetry-alerts`` topic once each, a webhook that is down is retried without
+holding up the topic, and a metric that fails to evaluate does not stop the others."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.contract.registry import default_registry
+from shared.metrics.catalog import Catalog, default_catalog
+from shared.metrics.deliver import Deliverer
+from shared.metrics.run import AnomalyRun, runner_factory
+from shared.metrics.store import AlertStore
+from shared.pubsub import resources
+from shared.pubsub.alerts import alert_sender
+from telemetry_cli.generator import Incident
+from telemetry_cli.history import fill_history
+from tests.integration.alert_sinks import Webhook, webhook_server
+from tests.integration.tiers import Warm, fresh_tiers
+
+pytestmark = pytest.mark.integration
+
+NOW = datetime.now(UTC)
+LLM_ALERTS = {"llm_error_rate", "llm_success_pct"}
+
+
+@pytest.fixture
+def failing_llm(services: Any, tmp_path: Path) -> Iterator[Warm]:
+    """Eight hours of traffic whose last four hours have a fifth of LLM calls failing."""
+    with fresh_tiers(services, tmp_path) as tiers:
+        incident = Incident("llm_errors", NOW - timedelta(hours=4), NOW + timedelta(hours=1))
+        fill_history(tiers.engine, tiers.settings, NOW - timedelta(hours=8), NOW, 40, [incident])
+        yield tiers
+
+
+def post(url: str, body: Any) -> tuple[int, dict[str, Any]]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def llm_texts(hook: Webhook) -> list[str]:
+    return [t for t in hook.texts() if any(f" {name} " in t for name in LLM_ALERTS)]
+
+
+def test_alerts_reach_the_webhook_and_the_topic_once(
+    services: Any, failing_llm: Warm, function_server: Any, topic_tap: Any, tmp_path: Path
+) -> None:
+    with webhook_server() as hook, topic_tap(services.options.project, resources.TOPIC_ALERTS) as tap:
+        env = {
+            **services.env(),
+            "DATABASE_URL": failing_llm.settings.database_url.get_secret_value(),
+            "TELEMETRY_BUCKET": failing_llm.settings.telemetry_bucket,
+            "TELEMETRY_ALERT_WEBHOOK_URL": hook.url,
+            "TELEMETRY_RUNBOOK_BASE_URL": "https://runbooks.example/",
+            "TELEMETRY_LOG_LEVEL": "INFO",
+        }
+        with function_server("anomaly", env, tmp_path) as url:
+            status, report = post(url, {"action": "evaluate"})
+            assert status == 200, report
+            assert LLM_ALERTS <= set(report["firing"]), report
+            texts = llm_texts(hook)
+            assert len(texts) == 2, hook.texts()
+            assert all(t.startswith("[FIRING critical]") for t in texts), texts
+            errors = next(t for t in texts if "llm_error_rate" in t)
+            assert "threshold > 2 percent" in errors and "over 3h, n=" in errors
+            body = next(b for b in hook.received if "llm_error_rate" in b["text"])
+            assert "https://runbooks.example/llm-errors.md" in json.dumps(body["blocks"])
+
+            messages = [json.loads(m.data) for m in tap.pull_all(expected=2)]
+            messages += [json.loads(m.data) for m in tap.drain(2.0)]
+            fired = [m for m in messages if m["alert"] in LLM_ALERTS]
+            assert len(fired) == 2, messages
+            details = next(m for m in fired if m["alert"] == "llm_error_rate")["details"]
+            assert details["kind"] == "firing" and details["window"] == "3h"
+            assert details["threshold"] == 2 and details["value"] > 2 and details["n"] >= 300
+            assert details["runbook"] == "https://runbooks.example/llm-errors.md"
+
+            # A second run within the same grain sends nothing again.
+            status, again = post(url, {})
+            assert status == 200 and again["delivery"]["sent"] == {"webhook": 0, "topic": 0}
+            assert len(llm_texts(hook)) == 2
+            assert not [m for m in tap.drain(1.5) if m.attributes["alert"] in LLM_ALERTS]
+
+            status, states = post(url, {"action": "status"})
+            assert status == 200
+            assert states["alerts"]["llm_error_rate"]["status"] == "firing"
+        logged = "".join(p.read_text() for p in tmp_path.glob("*.log"))
+        assert "anomaly run" in logged and "alert sent" in logged
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        (b"not json", 400, "not JSON"),
+        ({"action": "panic"}, 400, "one of"),
+        ({"action": "evaluate", "metrics": ["no_such_metric"]}, 400, "unknown metrics"),
+        ({"action": "evaluate", "metrics": "llm_error_rate"}, 400, "list of metric names"),
+    ],
+)
+def test_bad_requests_say_what_is_wrong(
+    services: Any,
+    function_server: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    body: Any,
+    status: int,
+    says: str,
+) -> None:
+    with function_server("anomaly", services.env(), tmp_path_factory.mktemp("anomaly")) as url:
+        got, answer = post(url, body)
+    assert got == status and says in answer["error"], answer
+
+
+def _run(tiers: Warm, hook: Webhook, catalog: Catalog, probes: dict[str, Any]) -> AnomalyRun:
+    store = AlertStore(tiers.engine)
+    deliverer = Deliverer(store, alert_sender(tiers.settings), hook.url, attempts=3, max_wait_s=0.2)
+    registry = default_registry()
+    return AnomalyRun(
+        tiers.settings,
+        catalog,
+        registry,
+        store,
+        deliverer,
+        runner_factory(tiers.settings, tiers.engine, registry),
+        probes,
+    )
+
+
+def test_a_webhook_that_is_down_is_retried_and_the_topic_still_gets_every_alert(
+    services: Any, failing_llm: Warm, topic_tap: Any
+) -> None:
+    catalog = Catalog(metrics=tuple(m for m in default_catalog() if m.name in LLM_ALERTS))
+    with webhook_server() as hook, topic_tap(services.options.project, resources.TOPIC_ALERTS) as tap:
+        hook.down = True
+        run = _run(failing_llm, hook, catalog, {})
+        report = run.run(now=NOW)
+        assert report.delivery.sent == {"webhook": 0, "topic": 2}
+        assert report.delivery.failed == {"webhook": 2, "topic": 0}
+        assert hook.refused == 6  # three attempts for each of the two alerts
+        assert len(tap.pull_all(expected=2)) == 2
+        pending = run.store.pending()
+        assert [r.pending for r in pending] == [("webhook",), ("webhook",)]
+        assert all(r.attempts == 1 for r in pending)
+
+        hook.down = False
+        later = run.run(now=NOW + timedelta(minutes=1))  # same grain: no new evaluation
+        assert later.delivery.sent == {"webhook": 2, "topic": 0}
+        assert len(llm_texts(hook)) == 2 and run.store.pending() == []
+        assert tap.drain(1.5) == []
+
+
+def test_a_metric_that_fails_to_evaluate_alerts_and_does_not_stop_the_others(
+    failing_llm: Warm,
+) -> None:
+    def broken_probe() -> float:
+        raise ConnectionResetError("the probe's service went away")
+
+    names = LLM_ALERTS | {"snapshot_lag"}
+    catalog = Catalog(metrics=tuple(m for m in default_catalog() if m.name in names))
+    with webhook_server() as hook:
+        run = _run(failing_llm, hook, catalog, {"snapshot_lag_hours": broken_probe})
+        report = run.run(now=NOW)
+        outcomes = {o.metric: o for o in report.outcomes}
+        assert outcomes["snapshot_lag"].failed
+        assert outcomes["snapshot_lag"].observation.error == "ConnectionResetError"
+        assert outcomes["snapshot_lag"].alert.condition == "error"
+        assert {o.metric for o in report.outcomes if o.alert.status == "firing"} == LLM_ALERTS
+        failed_texts = [t for t in hook.texts() if t.startswith("[EVALUATION FAILED]")]
+        assert failed_texts == [
+            "[EVALUATION FAILED] snapshot_lag could not be evaluated (ConnectionResetError)"
+        ]
+        # Still failing on the next evaluation: no second notice; recovered: one notice.
+        run.probes = {"snapshot_lag_hours": broken_probe}
+        run.run(now=NOW + timedelta(minutes=15))
+        run.probes = {"snapshot_lag_hours": lambda: 1.0}
+        run.run(now=NOW + timedelta(minutes=30))
+        texts = [t for t in hook.texts() if "snapshot_lag" in t]
+        assert texts == [
+            "[EVALUATION FAILED] snapshot_lag could not be evaluated (ConnectionResetError)",
+            "[EVALUATION RECOVERED] snapshot_lag evaluates again",
+        ]
