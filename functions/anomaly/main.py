@@ -7,6 +7,9 @@ and Cloud Run checks the token. ``POST`` a JSON body (empty means ``evaluate``):
   every evaluation time since the last run, move each metric's alert, send what is due to the
   webhook (``TELEMETRY_ALERT_WEBHOOK_URL``) and the ``telemetry-alerts`` topic, and retry what
   earlier runs could not send;
+* ``{"action": "materialize", "days_back": 2}`` (hourly): refresh each metric's PostgreSQL
+  materialized view (what Grafana reads) and write the last whole days of values as Parquet to
+  ``gs://BUCKET/analytics/metrics/metric_date=YYYY-MM-DD/``;
 * ``{"action": "status"}``: each metric's alert state.
 
 Answers 200 with the run's report (a metric that failed to evaluate is reported, with its own
@@ -30,6 +33,7 @@ from shared.http import Answer, answer_request
 from shared.metrics.run import AnomalyRun, anomaly_from_settings
 from shared.observability.log import configure_logging
 from shared.settings import get_settings
+from shared.storage.gcs import get_storage_client
 from shared.storage.warm.snapshot import service_failure
 
 logger = logging.getLogger("anomaly")
@@ -62,6 +66,15 @@ def _evaluate(body: dict[str, Any]) -> Answer:
     return Answer(200, run.run(names=names).to_json())
 
 
+def _materialize(body: dict[str, Any]) -> Answer:
+    days_back = body.get("days_back", 2)
+    if not isinstance(days_back, int) or isinstance(days_back, bool) or not 0 <= days_back <= 30:
+        return Answer(400, {"error": "days_back must be a whole number from 0 to 30"})
+    settings = get_settings()
+    bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
+    return Answer(200, get_run().materialize(bucket, days_back).to_json())
+
+
 def _status(_body: dict[str, Any]) -> Answer:
     states = get_run().store.states()
     return Answer(200, {"alerts": {name: s.to_json() for name, s in sorted(states.items())}})
@@ -69,6 +82,7 @@ def _status(_body: dict[str, Any]) -> Answer:
 
 ACTIONS: dict[str, Callable[[dict[str, Any]], Answer]] = {
     "evaluate": _evaluate,
+    "materialize": _materialize,
     "status": _status,
 }
 

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -33,6 +33,7 @@ from shared.metrics.evaluate import (
     grid_for,
     latest_time,
 )
+from shared.metrics.materialize import MaterializeReport, refresh_views, write_days
 from shared.metrics.store import AlertStore, Channel
 from shared.settings import Settings
 from shared.storage.layout import Tier
@@ -180,6 +181,19 @@ class AnomalyRun:
             },
         }
         return notice, self.channels(metric), body
+
+    def materialize(
+        self, bucket: Any, days_back: int = 2, now: datetime | None = None
+    ) -> MaterializeReport:
+        """Refresh the metric views, and write the last ``days_back`` whole days (UTC) of
+        values to the warm tier (a day rewritten only when its values changed)."""
+        today = (now or datetime.now(UTC)).date()
+        report = MaterializeReport()
+        report.views = refresh_views(self.store.engine, self.catalog, self.registry)
+        evaluator = Evaluator(self.runners("both"), self.registry)
+        days = [today - timedelta(days=k) for k in range(days_back, 0, -1)]
+        report.days = write_days(bucket, self.catalog, evaluator, days)
+        return report
 
     def run(self, now: datetime | None = None, names: list[str] | None = None) -> RunReport:
         """Evaluate the catalog (or the metrics ``names``), then deliver what is queued."""

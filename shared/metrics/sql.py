@@ -11,13 +11,13 @@ SQL text, so the catalog cannot inject SQL.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from shared.contract.registry.loader import Registry
-from shared.metrics.catalog import Measure, Scalar
+from shared.metrics.catalog import Measure, Metric, Scalar
 from shared.storage.hot.tables import api_calls_log, telemetry_events
-from shared.storage.layout import EVENT_TABLES
+from shared.storage.layout import EVENT_TABLES, HOT_RETENTION_DAYS
 from shared.storage.warm.columns import PROPS_PREFIX, prop_sql, prop_types
 
 Dialect = Literal["postgres", "duckdb"]
@@ -38,14 +38,47 @@ class Grid:
     last: int
 
     @property
-    def rows_from_s(self) -> int:
-        """Epoch second of the oldest row any window of the grid holds."""
-        return (self.first - self.grains) * self.grain_s
+    def rows_from_sql(self) -> str:
+        """The oldest row time any window of the grid holds."""
+        return f"to_timestamp({(self.first - self.grains) * self.grain_s})"
 
     @property
-    def rows_to_s(self) -> int:
-        """Epoch second just past the newest row any window holds."""
-        return self.last * self.grain_s
+    def rows_to_sql(self) -> str:
+        """The time just past the newest row any window holds."""
+        return f"to_timestamp({self.last * self.grain_s})"
+
+
+@dataclass(frozen=True)
+class RelativeGrid:
+    """The evaluation times of the last ``days`` before the query runs, as SQL over ``now()``:
+    what a materialized view recomputes on each refresh."""
+
+    grain_s: int
+    grains: int
+    days: int
+
+    @property
+    def last(self) -> str:
+        """The newest evaluation index (SQL)."""
+        return f"CAST(floor(extract(epoch FROM now()) / {self.grain_s}) AS BIGINT)"
+
+    @property
+    def first(self) -> str:
+        """The oldest evaluation index (SQL)."""
+        return f"({self.last} - {self.days * 86400 // self.grain_s})"
+
+    @property
+    def rows_from_sql(self) -> str:
+        """The oldest row time any window holds (SQL)."""
+        return f"to_timestamp(({self.first} - {self.grains}) * {self.grain_s})"
+
+    @property
+    def rows_to_sql(self) -> str:
+        """The time just past the newest row any window holds (SQL)."""
+        return f"to_timestamp({self.last} * {self.grain_s})"
+
+
+AnyGrid = Grid | RelativeGrid
 
 
 def literal(value: Scalar) -> str:
@@ -93,7 +126,7 @@ def rows_sql(
     measure: Measure,
     dialect: Dialect,
     registry: Registry,
-    grid: Grid,
+    grid: AnyGrid,
     value: str | None,
     value_type: str = "FLOAT8",
 ) -> str:
@@ -118,8 +151,8 @@ def rows_sql(
         else "NULL"
     )
     where = [
-        f"{ts} >= to_timestamp({grid.rows_from_s})",
-        f"{ts} < to_timestamp({grid.rows_to_s})",
+        f"{ts} >= {grid.rows_from_sql}",
+        f"{ts} < {grid.rows_to_sql}",
         *_filters(measure, dialect, registry),
     ]
     return (
@@ -128,7 +161,7 @@ def rows_sql(
     )
 
 
-def _expanded(rows: str, grid: Grid) -> str:
+def expanded_sql(rows: str, grid: AnyGrid) -> str:
     """Each row once per evaluation index whose window holds it (column ``i``)."""
     return (
         "SELECT b.b + o.off AS i, b.w, b.v, b.k FROM ("
@@ -139,9 +172,9 @@ def _expanded(rows: str, grid: Grid) -> str:
     )
 
 
-def aggregate_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: Grid) -> str:
+def aggregate_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: AnyGrid) -> str:
     """Per evaluation index: the measure's value ``val`` and its observations ``n``."""
-    x = _expanded(rows_sql(measure, dialect, registry, grid, None), grid)
+    x = expanded_sql(rows_sql(measure, dialect, registry, grid, None), grid)
     if measure.agg == "count_distinct":
         return (
             "SELECT i, sum(w) AS val, count(*) AS n FROM ("
@@ -153,7 +186,7 @@ def aggregate_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: 
 
 
 def quantile_sql(
-    measure: Measure, quantile: float, dialect: Dialect, registry: Registry, grid: Grid
+    measure: Measure, quantile: float, dialect: Dialect, registry: Registry, grid: AnyGrid
 ) -> str:
     """Per evaluation index: the weighted ``quantile`` of the measure's field, and ``n``.
 
@@ -161,7 +194,7 @@ def quantile_sql(
     the total: each row stands for 1 / sample_rate events.
     """
     assert measure.field is not None
-    x = _expanded(rows_sql(measure, dialect, registry, grid, measure.field), grid)
+    x = expanded_sql(rows_sql(measure, dialect, registry, grid, measure.field), grid)
     return (
         f"SELECT i, min(v) FILTER (WHERE cw >= {quantile!r} * tw) AS val, count(*) AS n FROM ("
         "SELECT i, v, sum(w) OVER (PARTITION BY i ORDER BY v "
@@ -170,12 +203,43 @@ def quantile_sql(
     )
 
 
-def categories_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: Grid) -> str:
+def categories_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: AnyGrid) -> str:
     """Per grain bucket (a one-grain grid): weighted count ``val`` and ``n`` of each category."""
     assert measure.field is not None
-    one = Grid(grid.grain_s, 1, grid.first, grid.last)
+    one = replace(grid, grains=1)
     rows = rows_sql(measure, dialect, registry, one, measure.field, value_type="TEXT")
     return (
-        f"SELECT i, v AS category, sum(w) AS val, count(*) AS n FROM ({_expanded(rows, one)}) x "
+        f"SELECT i, v AS category, sum(w) AS val, count(*) AS n FROM ({expanded_sql(rows, one)}) x "
         "WHERE v IS NOT NULL GROUP BY i, v"
     )
+
+
+def view_sql(metric: Metric, registry: Registry, days: int = HOT_RETENTION_DAYS) -> str:
+    """PostgreSQL: the metric at every evaluation time of the last ``days``: ``time``, ``value``
+    and ``n`` (a distribution: ``time``, ``category``, ``share`` and ``n``)."""
+    grid = RelativeGrid(
+        int(metric.grain_td.total_seconds()), int(metric.window_td / metric.grain_td), days
+    )
+    g = grid.grain_s
+    if metric.kind == "ratio" and metric.numerator and metric.denominator:
+        num = aggregate_sql(metric.numerator, "postgres", registry, grid)
+        den = aggregate_sql(metric.denominator, "postgres", registry, grid)
+        share = "COALESCE(nu.val, 0) / de.val"
+        value = f"1 - {share}" if metric.complement else share
+        return (
+            f"SELECT to_timestamp(de.i * {g}) AS time, {metric.scale!r} * ({value}) AS value, "
+            f"de.n AS n FROM ({den}) de LEFT JOIN ({num}) nu ON nu.i = de.i WHERE de.val > 0"
+        )
+    if metric.kind == "quantile" and metric.measure and metric.quantile:
+        q = quantile_sql(metric.measure, metric.quantile, "postgres", registry, grid)
+        return f"SELECT to_timestamp(i * {g}) AS time, val AS value, n FROM ({q}) q"
+    if metric.kind == "distribution" and metric.measure and metric.measure.field:
+        rows = rows_sql(metric.measure, "postgres", registry, grid, metric.measure.field, "TEXT")
+        x = expanded_sql(rows, grid)
+        return (
+            f"SELECT to_timestamp(i * {g}) AS time, v AS category, "
+            "sum(w) / sum(sum(w)) OVER (PARTITION BY i) AS share, "
+            "sum(count(*)) OVER (PARTITION BY i) AS n "
+            f"FROM ({x}) x WHERE v IS NOT NULL GROUP BY i, v"
+        )
+    raise ValueError(f"{metric.name}: a {metric.kind} has no view")

@@ -164,6 +164,24 @@ def metrics_evaluate(names: tuple[str, ...]) -> None:
     click.echo(json.dumps(report.to_json(), indent=2, default=str))
 
 
+@metrics.command("materialize")
+@click.option("--days-back", type=click.IntRange(0, 180), default=2, show_default=True)
+def metrics_materialize(days_back: int) -> None:
+    """Refresh the metric views (Grafana's panels) and write the last DAYS-BACK whole days of
+    values to gs://BUCKET/analytics/metrics/ (what the anomaly function does hourly)."""
+    from shared.metrics.run import anomaly_from_settings
+    from shared.settings import get_settings
+    from shared.storage.gcs import get_storage_client
+
+    settings = get_settings()
+    bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
+    report = anomaly_from_settings(settings).materialize(bucket, days_back)
+    for name, action in report.views.items():
+        click.echo(f"view metric_{name:<26} {action}")
+    for day, rows in report.days.items():
+        click.echo(f"day {day}: {rows} values")
+
+
 @metrics.command("backtest")
 @click.option("--days", type=click.IntRange(1, 180), default=30, show_default=True)
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")

@@ -166,3 +166,49 @@ def test_cli_backtest_prints_alerts_per_week(history: Warm, tmp_path: Path) -> N
     assert "firing   1 resolved   1" in lines["llm_error_rate"]
     assert "firing   0 resolved   0" in lines["steelmanning_score"]
     assert "per week" in lines["llm_error_rate"]
+
+
+def test_materialized_views_and_daily_parquet_hold_the_catalog_values(history: Warm) -> None:
+    import duckdb
+
+    from shared.metrics.materialize import metrics_object_name, refresh_views, write_days
+
+    registry = default_registry()
+    catalog = default_catalog()
+    created = refresh_views(history.engine, catalog, registry)
+    assert set(created.values()) == {"created"}
+    assert set(refresh_views(history.engine, catalog, registry).values()) == {"refreshed"}
+
+    metric = catalog.get("llm_error_rate")
+    hot = Evaluator(PostgresRunner(history.engine), registry)
+    expected = {
+        o.at: o.value for o in hot.evaluate(metric, grid_for(metric, END - timedelta(hours=6), END))
+    }
+    with history.engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT time, value FROM metric_llm_error_rate WHERE time >= now() - interval '6 hours'"
+        ).all()
+    got = {t: v for t, v in rows if t in expected}
+    assert len(got) >= 20
+    for at, value in got.items():
+        assert value == pytest.approx(expected[at])
+    with history.engine.connect() as conn:
+        shares = conn.exec_driver_sql(
+            "SELECT time, sum(share) FROM metric_simulacra_level_drift GROUP BY time"
+        ).all()
+    assert shares and all(s == pytest.approx(1.0) for _, s in shares)
+
+    con = open_views(history.settings, history.engine, registry, "both")
+    day = (END - timedelta(days=2)).date()
+    written = write_days(history.bucket, catalog, Evaluator(DuckDbRunner(con), registry), [day])
+    path = history.tmp / "metrics.parquet"
+    history.bucket.blob(metrics_object_name(day)).download_to_filename(str(path))
+    table = duckdb.sql(
+        f"SELECT metric, count(*), count(value) FROM read_parquet('{path}') GROUP BY 1"
+    ).fetchall()
+    per_metric = {m: (n, valued) for m, n, valued in table}
+    assert sum(n for n, _ in per_metric.values()) == written[day.isoformat()]
+    assert per_metric["llm_error_rate"][0] == 96 and per_metric["tokens_per_node"][0] == 24
+    generation = history.bucket.get_blob(metrics_object_name(day)).generation
+    write_days(history.bucket, catalog, Evaluator(DuckDbRunner(con), registry), [day])
+    assert history.bucket.get_blob(metrics_object_name(day)).generation == generation
