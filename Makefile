@@ -13,7 +13,7 @@ export UV_LINK_MODE := copy
 export CHECKPOINT_DISABLE := 1
 
 # Coverage floors (path=percent) that `make test` enforces.
-COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 functions/snapshot=90 functions/lifecycle=90 telemetry_client=90
+COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 functions/snapshot=90 functions/lifecycle=90 functions/anomaly=90 telemetry_client=90
 
 .PHONY: setup setup-js js dev test lint telemetry-check bench bundles docs clean
 
@@ -71,6 +71,9 @@ telemetry-check: setup
 	$(BIN)/telemetry registry lint
 	$(BIN)/telemetry registry docs --check
 	$(BIN)/telemetry registry ts --check
+	$(BIN)/telemetry metrics lint
+	$(BIN)/telemetry metrics docs --check
+	$(BIN)/telemetry metrics dashboards --check
 	$(BIN)/pytest -q -p no:cacheprovider tests/contract
 	$(BIN)/ruff check shared
 	$(BIN)/mypy shared
@@ -81,6 +84,9 @@ test: setup lint js
 	$(BIN)/telemetry registry lint
 	$(BIN)/telemetry registry docs --check
 	$(BIN)/telemetry registry ts --check
+	$(BIN)/telemetry metrics lint
+	$(BIN)/telemetry metrics docs --check
+	$(BIN)/telemetry metrics dashboards --check
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider $(PYTEST_ARGS)
 	@set -e; for floor in $(COVERAGE_FLOORS); do \
 		path=$${floor%%=*}; min=$${floor##*=}; \
@@ -98,10 +104,12 @@ bench: setup setup-js
 bundles: setup
 	$(BIN)/python scripts/build_bundles.py
 
-## docs: regenerate the generated docs (registry reference)
+## docs: regenerate the generated docs (registry reference, metrics catalog, Grafana dashboards)
 docs: setup
 	$(BIN)/telemetry registry docs
 	$(BIN)/telemetry registry ts
+	$(BIN)/telemetry metrics docs
+	$(BIN)/telemetry metrics dashboards
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(JS)/node_modules $(JS)/dist .telemetry .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml

@@ -212,3 +212,29 @@ def test_materialized_views_and_daily_parquet_hold_the_catalog_values(history: W
     generation = history.bucket.get_blob(metrics_object_name(day)).generation
     write_days(history.bucket, catalog, Evaluator(DuckDbRunner(con), registry), [day])
     assert history.bucket.get_blob(metrics_object_name(day)).generation == generation
+
+
+def test_every_dashboard_panel_reads_its_view_with_data(history: Warm) -> None:
+    import json
+
+    from shared.metrics.materialize import refresh_views
+    from telemetry_cli.metrics.dashboards import dashboards_json
+
+    refresh_views(history.engine, default_catalog(), default_registry())
+    boards = dashboards_json(default_catalog())
+    assert set(boards) == {"llm-cost.json", "product-quality.json", "user-feedback-loop.json"}
+    panels = 0
+    for text in boards.values():
+        board = json.loads(text)
+        assert board["style"] == "dark"
+        for panel in board["panels"]:
+            panels += 1
+            assert panel["links"][0]["url"].startswith("${runbook_base}")
+            assert panel["datasource"]["type"] == "grafana-postgresql-datasource"
+            sql = panel["targets"][0]["rawSql"].replace(
+                "$__timeFilter(time)", "time > now() - interval '7 days'"
+            )
+            with history.engine.connect() as conn:
+                rows = conn.exec_driver_sql(sql).all()
+            assert rows, panel["title"]
+    assert panels == sum(1 for m in default_catalog() if m.kind != "gauge")
