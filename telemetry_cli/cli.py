@@ -22,7 +22,7 @@ from shared.settings import reset_settings
 from shared.storage.layout import EVENT_TABLES, TIERS
 from telemetry_cli.capacity import capacity
 from telemetry_cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
-from telemetry_cli.metrics.commands import metrics
+from telemetry_cli.metrics.commands import metrics, report
 
 
 def _fail(exc: TelemetryError) -> None:
@@ -131,6 +131,14 @@ def cli(log_level: str) -> None:
     show_default=True,
     help="Seconds between snapshot runs into the warm tier (0: none).",
 )
+@click.option(
+    "--anomaly-every",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="Seconds between metric evaluations by the anomaly function (0: none).",
+)
+@click.option("--no-report", is_flag=True, help="Do not serve the live metrics report.")
 def dev(
     pubsub_port: int | None,
     gcs_port: int | None,
@@ -140,6 +148,8 @@ def dev(
     demo: bool,
     no_functions: bool,
     snapshot_every: float,
+    anomaly_every: float,
+    no_report: bool,
 ) -> None:
     """Run the whole pipeline locally until Ctrl-C or SIGTERM."""
     from telemetry_cli.stack.devstack import DevStack, StackOptions
@@ -152,6 +162,8 @@ def dev(
         state_dir=state_dir,
         with_functions=not no_functions,
         snapshot_every=snapshot_every or None,
+        anomaly_every=anomaly_every or None,
+        with_report=not no_report and not no_functions,
     )
     stop = threading.Event()
 
@@ -205,6 +217,15 @@ def _print_endpoints(info: dict[str, Any], path: Path) -> None:
             '  lifecycle          POST {"action": "retention"|"erase"…} to '
             f"{info['lifecycle_url']}, or `telemetry retention`, `telemetry erase --user-id ID`"
         )
+    if info.get("anomaly_url"):
+        every = info.get("anomaly_every_s")
+        schedule = f"evaluated every {every:g} s; " if every else ""
+        click.echo(
+            f"  anomaly            {schedule}alerts on the telemetry-alerts topic"
+            " (and TELEMETRY_ALERT_WEBHOOK_URL if set); `telemetry metrics check`"
+        )
+    if info.get("report_url"):
+        click.echo(f"  metrics report     {info['report_url']}  (the last 7 days, live)")
     if not info["functions"]:
         click.echo("  (no functions under functions/ yet)")
     click.echo(f"  logs               {info['log_dir']}")
@@ -649,6 +670,7 @@ for _command in LIFECYCLE_COMMANDS:
     cli.add_command(_command)
 cli.add_command(capacity)
 cli.add_command(metrics)
+cli.add_command(report)
 
 
 def main() -> None:

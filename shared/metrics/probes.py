@@ -13,6 +13,8 @@ from shared.storage.warm.snapshot import watermark
 
 #: The most DLQ messages one probe looks at (it releases them again at once).
 DLQ_PROBE_LIMIT = 1000
+#: Seconds a probe's pull waits for messages (an empty subscription answers after this).
+DLQ_PROBE_WAIT_S = 2.0
 
 
 def snapshot_lag_hours(engine: Engine) -> float:
@@ -36,7 +38,7 @@ def dead_letter_depth(settings: Settings) -> float:
     """Messages in the DLQ's hold subscription (counted up to :data:`DLQ_PROBE_LIMIT`)."""
     from shared.pubsub.dlq_hold import summarise
 
-    return float(summarise(settings, limit=DLQ_PROBE_LIMIT).messages)
+    return float(summarise(settings, limit=DLQ_PROBE_LIMIT, wait_s=DLQ_PROBE_WAIT_S).messages)
 
 
 #: The probe names a gauge may use.

@@ -22,9 +22,11 @@ def subscriber_client() -> Any:
     return pubsub_v1.SubscriberClient()
 
 
-def pull(subscriber: Any, path: str, batch: int) -> list[Any]:
+def pull(subscriber: Any, path: str, batch: int, timeout_s: float = 10.0) -> list[Any]:
     """Up to ``batch`` messages of a subscription (fewer, or none, when it holds fewer)."""
-    response = subscriber.pull(request={"subscription": path, "max_messages": batch}, timeout=10)
+    response = subscriber.pull(
+        request={"subscription": path, "max_messages": batch}, timeout=timeout_s
+    )
     return list(response.received_messages)
 
 
@@ -37,15 +39,16 @@ class DlqSummary:
     by_reason: Counter[str] = field(default_factory=Counter)
 
 
-def summarise(settings: Settings, limit: int = 10_000) -> DlqSummary:
-    """Look at up to ``limit`` messages without consuming them (they are released again)."""
+def summarise(settings: Settings, limit: int = 10_000, wait_s: float = 10.0) -> DlqSummary:
+    """Look at up to ``limit`` messages without consuming them (they are released again);
+    each pull waits up to ``wait_s`` for messages."""
     subscriber = subscriber_client()
     path = subscriber.subscription_path(settings.google_cloud_project, names.SUBSCRIPTION_DLQ)
     summary = DlqSummary()
     held: list[str] = []
     try:
         while summary.messages < limit:
-            received = pull(subscriber, path, min(1000, limit - summary.messages))
+            received = pull(subscriber, path, min(1000, limit - summary.messages), wait_s)
             if not received:
                 break
             for item in received:

@@ -221,3 +221,74 @@ def metrics_backtest(days: int, names: tuple[str, ...], as_json: bool) -> None:
             f"{result.count('resolved'):>3} no-data {result.count('no_data'):>3}  "
             f"per week {per_week}"
         )
+
+
+def _day(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a date like 2026-11-28") from exc
+
+
+def render_live_report(days: int = 7) -> str:
+    """The report of the last ``days`` over both tiers (what ``make dev`` serves)."""
+    from shared.contract.registry import default_registry
+    from shared.metrics.catalog import default_catalog
+    from shared.metrics.evaluate import DuckDbRunner, Evaluator
+    from shared.settings import get_settings
+    from shared.storage.hot.engine import get_engine
+    from shared.storage.warm.query import open_views
+    from telemetry_cli.metrics.report import render_report
+
+    settings, registry = get_settings(), default_registry()
+    con = open_views(settings, get_engine(), registry, "both")
+    try:
+        end = datetime.now(UTC)
+        return render_report(
+            default_catalog(),
+            Evaluator(DuckDbRunner(con), registry),
+            end - timedelta(days=days),
+            end,
+            settings.telemetry_runbook_base_url,
+            live=True,
+        )
+    finally:
+        con.close()
+
+
+@click.command("report")
+@click.option("--from", "start", required=True, help="First day (UTC), e.g. 2026-11-01.")
+@click.option("--to", "end", required=True, help="Last day (UTC), included.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("telemetry-report.html"),
+    show_default=True,
+)
+def report(start: str, end: str, out: Path) -> None:
+    """One self-contained HTML page with the dashboards' charts (works offline)."""
+    from shared.contract.registry import default_registry
+    from shared.metrics.catalog import default_catalog
+    from shared.metrics.evaluate import DuckDbRunner, Evaluator
+    from shared.settings import get_settings
+    from shared.storage.hot.engine import get_engine
+    from shared.storage.warm.query import open_views
+    from telemetry_cli.metrics.report import render_report
+
+    first, last = _day(start), _day(end) + timedelta(days=1)
+    if last <= first:
+        raise click.BadParameter("--to must not be before --from")
+    if last - first > timedelta(days=180):
+        raise click.BadParameter("a report spans at most 180 days (the warm tier's retention)")
+    settings, registry = get_settings(), default_registry()
+    con = open_views(settings, get_engine(), registry, "both")
+    click.echo(f"evaluating the catalog from {start} to {end}…", err=True)
+    page = render_report(
+        default_catalog(),
+        Evaluator(DuckDbRunner(con), registry),
+        first,
+        last,
+        settings.telemetry_runbook_base_url,
+    )
+    out.write_text(page, encoding="utf-8")
+    click.echo(f"wrote {out} ({len(page) // 1024} KiB)")

@@ -55,6 +55,11 @@ class StackOptions:
     #: Seconds between the local stack's snapshot runs (Cloud Scheduler's job in production);
     #: 0 or None: no schedule.
     snapshot_every: float | None = None
+    #: Seconds between the anomaly function's evaluations (every 15 minutes in production);
+    #: its materialization runs every tenth time. 0 or None: no schedule.
+    anomaly_every: float | None = None
+    #: Serve the live HTML report of the metrics on a local port.
+    with_report: bool = False
 
     @classmethod
     def from_environment(cls, **overrides: Any) -> StackOptions:
@@ -92,6 +97,8 @@ class DevStack:
         self._otlp_token: str | None = None
         self.relay: PushRelay | None = None
         self._scheduler: threading.Thread | None = None
+        self._anomaly_scheduler: threading.Thread | None = None
+        self.report_server: Any = None
         self._replaying = threading.Lock()
         self._stopped = threading.Event()
 
@@ -181,31 +188,49 @@ class DevStack:
             self.function_urls[name] = f"http://127.0.0.1:{ports[name]}"
         if "snapshot" in self.function_urls and opts.snapshot_every:
             self._scheduler = threading.Thread(
-                target=self._schedule_snapshots,
-                args=(self.function_urls["snapshot"], opts.snapshot_every),
+                target=self._schedule,
+                args=(self.function_urls["snapshot"], opts.snapshot_every, [b"{}"], "snapshot"),
                 name="snapshot-schedule",
                 daemon=True,
             )
             self._scheduler.start()
+        if "anomaly" in self.function_urls and opts.anomaly_every:
+            bodies = [b'{"action": "evaluate"}'] * 9 + [b'{"action": "materialize"}']
+            self._anomaly_scheduler = threading.Thread(
+                target=self._schedule,
+                args=(self.function_urls["anomaly"], opts.anomaly_every, bodies, "anomaly"),
+                name="anomaly-schedule",
+                daemon=True,
+            )
+            self._anomaly_scheduler.start()
+        if opts.with_report:
+            from telemetry_cli.metrics.commands import render_live_report
+            from telemetry_cli.metrics.live_report import ReportServer
+
+            self.report_server = ReportServer(render_live_report).start()
         if "sink" in self.function_urls:
             self.relay = sink_relay(
                 opts.project, self.function_urls["sink"], on_recovered=self._replay_exhausted
             ).start()
 
-    def _schedule_snapshots(self, url: str, every: float) -> None:
-        """POST to the snapshot function every ``every`` seconds, as Cloud Scheduler does."""
+    def _schedule(self, url: str, every: float, bodies: list[bytes], what: str) -> None:
+        """POST to a function every ``every`` seconds, as Cloud Scheduler does, cycling through
+        ``bodies``."""
+        turn = 0
         while not self._stopped.wait(every):
+            body = bodies[turn % len(bodies)]
+            turn += 1
             request = urllib.request.Request(  # noqa: S310 - the stack's own function
-                url, data=b"{}", headers={"Content-Type": "application/json"}, method="POST"
+                url, data=body, headers={"Content-Type": "application/json"}, method="POST"
             )
             try:
                 with urllib.request.urlopen(request, timeout=600) as answer:  # noqa: S310
-                    tables = json.loads(answer.read()).get("tables", [])
-                rows = sum(int(t.get("rows", 0)) for t in tables)
-                logger.info("scheduled snapshot", extra={"rows": rows})
+                    json.loads(answer.read())
+                logger.info("scheduled run", extra={"function": what})
             except (OSError, ValueError) as exc:
                 logger.warning(
-                    "scheduled snapshot failed", extra={"error_type": type(exc).__name__}
+                    "scheduled run failed",
+                    extra={"function": what, "error_type": type(exc).__name__},
                 )
 
     def _replay_exhausted(self) -> None:
@@ -322,6 +347,9 @@ class DevStack:
             "otlp_token": self.otlp_token,
             "snapshot_url": self.function_urls.get("snapshot"),
             "lifecycle_url": self.function_urls.get("lifecycle"),
+            "anomaly_url": self.function_urls.get("anomaly"),
+            "anomaly_every_s": self.options.anomaly_every if self._anomaly_scheduler else None,
+            "report_url": self.report_server.url if self.report_server else None,
             "archive_kek": self.archive_kek,
             "snapshot_every_s": self.options.snapshot_every if self._scheduler else None,
             "functions": dict(self.function_urls),
@@ -379,6 +407,8 @@ class DevStack:
         self._stopped.set()
         if self.relay is not None:
             self.relay.stop()
+        if self.report_server is not None:
+            self.report_server.stop()
         dispose_engine()
         threads = [threading.Thread(target=p.stop, daemon=True) for p in reversed(self.processes)]
         for thread in threads:

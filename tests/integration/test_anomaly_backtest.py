@@ -238,3 +238,56 @@ def test_every_dashboard_panel_reads_its_view_with_data(history: Warm) -> None:
                 rows = conn.exec_driver_sql(sql).all()
             assert rows, panel["title"]
     assert panels == sum(1 for m in default_catalog() if m.kind != "gauge")
+
+
+def test_the_report_renders_every_chart_with_data_in_chromium(
+    history: Warm, browser: Any, tmp_path: Path
+) -> None:
+    from telemetry_cli.metrics.live_report import ReportServer
+    from telemetry_cli.metrics.report import render_report
+
+    registry = default_registry()
+    con = open_views(history.settings, history.engine, registry, "both")
+    evaluator = Evaluator(DuckDbRunner(con), registry)
+
+    def render() -> str:
+        return render_report(default_catalog(), evaluator, START, END, "docs/runbooks/", live=True)
+
+    server = ReportServer(render).start()
+    try:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        blocked: list[str] = []
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(server.url)
+                else (blocked.append(route.request.url), route.abort())
+            ),
+        )
+        page.goto(server.url)
+        page.wait_for_function(
+            "[...document.querySelectorAll('.card')].every(c => c.querySelector('.main-svg'))"
+        )
+        charts = page.evaluate(
+            """() => [...document.querySelectorAll('.card')].map(c => ({
+                metric: c.dataset.metric,
+                declared: Number(c.dataset.points),
+                drawn: (c.querySelector('.js-plotly-plot')._fullData || [])
+                    .reduce((sum, trace) => sum + (trace.x ? trace.x.length : 0), 0),
+                runbook: c.querySelector('a').getAttribute('href'),
+            }))"""
+        )
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        assert (tmp_path / "report.png").stat().st_size > 50_000
+    finally:
+        server.stop()
+    assert blocked == []  # no CDN: the page needs nothing but itself
+    expected = {m.name for m in default_catalog() if m.kind != "gauge"}
+    assert {c["metric"] for c in charts} == expected
+    for chart in charts:
+        assert chart["drawn"] > 20 and chart["drawn"] == chart["declared"], chart
+        assert chart["runbook"].startswith("docs/runbooks/")
+    html = render()
+    card = html[html.index('data-metric="llm_error_rate"') :]
+    assert "1 alert(s): critical" in card[: card.index("runbook</a>")]

@@ -6,7 +6,6 @@ Chromium (Debian's package) and builds the client first.
 
 from __future__ import annotations
 
-import shutil
 import threading
 import time
 import urllib.error
@@ -122,29 +121,6 @@ def ingest_for_page(
     env = {**services.env(), "TELEMETRY_ALLOWED_ORIGINS": page_origin}
     with function_server("ingest", env, tmp_path_factory.mktemp("ingest-e2e")) as url:
         yield f"{url}/v1/events"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert executable, "Chromium is missing: `make setup` installs Debian's chromium (as root)"
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=executable,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield instance
-        instance.close()
 
 
 def rows_for(engine: Engine, session: str) -> list[str]:
