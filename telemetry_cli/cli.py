@@ -22,7 +22,7 @@ from shared.settings import reset_settings
 from shared.storage.layout import EVENT_TABLES, TIERS
 from telemetry_cli.capacity import capacity
 from telemetry_cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
-from telemetry_cli.metrics.commands import metrics, report
+from telemetry_cli.metrics.commands import metrics, report, reprice
 
 
 def _fail(exc: TelemetryError) -> None:
@@ -671,6 +671,7 @@ for _command in LIFECYCLE_COMMANDS:
 cli.add_command(capacity)
 cli.add_command(metrics)
 cli.add_command(report)
+cli.add_command(reprice)
 
 
 def main() -> None:

@@ -292,3 +292,36 @@ def report(start: str, end: str, out: Path) -> None:
     )
     out.write_text(page, encoding="utf-8")
     click.echo(f"wrote {out} ({len(page) // 1024} KiB)")
+
+
+@click.command("reprice")
+@click.option("--since", required=True, help="First day (UTC) of the calls to reprice.")
+@click.option("--dry-run", is_flag=True, help="Report the differences; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+def reprice(since: str, dry_run: bool, as_json: bool) -> None:
+    """Recompute past calls' cost_usd from their stored tokens under the current price table,
+    and print the difference per provider and model (a second run changes nothing)."""
+    from tqdm import tqdm
+
+    from shared.llm.pricing import default_price_table
+    from shared.llm.reprice import reprice as run_reprice
+    from shared.storage.hot.engine import get_engine
+
+    prices = default_price_table()
+    with tqdm(desc="calls read", unit=" calls", disable=as_json, file=sys.stderr) as bar:
+
+        def step(seen: int) -> None:
+            bar.update(seen - bar.n)
+
+        report = run_reprice(get_engine(), prices, _day(since), dry_run, step)
+    if as_json:
+        click.echo(json.dumps(report.to_json(), indent=2))
+        return
+    verb = "would change" if dry_run else "changed"
+    click.echo(f"price table {report.price_version}: {verb} {report.changed} call(s)")
+    for (provider, model), delta in sorted(report.models.items()):
+        difference = delta.after_usd - delta.before_usd
+        click.echo(
+            f"  {provider:<12} {model:<24} {delta.changed:>7} of {delta.calls:<7} "
+            f"${delta.before_usd:,.4f} -> ${delta.after_usd:,.4f} ({difference:+,.4f})"
+        )

@@ -573,10 +573,10 @@ def test_erasure_waits_for_a_writer_that_began_before_the_listing(tiers: Tiers) 
     late = events("u-inflight", day, 3)
     writer = tiers.engine.connect()
     transaction = writer.begin()
-    from shared.storage.hot.writer import _copy_into, _render, written_columns
+    from shared.storage.hot.writer import _render, copy_into, written_columns
 
     for table, data in _render(late):
-        _copy_into(writer, table.name, written_columns(table), data)  # not yet committed
+        copy_into(writer, table.name, written_columns(table), data)  # not yet committed
     outcome: dict[str, Any] = {}
     erasure = threading.Thread(
         target=lambda: outcome.update(request=tiers.eraser().erase(["u-inflight"]))

@@ -141,7 +141,8 @@ def _ensure_staging(conn: Connection) -> None:
     info[_STAGED] = True
 
 
-def _copy_into(conn: Connection, target: str, columns: Sequence[str], data: bytes) -> None:
+def copy_into(conn: Connection, target: str, columns: Sequence[str], data: bytes) -> None:
+    """COPY ``data`` (from :func:`copy_text`) into ``target``'s ``columns`` on ``conn``."""
     cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:  # pg8000 streams COPY data from a file-like ``stream``
         cursor.execute(f"COPY {target} ({', '.join(columns)}) FROM STDIN", stream=io.BytesIO(data))
@@ -207,7 +208,7 @@ def write_events(engine: Engine, events: Sequence[StoredEvent]) -> WriteResult:
         with engine.begin() as conn:
             notices = _notices(conn)
             for table, data in rendered:
-                _copy_into(conn, table.name, written_columns(table), data)
+                copy_into(conn, table.name, written_columns(table), data)
             dropped = suppression.suppressed_in_notices(notices)
         return WriteResult(len(events), len(events) - dropped, dropped)
     except Exception as exc:
@@ -218,7 +219,7 @@ def write_events(engine: Engine, events: Sequence[StoredEvent]) -> WriteResult:
             notices = _notices(conn)
             _ensure_staging(conn)
             for table, data in rendered:
-                _copy_into(conn, _stage(table), written_columns(table), data)
+                copy_into(conn, _stage(table), written_columns(table), data)
             inserted = _move_staged(conn, [t for t, _ in rendered])
             dropped = suppression.suppressed_in_notices(notices)
         except BaseException:
