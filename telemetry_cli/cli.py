@@ -275,10 +275,21 @@ def _demo_loop(info: dict[str, Any], stop: threading.Event) -> None:
     multiple=True,
     help="Database role of the lifecycle function (it drops partitions and deletes rows).",
 )
-def migrate(grant_to: tuple[str, ...], grant_lifecycle_to: tuple[str, ...]) -> None:
+@click.option(
+    "--grant-anomaly",
+    "grant_anomaly_to",
+    multiple=True,
+    help="Database role of the anomaly function (reads all, keeps alert state, metric views).",
+)
+def migrate(
+    grant_to: tuple[str, ...],
+    grant_lifecycle_to: tuple[str, ...],
+    grant_anomaly_to: tuple[str, ...],
+) -> None:
     """Apply the database migrations and create the partitions around today (idempotent)."""
     from shared.storage.hot.engine import (
         get_engine,
+        grant_anomaly,
         grant_lifecycle,
         grant_writer,
         run_migrations,
@@ -291,6 +302,8 @@ def migrate(grant_to: tuple[str, ...], grant_lifecycle_to: tuple[str, ...]) -> N
             grant_writer(engine, role)
         for role in grant_lifecycle_to:
             grant_lifecycle(engine, role)
+        for role in grant_anomaly_to:
+            grant_anomaly(engine, role)
     except TelemetryError as exc:
         _fail(exc)
     click.echo("migrations applied" + (f"; writers: {', '.join(grant_to)}" if grant_to else ""))

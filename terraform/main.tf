@@ -56,6 +56,14 @@ module "lifecycle_sa" {
   project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
 }
 
+module "anomaly_sa" {
+  source        = "./modules/service-account"
+  project_id    = var.project_id
+  account_id    = "telemetry-anomaly"
+  description   = "Runs the anomaly function: evaluates the metrics catalog, alerts, stores metric values"
+  project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
+}
+
 module "scheduler_sa" {
   source      = "./modules/service-account"
   project_id  = var.project_id
@@ -78,6 +86,15 @@ module "otlp_tokens" {
   accessors  = [module.ingest_sa.member]
 }
 
+# The anomaly function's Slack-compatible webhook URL. Add a version out of band, then set
+# var.alert_webhook = true; without it alerts go to the telemetry-alerts topic only.
+module "alert_webhook" {
+  source     = "./modules/secret"
+  project_id = var.project_id
+  secret_id  = "telemetry-alert-webhook"
+  accessors  = [module.anomaly_sa.member]
+}
+
 module "data_bucket" {
   source         = "./modules/storage"
   project_id     = var.project_id
@@ -86,7 +103,7 @@ module "data_bucket" {
   kms_key_name   = var.kms_key_name
   retention      = var.retention
   object_viewers = [module.ingest_sa.member]
-  object_admins  = [module.snapshot_sa.member, module.lifecycle_sa.member]
+  object_admins  = [module.snapshot_sa.member, module.lifecycle_sa.member, module.anomaly_sa.member]
 }
 
 module "sources_bucket" {
@@ -103,7 +120,7 @@ module "cloudsql" {
   region               = var.region
   name                 = "telemetry"
   private_network      = var.private_network
-  iam_service_accounts = [module.sink_sa.email, module.snapshot_sa.email, module.lifecycle_sa.email]
+  iam_service_accounts = [module.sink_sa.email, module.snapshot_sa.email, module.lifecycle_sa.email, module.anomaly_sa.email]
 }
 
 module "function_ingest" {
@@ -304,6 +321,74 @@ resource "google_cloud_scheduler_job" "retention" {
   }
 }
 
+module "function_anomaly" {
+  source                = "./modules/cloud-function"
+  project_id            = var.project_id
+  region                = var.region
+  name                  = "anomaly"
+  entry_point           = "anomaly"
+  trigger               = "http"
+  source_bucket         = module.sources_bucket.name
+  source_object         = var.function_bundles["anomaly"]
+  service_account_email = module.anomaly_sa.email
+  invokers              = [module.scheduler_sa.member]
+  secret_environment    = var.alert_webhook ? { TELEMETRY_ALERT_WEBHOOK_URL = module.alert_webhook.secret_id } : {}
+  scaling               = { max_instances = 1, concurrency = 1 }
+  environment = merge(local.common_env, {
+    TELEMETRY_CLOUDSQL_INSTANCE = module.cloudsql.connection_name
+    TELEMETRY_CLOUDSQL_HOST     = module.cloudsql.private_ip
+    TELEMETRY_DB_IAM_USER       = trimsuffix(module.anomaly_sa.email, ".gserviceaccount.com")
+    TELEMETRY_DB_NAME           = module.cloudsql.database
+    TELEMETRY_RUNBOOK_BASE_URL  = var.runbook_base_url
+  })
+}
+
+# Every 15 minutes the catalog is evaluated and alerts move; hourly the metric views are
+# refreshed and the last whole days of values written to the warm tier. A run catches up on
+# what a missed one left, and a doubled call sends nothing twice.
+locals {
+  anomaly_jobs = {
+    anomaly = {
+      description = "Evaluate the metrics catalog and send alerts"
+      schedule    = var.anomaly_schedule
+      body        = { action = "evaluate" }
+    }
+    metrics-materialize = {
+      description = "Refresh the metric views and write daily metric values to the warm tier"
+      schedule    = var.materialize_schedule
+      body        = { action = "materialize" }
+    }
+  }
+}
+
+resource "google_cloud_scheduler_job" "anomaly" {
+  for_each         = local.anomaly_jobs
+  project          = var.project_id
+  region           = var.region
+  name             = "telemetry-${each.key}"
+  description      = each.value.description
+  schedule         = each.value.schedule
+  time_zone        = "Etc/UTC"
+  attempt_deadline = "900s"
+
+  retry_config {
+    retry_count          = 2
+    min_backoff_duration = "60s"
+  }
+
+  http_target {
+    uri         = module.function_anomaly.uri
+    http_method = "POST"
+    body        = base64encode(jsonencode(each.value.body))
+    headers     = { "Content-Type" = "application/json" }
+
+    oidc_token {
+      service_account_email = module.scheduler_sa.email
+      audience              = module.function_anomaly.uri
+    }
+  }
+}
+
 module "pubsub" {
   source                     = "./modules/pubsub"
   project_id                 = var.project_id
@@ -312,7 +397,7 @@ module "pubsub" {
   push_service_account_email = module.push_sa.email
   publishers                 = [module.ingest_sa.member]
   dlq_publishers             = [module.sink_sa.member]
-  alert_publishers           = [module.lifecycle_sa.member]
+  alert_publishers           = [module.lifecycle_sa.member, module.anomaly_sa.member]
   kms_key_name               = var.kms_key_name
 }
 
@@ -321,6 +406,7 @@ module "bigquery" {
   project_id   = var.project_id
   location     = var.storage_location
   bucket       = module.data_bucket.name
+  tables       = ["telemetry_events", "api_calls_log", "metrics"]
   kms_key_name = var.kms_key_name
 }
 

@@ -27,3 +27,8 @@ output "cold_kms_key" {
   description = "The cold tier's key-encryption key: set it as TELEMETRY_ARCHIVE_KEK for the backend and for operators who restore."
   value       = google_kms_crypto_key.cold.id
 }
+
+output "anomaly_url" {
+  description = "URL of the anomaly function (private: only the scheduler's account invokes it)."
+  value       = module.function_anomaly.uri
+}

@@ -154,6 +154,36 @@ variable "retention_schedule" {
   }
 }
 
+variable "anomaly_schedule" {
+  description = "Cron schedule (UTC) of the anomaly function's evaluation of the metrics catalog."
+  type        = string
+  default     = "*/15 * * * *"
+  validation {
+    condition     = length(split(" ", var.anomaly_schedule)) == 5
+    error_message = "anomaly_schedule is a five-field cron expression."
+  }
+}
+
+variable "materialize_schedule" {
+  description = "Cron schedule (UTC) of the metric views' refresh and the daily metric values' export."
+  type        = string
+  default     = "7 * * * *"
+  validation {
+    condition     = length(split(" ", var.materialize_schedule)) == 5
+    error_message = "materialize_schedule is a five-field cron expression."
+  }
+}
+
+variable "alert_webhook" {
+  description = "Whether the telemetry-alert-webhook secret holds a version (a Slack-compatible URL) the anomaly function should post alerts to; false: the alerts topic only."
+  type        = bool
+  default     = false
+  validation {
+    condition     = contains([true, false], var.alert_webhook)
+    error_message = "alert_webhook is true or false."
+  }
+}
+
 variable "archive_writers" {
   description = "Members (the backend's service account) that write cold archives: they wrap and unwrap data keys with the cold KMS key."
   type        = list(string)

@@ -199,3 +199,42 @@ def test_a_metric_that_fails_to_evaluate_alerts_and_does_not_stop_the_others(
             "[EVALUATION FAILED] snapshot_lag could not be evaluated (ConnectionResetError)",
             "[EVALUATION RECOVERED] snapshot_lag evaluates again",
         ]
+
+
+def test_the_anomaly_role_granted_by_migrate_can_do_its_whole_job(failing_llm: Warm) -> None:
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from shared.metrics.materialize import refresh_views
+    from shared.storage.hot.engine import grant_anomaly, make_engine
+
+    role = f"anomaly_fn_{uuid.uuid4().hex[:8]}"  # roles are the cluster's, not the database's
+    with failing_llm.engine.begin() as conn:
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+    grant_anomaly(failing_llm.engine, role)
+    grant_anomaly(failing_llm.engine, role)  # idempotent
+    url = make_url(failing_llm.settings.database_url.get_secret_value()).set(username=role)
+    engine = make_engine(url.render_as_string(hide_password=False))
+    try:
+        catalog = Catalog(metrics=tuple(m for m in default_catalog() if m.name in LLM_ALERTS))
+        store = AlertStore(engine)
+        registry = default_registry()
+        with webhook_server() as hook:
+            run = AnomalyRun(
+                failing_llm.settings,
+                catalog,
+                registry,
+                store,
+                Deliverer(store, lambda *_: None, hook.url),
+                runner_factory(failing_llm.settings, engine, registry),
+                {},
+            )
+            report = run.run(now=NOW)
+        assert {o.metric for o in report.outcomes if o.alert.status == "firing"} == LLM_ALERTS
+        assert report.delivery.sent["webhook"] == 2
+        assert set(refresh_views(engine, catalog, registry).values()) == {"created"}
+        assert set(refresh_views(engine, catalog, registry).values()) == {"refreshed"}
+    finally:
+        engine.dispose()

@@ -345,3 +345,32 @@ def test_ingest_reads_the_otlp_tokens_from_secret_manager() -> None:
     secret = modules["otlp_tokens"]
     assert one(secret["secret_id"]) == "telemetry-otlp-tokens"
     assert "ingest_sa" in str(secret["accessors"])
+
+
+def test_anomaly_function_its_schedules_webhook_secret_and_access() -> None:
+    doc = load(TF / "main.tf")
+    modules = blocks(doc, "module")
+    anomaly = modules["function_anomaly"]
+    assert one(anomaly["invokers"]) == "${module.scheduler_sa.member}" or anomaly["invokers"] == [
+        "${module.scheduler_sa.member}"
+    ]
+    assert "TELEMETRY_ALERT_WEBHOOK_URL = module.alert_webhook.secret_id" in str(
+        anomaly["secret_environment"]
+    )
+    assert "TELEMETRY_RUNBOOK_BASE_URL = var.runbook_base_url" in str(anomaly["environment"])
+    assert one(modules["alert_webhook"]["secret_id"]) == "telemetry-alert-webhook"
+    assert "anomaly_sa" in str(modules["alert_webhook"]["accessors"])
+    assert "anomaly_sa" in str(modules["cloudsql"]["iam_service_accounts"])
+    assert "anomaly_sa" in str(modules["pubsub"]["alert_publishers"])
+    assert "anomaly_sa" in str(modules["data_bucket"]["object_admins"])
+    assert "metrics" in str(modules["bigquery"]["tables"])
+    locals_ = {k: v for block in doc["locals"] for k, v in block.items()}
+    jobs = one(locals_["anomaly_jobs"])
+    assert {
+        one(j["body"])["action"] if isinstance(j["body"], list) else j["body"]["action"]
+        for j in jobs.values()
+    } == {"evaluate", "materialize"}
+    job = one(resources(doc, "google_cloud_scheduler_job")["anomaly"])
+    target = one(job["http_target"])
+    assert one(target["uri"]) == "${module.function_anomaly.uri}"
+    assert one(one(target["oidc_token"])["service_account_email"]) == "${module.scheduler_sa.email}"

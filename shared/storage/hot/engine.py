@@ -188,6 +188,22 @@ def grant_lifecycle(engine: Engine, role: str) -> None:
     logger.info("lifecycle granted", extra={"tables": "owner of public"})
 
 
+def grant_anomaly(engine: Engine, role: str) -> None:
+    """Let the anomaly function's role read every table, keep its alert state and outbox, and
+    create and refresh its metric views in the schema (idempotent)."""
+    quoted = _quoted_role(role, "--grant-anomaly")
+    with engine.begin() as conn:
+        for statement in (
+            f"GRANT USAGE, CREATE ON SCHEMA public TO {quoted}",
+            f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {quoted}",
+            f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {quoted}",
+            f"GRANT INSERT, UPDATE ON metric_alert_state, metric_alert_outbox TO {quoted}",
+            f"GRANT USAGE ON SEQUENCE metric_alert_outbox_id_seq TO {quoted}",
+        ):
+            conn.exec_driver_sql(statement)
+    logger.info("anomaly granted", extra={"tables": "read all; alert state; metric views"})
+
+
 def _quoted_role(role: str, option: str) -> str:
     if not role or '"' in role or "\x00" in role:
         raise ConfigurationError(f"{role!r} is not a usable role name", [option])
