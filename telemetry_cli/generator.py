@@ -150,6 +150,8 @@ class EventGenerator:
             if "simulacra_shift" in self._active:
                 levels = tuple(reversed(levels))
             props["level"] = rng.choices((1, 2, 3, 4), weights=levels)[0]
+        if "speaker_id" in props:  # a few dozen people speak, many times each
+            props["speaker_id"] = f"speaker-{rng.randint(1, 40)}"
         if spec.name == "steelman.scored":
             props["score"] = round(rng.betavariate(6, 3), 3)
         if spec.name == "frame.detected" and "implicit" in props:

@@ -162,6 +162,8 @@ class Metric(_Strict):
     cooldown: str
     channels: tuple[Channel, ...]
     runbook: str = Field(pattern=r"^[a-z0-9-]+\.md$")
+    #: Fields the metric can be broken down by on demand (``telemetry metrics breakdown``).
+    breakdowns: tuple[str, ...] = ()
 
     @field_validator("window", "grain", "keep_firing_for", "cooldown")
     @classmethod
@@ -182,6 +184,8 @@ class Metric(_Strict):
                 raise ValueError(f"a {self.kind} metric needs {name}")
         if self.kind in ("quantile", "distribution") and self.measure and not self.measure.field:
             raise ValueError(f"a {self.kind} metric's measure needs a field")
+        if self.breakdowns and self.kind == "gauge":
+            raise ValueError("a gauge cannot be broken down")
         grains = self.window_td / self.grain_td
         if grains != int(grains) or not 1 <= grains <= MAX_GRAINS_PER_WINDOW:
             raise ValueError(

@@ -202,6 +202,67 @@ class Evaluator:
         return out
 
 
+@dataclass(frozen=True)
+class Slice:
+    """A metric over one value of a breakdown field (a speaker, say) for a whole period."""
+
+    group: str
+    value: float | None
+    n: int
+    status: Status
+
+
+def breakdown(
+    evaluator: Evaluator, metric: Metric, by: str, start: datetime, end: datetime
+) -> list[Slice]:
+    """The metric per value of ``by`` from ``start`` to ``end``, most observed first.
+
+    A distribution's value per group is its divergence from the whole period's distribution:
+    which speakers' mix differs most.
+    """
+    if by not in metric.breakdowns:
+        raise ValueError(f"{metric.name} cannot be broken down by {by!r}; by {metric.breakdowns}")
+    span = sql.Span(int(start.timestamp()), int(end.timestamp()))
+    run, registry, dialect = evaluator.runner.rows, evaluator.registry, evaluator.runner.dialect
+    values: dict[str, tuple[float | None, int]] = {}
+    if metric.kind == "ratio" and metric.numerator and metric.denominator:
+        num = {
+            str(g): float(v or 0)
+            for g, v, _ in run(sql.breakdown_sql(metric.numerator, dialect, registry, span, by))
+        }
+        for g, den, n in run(sql.breakdown_sql(metric.denominator, dialect, registry, span, by)):
+            share = num.get(str(g), 0.0) / float(den) if den else None
+            if share is not None:
+                share = metric.scale * ((1 - share) if metric.complement else share)
+            values[str(g)] = (share, int(n))
+    elif metric.kind == "quantile" and metric.measure and metric.quantile:
+        query = sql.breakdown_quantile_sql(
+            metric.measure, metric.quantile, dialect, registry, span, by
+        )
+        values = {str(g): (None if v is None else float(v), int(n)) for g, v, n in run(query)}
+    elif metric.kind == "distribution" and metric.measure and metric.drift:
+        groups: dict[str, dict[str, float]] = {}
+        counts: dict[str, int] = {}
+        for g, v, w, n in run(
+            sql.breakdown_categories_sql(metric.measure, dialect, registry, span, by)
+        ):
+            groups.setdefault(str(g), {})[str(v)] = float(w)
+            counts[str(g)] = counts.get(str(g), 0) + int(n)
+        overall: dict[str, float] = {}
+        for shares in groups.values():
+            for category, weight in shares.items():
+                overall[category] = overall.get(category, 0.0) + weight
+        values = {
+            g: (divergence(metric.drift.method, shares, overall), counts[g])
+            for g, shares in groups.items()
+        }
+    out = []
+    for group, (value, n) in values.items():
+        judged = _judged(metric, end, value, n)
+        out.append(Slice(group, judged.value, n, judged.status))
+    return sorted(out, key=lambda s: (-s.n, s.group))
+
+
 def _judged(metric: Metric, at: datetime, value: float | None, n: int) -> Observation:
     if n == 0 or value is None:
         return Observation(at, "no_data", None, n)

@@ -78,6 +78,24 @@ class RelativeGrid:
         return f"to_timestamp({self.last} * {self.grain_s})"
 
 
+@dataclass(frozen=True)
+class Span:
+    """One stretch of time, ``[start_s, end_s)`` in epoch seconds: a breakdown's period."""
+
+    start_s: int
+    end_s: int
+
+    @property
+    def rows_from_sql(self) -> str:
+        """The oldest row time."""
+        return f"to_timestamp({self.start_s})"
+
+    @property
+    def rows_to_sql(self) -> str:
+        """The time just past the newest row."""
+        return f"to_timestamp({self.end_s})"
+
+
 AnyGrid = Grid | RelativeGrid
 
 
@@ -126,11 +144,13 @@ def rows_sql(
     measure: Measure,
     dialect: Dialect,
     registry: Registry,
-    grid: AnyGrid,
+    grid: AnyGrid | Span,
     value: str | None,
     value_type: str = "FLOAT8",
+    group: str | None = None,
 ) -> str:
-    """The measure's rows in the grid's span: ``ts``, weight ``w``, value ``v`` and key ``k``.
+    """The measure's rows in the grid's span: ``ts``, weight ``w``, value ``v``, key ``k`` (and
+    with ``group``, that field as ``g``).
 
     ``v`` is the field ``value`` (cast to ``value_type``) when given, else the summed fields.
     """
@@ -155,8 +175,9 @@ def rows_sql(
         f"{ts} < {grid.rows_to_sql}",
         *_filters(measure, dialect, registry),
     ]
+    g = f", CAST({field_sql(measure, group, dialect, registry)} AS TEXT) AS g" if group else ""
     return (
-        f"SELECT {ts} AS ts, {weight} AS w, {v} AS v, {k} AS k "
+        f"SELECT {ts} AS ts, {weight} AS w, {v} AS v, {k} AS k{g} "
         f"FROM {measure.table} WHERE {' AND '.join(where)}"
     )
 
@@ -243,3 +264,45 @@ def view_sql(metric: Metric, registry: Registry, days: int = HOT_RETENTION_DAYS)
             f"FROM ({x}) x WHERE v IS NOT NULL GROUP BY i, v"
         )
     raise ValueError(f"{metric.name}: a {metric.kind} has no view")
+
+
+def breakdown_sql(
+    measure: Measure, dialect: Dialect, registry: Registry, span: Span, by: str
+) -> str:
+    """Per value ``g`` of the field ``by`` over ``span``: the measure's ``val`` and ``n``."""
+    rows = rows_sql(measure, dialect, registry, span, None, group=by)
+    if measure.agg == "count_distinct":
+        return (
+            "SELECT g, sum(w) AS val, count(*) AS n FROM ("
+            f"SELECT g, k, max(w) AS w FROM ({rows}) r WHERE k IS NOT NULL AND g IS NOT NULL "
+            "GROUP BY g, k) d GROUP BY g"
+        )
+    total = "sum(w * v)" if measure.agg == "sum" else "sum(w)"
+    return f"SELECT g, {total} AS val, count(*) AS n FROM ({rows}) r WHERE g IS NOT NULL GROUP BY g"
+
+
+def breakdown_quantile_sql(
+    measure: Measure, quantile: float, dialect: Dialect, registry: Registry, span: Span, by: str
+) -> str:
+    """Per value ``g`` of the field ``by`` over ``span``: the weighted quantile and ``n``."""
+    assert measure.field is not None
+    rows = rows_sql(measure, dialect, registry, span, measure.field, group=by)
+    return (
+        f"SELECT g, min(v) FILTER (WHERE cw >= {quantile!r} * tw) AS val, count(*) AS n FROM ("
+        "SELECT g, v, sum(w) OVER (PARTITION BY g ORDER BY v "
+        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cw, "
+        f"sum(w) OVER (PARTITION BY g) AS tw FROM ({rows}) r "
+        "WHERE v IS NOT NULL AND g IS NOT NULL) c GROUP BY g"
+    )
+
+
+def breakdown_categories_sql(
+    measure: Measure, dialect: Dialect, registry: Registry, span: Span, by: str
+) -> str:
+    """Per value ``g`` of the field ``by`` and category ``v`` over ``span``: weight and ``n``."""
+    assert measure.field is not None
+    rows = rows_sql(measure, dialect, registry, span, measure.field, "TEXT", group=by)
+    return (
+        f"SELECT g, v, sum(w) AS val, count(*) AS n FROM ({rows}) r "
+        "WHERE v IS NOT NULL AND g IS NOT NULL GROUP BY g, v"
+    )

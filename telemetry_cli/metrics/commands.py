@@ -182,6 +182,44 @@ def metrics_materialize(days_back: int) -> None:
         click.echo(f"day {day}: {rows} values")
 
 
+@metrics.command("breakdown")
+@click.argument("name")
+@click.option("--by", required=True, help="The field to break down by (the catalog's breakdowns).")
+@click.option("--days", type=click.IntRange(1, 180), default=7, show_default=True)
+@click.option("--top", type=click.IntRange(1, 1000), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Every group as JSON.")
+def metrics_breakdown(name: str, by: str, days: int, top: int, as_json: bool) -> None:
+    """A metric per value of a field (the speaker, for the domain metrics) over the last DAYS,
+    over both tiers; groups below the metric's minimum sample are marked, never judged."""
+    from shared.contract.registry import default_registry
+    from shared.metrics.catalog import default_catalog
+    from shared.metrics.evaluate import DuckDbRunner, Evaluator, breakdown
+    from shared.settings import get_settings
+    from shared.storage.hot.engine import get_engine
+    from shared.storage.warm.query import open_views
+
+    try:
+        metric = default_catalog().get(name)
+    except KeyError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if by not in metric.breakdowns:
+        raise click.BadParameter(f"{name} breaks down by {list(metric.breakdowns) or 'nothing'}")
+    settings, registry = get_settings(), default_registry()
+    con = open_views(settings, get_engine(), registry, "both")
+    end = datetime.now(UTC)
+    slices = breakdown(
+        Evaluator(DuckDbRunner(con), registry), metric, by, end - timedelta(days=days), end
+    )
+    if as_json:
+        rows = [{"group": s.group, "value": s.value, "n": s.n, "status": s.status} for s in slices]
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{metric.name} by {by}, last {days} days ({len(slices)} groups, top {top} by n)")
+    for item in slices[:top]:
+        flag = "" if item.status == "ok" else f"  ({item.status})"
+        click.echo(f"  {item.group:<40} {_format_value(item.value):>10} n={item.n}{flag}")
+
+
 @metrics.command("backtest")
 @click.option("--days", type=click.IntRange(1, 180), default=30, show_default=True)
 @click.option("--metric", "names", multiple=True, help="Only these metrics (repeatable).")

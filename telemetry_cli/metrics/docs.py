@@ -74,4 +74,7 @@ def render_markdown(catalog: Catalog) -> str:
             f"breaching evaluations; keeps firing for {m.keep_firing_for}; cooldown {m.cooldown}\n"
         )
         out.append(f"- **minimum sample** {m.min_sample}; **channels** {', '.join(m.channels)}\n")
+        if m.breakdowns:
+            by = ", ".join(f"`{b}`" for b in m.breakdowns)
+            out.append(f"- **breakdowns** {by} (`telemetry metrics breakdown {m.name} --by …`)\n")
     return "".join(out)

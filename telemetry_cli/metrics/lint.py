@@ -1,8 +1,8 @@
 """Catalog lint: every metric reads what exists and says where to look when it fires.
 
 * the catalog parses (names, kinds, durations, thresholds, N of M: ``shared/metrics/catalog.py``);
-* every event a measure names is in the registry, and every field it reads is a column of its
-  table or a prop that one of those events declares;
+* every event a measure names is in the registry, and every field it reads (or is broken down
+  by) is a column of its table or a prop that one of those events declares;
 * every gauge names a known probe;
 * every runbook page exists under ``docs/runbooks/``.
 """
@@ -19,7 +19,9 @@ from shared.metrics.probes import PROBE_NAMES
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _measure_problems(measure: Measure, registry: Registry) -> list[str]:
+def _measure_problems(
+    measure: Measure, registry: Registry, extra: tuple[str, ...] = ()
+) -> list[str]:
     problems = []
     names = registry.names()
     for event in measure.events:
@@ -29,7 +31,7 @@ def _measure_problems(measure: Measure, registry: Registry) -> list[str]:
     for spec in registry:
         if spec.name in measure.events:
             declared |= set((spec.props_schema.get("properties") or {}).keys())
-    for field in sorted(measure.read_fields()):
+    for field in sorted(measure.read_fields() | set(extra)):
         try:
             sql.field_sql(measure, field, "postgres", registry)
         except sql.UnknownField as exc:
@@ -52,7 +54,8 @@ def lint_catalog(
     problems = []
     for metric in catalog:
         for measure in metric.measures:
-            problems += [f"{metric.name}: {p}" for p in _measure_problems(measure, registry)]
+            found = _measure_problems(measure, registry, metric.breakdowns)
+            problems += [f"{metric.name}: {p}" for p in found]
         if metric.kind == "gauge" and metric.probe not in PROBE_NAMES:
             problems.append(
                 f"{metric.name}: unknown probe {metric.probe!r}; one of {sorted(PROBE_NAMES)}"

@@ -16,8 +16,11 @@ from plotly.offline import get_plotlyjs
 
 from shared.metrics.alerting import replay
 from shared.metrics.catalog import Catalog, Metric
-from shared.metrics.evaluate import Evaluator, Observation, grid_for
+from shared.metrics.evaluate import Evaluator, Observation, breakdown, grid_for
 from telemetry_cli.metrics.dashboards import DASHBOARDS
+
+#: Groups shown per breakdown table.
+BREAKDOWN_ROWS = 5
 
 _STYLE = """
 body { background: #111217; color: #ccccdc; font: 14px/1.45 system-ui, sans-serif; margin: 0; }
@@ -28,6 +31,8 @@ h1 { font-size: 20px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 28px
 .card { background: #181b1f; border: 1px solid #2c3235; border-radius: 4px; padding: 8px; }
 .meta { font-size: 12px; color: #8e8e8e; padding: 0 6px 4px; }
 a { color: #6e9fff; } .alerts { color: #ff7383; } .quiet { color: #73bf69; }
+.breakdown { font-size: 12px; margin: 4px 6px; border-collapse: collapse; }
+.breakdown td, .breakdown th { padding: 1px 10px 1px 0; text-align: left; }
 """
 
 
@@ -76,6 +81,26 @@ def _figure(metric: Metric, observations: list[Observation]) -> tuple[go.Figure,
     return fig, count
 
 
+def _breakdowns(evaluator: Evaluator, metric: Metric, start: datetime, end: datetime) -> str:
+    """A small table per breakdown field: the most observed groups (pseudonyms shortened)."""
+    out = []
+    for by in metric.breakdowns:
+        slices = [s for s in breakdown(evaluator, metric, by, start, end) if s.status == "ok"]
+        if not slices:
+            continue
+        rows = "".join(
+            f"<tr><td>{html.escape(s.group[:12])}</td><td>{s.value:,.4g}</td><td>{s.n}</td></tr>"
+            for s in slices[:BREAKDOWN_ROWS]
+            if s.value is not None
+        )
+        out.append(
+            f'<table class="breakdown" data-by="{html.escape(by)}"><caption>by {html.escape(by)}'
+            f" (top {min(len(slices), BREAKDOWN_ROWS)} of {len(slices)} judged)</caption>"
+            f"<tr><th>{html.escape(by)}</th><th>value</th><th>n</th></tr>{rows}</table>"
+        )
+    return "".join(out)
+
+
 def render_report(
     catalog: Catalog,
     evaluator: Evaluator,
@@ -109,10 +134,11 @@ def render_report(
                 else '<span class="quiet">no alert</span>'
             )
             runbook = html.escape(runbook_base + metric.runbook, quote=True)
+            slices = _breakdowns(evaluator, metric, start, end)
             cards.append(
                 f'<div class="card" data-metric="{metric.name}" data-points="{points}">{chart}'
                 f'<div class="meta">{html.escape(metric.description)} · window {metric.window}'
-                f' · {alerts} · <a href="{runbook}">runbook</a></div></div>'
+                f' · {alerts} · <a href="{runbook}">runbook</a></div>{slices}</div>'
             )
         if cards:
             sections.append(

@@ -291,3 +291,33 @@ def test_the_report_renders_every_chart_with_data_in_chromium(
     html = render()
     card = html[html.index('data-metric="llm_error_rate"') :]
     assert "1 alert(s): " in card[: card.index("runbook</a>")]
+
+
+def test_a_breakdown_by_speaker_equals_the_metric_over_that_speakers_rows(history: Warm) -> None:
+    from shared.metrics.evaluate import breakdown
+
+    registry = default_registry()
+    metric = default_catalog().get("bias_flag_rate")
+    con = open_views(history.settings, history.engine, registry, "both")
+    start = END - timedelta(days=3)
+    slices = breakdown(Evaluator(DuckDbRunner(con), registry), metric, "speaker_id", start, END)
+    assert len(slices) >= 30 and slices[0].n >= slices[-1].n
+    top = slices[0]
+    with history.engine.connect() as conn:
+        flagged, analysed = conn.exec_driver_sql(
+            "SELECT count(*) FILTER (WHERE name = 'bias.flagged'), "
+            "count(*) FILTER (WHERE name = 'simulacra.classified') FROM telemetry_events "
+            f"WHERE props->>'speaker_id' = '{top.group}' "
+            f"AND event_ts >= '{start.isoformat()}' AND event_ts < '{END.isoformat()}'"
+        ).one()
+    assert top.n == analysed and top.value == pytest.approx(100 * flagged / analysed)
+    drift = breakdown(
+        Evaluator(DuckDbRunner(con), registry),
+        default_catalog().get("simulacra_level_drift"),
+        "speaker_id",
+        start,
+        END,
+    )
+    assert drift and all(0 <= s.value <= 1 for s in drift if s.value is not None)
+    with pytest.raises(ValueError, match="cannot be broken down"):
+        breakdown(Evaluator(DuckDbRunner(con), registry), metric, "model", start, END)
