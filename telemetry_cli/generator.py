@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.contract.registry.keywords import SERVER_ONLY_CATEGORIES
 from shared.contract.registry.loader import EventSpec, Registry, default_registry
 from shared.llm.pricing import PriceTable, Usage, default_price_table
 
@@ -94,7 +95,10 @@ class EventGenerator:
         self.registry = registry or default_registry()
         self.prices = prices or default_price_table()
         self.now = now or datetime.now(UTC)
-        self._latest = {spec.name: spec for spec in self.registry}
+        # What clients send: the pipeline's own events are never theirs to send.
+        self._latest = {
+            spec.name: spec for spec in self.registry if spec.category not in SERVER_ONLY_CATEGORIES
+        }
         self._counter = 0
         self.incidents: tuple[Incident, ...] = ()
         self._active: frozenset[str] = frozenset()

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
@@ -19,6 +20,7 @@ from otlp_http import PATHS as OTLP_PATHS
 from otlp_http import OtlpHandler, OtlpOutcome
 
 from shared.contract.intake import Intake, IntakeResult
+from shared.contract.pipeline_events import intake_events
 from shared.errors import ContractViolation, ServiceUnavailable
 from shared.http import (
     Answer,
@@ -88,8 +90,21 @@ class IngestHandler:
             settings.telemetry_max_body_bytes,
             settings.telemetry_max_decompressed_bytes,
         )
-        self.summary = PeriodicSummary(logger, "ingest summary", settings.telemetry_log_summary_s)
+        self.instance = uuid.uuid4().hex[:12]
+        self.summary = PeriodicSummary(
+            logger, "ingest summary", settings.telemetry_log_summary_s, on_flush=self._store_counts
+        )
         self.otlp = OtlpHandler(settings, intake, publisher, flags, clock)
+
+    def _store_counts(
+        self, counts: Mapping[str, int], groups: Mapping[str, Mapping[str, int]]
+    ) -> None:
+        """Publish the interval's intake counts as ``pipeline.intake`` events (the rejected-event
+        rate's source), beside the summary log line that also holds them."""
+        events = intake_events(
+            counts, groups.get("rejected_by_field", {}), self.clock(), self.instance
+        )
+        self.publisher.publish(events, "pipeline")
 
     def handle(self, method: str, path: str, headers: HeaderLookup, stream: IO[bytes]) -> Answer:
         """Answer one request; never raises.

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, Union
 
 import msgspec
 
-from shared.contract.registry.keywords import NON_VALIDATING_KEYWORDS
+from shared.contract.registry.keywords import NON_VALIDATING_KEYWORDS, SERVER_ONLY_CATEGORIES
 from shared.contract.registry.loader import (
     ENVELOPE_SCHEMA_PATH,
     EVENT_SCHEMA_PATH,
@@ -336,7 +336,11 @@ class ContractCodec:
         return cls(
             load_json_schema(ENVELOPE_SCHEMA_PATH),
             load_json_schema(EVENT_SCHEMA_PATH),
-            {key: spec.props_schema for key, spec in registry.specs.items()},
+            {
+                key: spec.props_schema
+                for key, spec in registry.specs.items()
+                if spec.category not in SERVER_ONLY_CATEGORIES  # the slow path refuses them
+            },
         )
 
     def decode_envelope(self, raw: bytes) -> tuple[Any, list[Any], bool] | None:

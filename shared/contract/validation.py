@@ -15,6 +15,7 @@ from typing import Any
 
 import jsonschema_rs
 
+from shared.contract.registry.keywords import SERVER_ONLY_CATEGORIES
 from shared.contract.registry.loader import (
     ENVELOPE_SCHEMA_PATH,
     EVENT_SCHEMA_PATH,
@@ -136,7 +137,7 @@ class EventValidator:
             value = getattr(event, name)
             if value is not None:
                 frame[name] = value
-        valid = self.validate_event(frame)
+        valid = self.validate_event(frame, server=True)
         if valid.event_id != event.event_id:
             raise ContractViolation("event_id: a stored event_id is lower-case", "event_id")
         if valid.category != event.category:
@@ -145,8 +146,14 @@ class EventValidator:
                 "category",
             )
 
-    def validate_event(self, raw: Any, context: dict[str, Any] | None = None) -> ValidEvent:
-        """Check one event (context filling its unset fields) and return it normalised."""
+    def validate_event(
+        self, raw: Any, context: dict[str, Any] | None = None, *, server: bool = False
+    ) -> ValidEvent:
+        """Check one event (context filling its unset fields) and return it normalised.
+
+        A client's event (``server`` False) may not be of a server-only category: the pipeline's
+        own events are built by the pipeline, and the sink rechecks them with ``server``.
+        """
         if not isinstance(raw, dict):
             raise ContractViolation(f"event: {_short(raw)} must be an object", field="event")
         if context:
@@ -171,6 +178,12 @@ class EventValidator:
                 "props",
             )
         spec = self.registry.specs[key]  # type: ignore[index]
+        if spec.category in SERVER_ONLY_CATEGORIES and not server:
+            raise ContractViolation(
+                f"name: {spec.name} is written by the pipeline itself and never accepted "
+                "from a client",
+                "name",
+            )
         try:
             ts = parse_ts(event["ts"])
         except ValueError:

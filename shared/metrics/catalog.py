@@ -164,6 +164,9 @@ class Metric(_Strict):
     runbook: str = Field(pattern=r"^[a-z0-9-]+\.md$")
     #: Fields the metric can be broken down by on demand (``telemetry metrics breakdown``).
     breakdowns: tuple[str, ...] = ()
+    #: A ratio's breakdown divides each group's numerator by the whole denominator (each
+    #: reason's share of everything received), not by the group's own.
+    breakdown_over_total: bool = False
 
     @field_validator("window", "grain", "keep_firing_for", "cooldown")
     @classmethod

@@ -230,7 +230,12 @@ def breakdown(
             str(g): float(v or 0)
             for g, v, _ in run(sql.breakdown_sql(metric.numerator, dialect, registry, span, by))
         }
-        for g, den, n in run(sql.breakdown_sql(metric.denominator, dialect, registry, span, by)):
+        if metric.breakdown_over_total:
+            whole, whole_n = run(sql.total_sql(metric.denominator, dialect, registry, span))[0]
+            denominators = [(g, whole, whole_n) for g in num]
+        else:
+            denominators = run(sql.breakdown_sql(metric.denominator, dialect, registry, span, by))
+        for g, den, n in denominators:
             share = num.get(str(g), 0.0) / float(den) if den else None
             if share is not None:
                 share = metric.scale * ((1 - share) if metric.complement else share)

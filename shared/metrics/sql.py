@@ -306,3 +306,10 @@ def breakdown_categories_sql(
         f"SELECT g, v, sum(w) AS val, count(*) AS n FROM ({rows}) r "
         "WHERE v IS NOT NULL AND g IS NOT NULL GROUP BY g, v"
     )
+
+
+def total_sql(measure: Measure, dialect: Dialect, registry: Registry, span: Span) -> str:
+    """The measure's ``val`` and ``n`` over the whole ``span`` (a breakdown's common total)."""
+    rows = rows_sql(measure, dialect, registry, span, None)
+    total = "sum(w * v)" if measure.agg == "sum" else "sum(w)"
+    return f"SELECT {total} AS val, count(*) AS n FROM ({rows}) r"

@@ -27,11 +27,15 @@ class PeriodicSummary:
         message: str,
         interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        on_flush: Callable[[Mapping[str, int], Mapping[str, Mapping[str, int]]], None]
+        | None = None,
     ) -> None:
         self.logger = logger
         self.message = message
         self.interval_s = interval_s
         self.clock = clock
+        #: Also handed each interval's totals (ingest stores them as ``pipeline.intake``).
+        self.on_flush = on_flush
         self._lock = threading.Lock()
         self._counts: Counter[str] = Counter()
         self._groups: dict[str, Counter[str]] = {}
@@ -62,3 +66,11 @@ class PeriodicSummary:
         extra.update({group: dict(values) for group, values in groups.items()})
         extra["interval_s"] = round(now - started, 1)
         self.logger.info(self.message, extra=extra)
+        if self.on_flush is not None:
+            try:
+                self.on_flush(counts, groups)
+            except Exception as exc:  # the line above keeps the counts; nothing else is lost
+                self.logger.warning(
+                    f"{self.message}: the totals could not be stored",
+                    extra={"error_type": type(exc).__name__},
+                )

@@ -41,7 +41,7 @@ def test_dev_defaults_are_safe_and_complete(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.telemetry_env == "dev"
     assert settings.telemetry_topic == "telemetry-events"
     assert settings.pseudonym_keys[0][0] == "dev"
-    assert settings.sample_rates == {"ui": 1.0, "domain": 1.0, "llm": 1.0}
+    assert settings.sample_rates == {"ui": 1.0, "domain": 1.0, "llm": 1.0, "pipeline": 1.0}
     assert not settings.is_production
 
 
@@ -134,7 +134,7 @@ def test_sample_rates_override_environment_defaults(monkeypatch: pytest.MonkeyPa
         monkeypatch.setenv(key, value)
     assert load_settings().sample_rates["ui"] == 0.2
     monkeypatch.setenv("TELEMETRY_SAMPLE_RATES", "ui=0.5, llm=0.9")
-    assert load_settings().sample_rates == {"ui": 0.5, "domain": 1.0, "llm": 0.9}
+    assert load_settings().sample_rates == {"ui": 0.5, "domain": 1.0, "llm": 0.9, "pipeline": 1.0}
     assert parse_sample_rates("") == {}
     with pytest.raises(ValueError, match="not <ui"):
         parse_sample_rates("web=1")

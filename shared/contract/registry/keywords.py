@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 #: What kind of event an entry is; sampling rates are set per category.
-Category = Literal["ui", "domain", "llm"]
+Category = Literal["ui", "domain", "llm", "pipeline"]
 CATEGORIES: tuple[str, ...] = get_args(Category)
+#: Categories only the pipeline itself emits (its own counts): a client sending one is refused.
+SERVER_ONLY_CATEGORIES = frozenset({"pipeline"})
 
 #: The JSON Schema 2020-12 vocabulary plus our ``x-pii``. Any other key is a typo or, most
 #: often, a comma inside an unquoted YAML description that split it into a junk key.

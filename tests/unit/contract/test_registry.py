@@ -45,7 +45,7 @@ def test_bundled_registry_has_the_seed_events() -> None:
         "llm.call",
     }
     assert registry.get("llm.call", 1).category == "llm"
-    assert {s.category for s in registry} == {"ui", "domain", "llm"}
+    assert {s.category for s in registry} == {"ui", "domain", "llm", "pipeline"}
 
 
 def test_unknown_name_or_version_names_the_field() -> None:

@@ -1,0 +1,60 @@
+"""The pipeline's own events: ingest's counts per summary interval, stored like any event.
+
+Ingest refuses a client's ``pipeline.*`` event (``SERVER_ONLY_CATEGORIES``); it builds these in
+their stored form itself, so the rejected-event rate is a metric of the catalog like the others.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+
+from shared.contract.stored_event import StoredEvent
+
+INTAKE_EVENT = "pipeline.intake"
+#: The reason of the totals row.
+ALL_REASONS = "all"
+_REASON_UNSAFE = re.compile(r"[^A-Za-z0-9_.\[\]-]")
+
+
+def _reason(field: str) -> str:
+    return _REASON_UNSAFE.sub("_", field)[:64] or "event"
+
+
+def intake_events(
+    counts: Mapping[str, int],
+    rejected_by_field: Mapping[str, int],
+    now: datetime,
+    instance: str,
+) -> list[StoredEvent]:
+    """One totals row and one row per rejection reason for an interval of beacon intake."""
+    session = f"pipeline-ingest-{instance}"
+
+    def event(reason: str, props: dict[str, int]) -> StoredEvent:
+        return StoredEvent(
+            event_id=str(uuid.uuid4()),
+            name=INTAKE_EVENT,
+            version=1,
+            category="pipeline",
+            event_ts=now,
+            received_at=now,
+            session_id=session,
+            props={"reason": reason, **props},
+            sample_rate=1.0,
+        )
+
+    total = {
+        "received": int(counts.get("events", 0)),
+        "accepted": int(counts.get("accepted", 0)),
+        "sampled_out": int(counts.get("sampled_out", 0)),
+        "rejected": int(counts.get("rejected", 0)),
+    }
+    if not any(total.values()):
+        return []
+    out = [event(ALL_REASONS, total)]
+    for field, rejected in sorted(rejected_by_field.items()):
+        zero = {"received": 0, "accepted": 0, "sampled_out": 0}
+        out.append(event(_reason(field), {**zero, "rejected": int(rejected)}))
+    return out
