@@ -65,6 +65,7 @@ INCIDENT_KINDS = {
     "bias_flags": "most statements are flagged for a bias",
     "simulacra_shift": "the Simulacra level mix turns upside down",
     "token_burn": "LLM calls use ten times the tokens",
+    "bad_client": "a client release sends a tenth of its node events with a negative depth",
 }
 
 
@@ -156,6 +157,8 @@ class EventGenerator:
             props["level"] = rng.choices((1, 2, 3, 4), weights=levels)[0]
         if "speaker_id" in props:  # a few dozen people speak, many times each
             props["speaker_id"] = f"speaker-{rng.randint(1, 40)}"
+        if spec.name == "node.expand" and "bad_client" in self._active and rng.random() < 0.4:
+            props["depth"] = -1  # refused by the registry's minimum: ingest counts it
         if spec.name == "steelman.scored":
             props["score"] = round(rng.betavariate(6, 3), 3)
         if spec.name == "frame.detected" and "implicit" in props:

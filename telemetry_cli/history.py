@@ -2,17 +2,21 @@
 anomaly benchmark replay, and what ``make dev`` shows on its report before real traffic arrives.
 
 Events go through the real intake (validation, sampling, pseudonyms) and the sink's writer, so
-the rows are exactly what the pipeline would have stored; only Pub/Sub is skipped.
+the rows are exactly what the pipeline would have stored; only Pub/Sub is skipped. Ingest's own
+counts are stored too, one ``pipeline.intake`` interval per minute, as its summary would have.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
 from shared.contract.intake import Intake
+from shared.contract.pipeline_events import intake_events
+from shared.contract.stored_event import StoredEvent
 from shared.contract.validation import EventValidator
 from shared.policy.privacy import Pseudonymiser
 from shared.policy.sampling import SamplingPolicy
@@ -47,23 +51,38 @@ def fill_history(
         )
     generator = EventGenerator(seed=seed, now=end)
     received = datetime.now(UTC)
-    pending: list[dict[str, object]] = []
+    accepted: list[StoredEvent] = []
+    minutes: dict[datetime, tuple[Counter[str], Counter[str]]] = {}
     stored = 0
 
     def flush() -> None:
         nonlocal stored
-        result = intake.process_events(pending, {"app_version": "1.8.0"}, received)
-        if result.rejected:
-            raise ValueError(f"the generator made invalid events: {result.rejected[0].reason}")
-        stored += write_events(engine, result.accepted).inserted
-        pending.clear()
+        stored += write_events(engine, accepted).inserted
+        accepted.clear()
         if progress:
             progress(stored)
 
     for session in generator.history(start, end, sessions_per_hour, incidents):
-        pending.extend(session)
-        if len(pending) >= BATCH_EVENTS:
+        result = intake.process_events(session, {"app_version": "1.8.0"}, received)
+        accepted.extend(result.accepted)
+        # What ingest's summary would have counted in that minute, stored as it stores it.
+        minute = _minute_of(session[0]["ts"])
+        counts, by_field = minutes.setdefault(minute, (Counter(), Counter()))
+        counts.update(
+            events=result.total,
+            accepted=len(result.accepted),
+            sampled_out=result.sampled_out,
+            rejected=len(result.rejected),
+        )
+        by_field.update(result.rejected_by_field())
+        if len(accepted) >= BATCH_EVENTS:
             flush()
-    if pending:
-        flush()
+    for minute, (counts, by_field) in sorted(minutes.items()):
+        accepted.extend(intake_events(counts, by_field, minute, "history"))
+    flush()
     return stored
+
+
+def _minute_of(ts: object) -> datetime:
+    at = datetime.fromisoformat(str(ts).replace("Z", "+00:00"))
+    return at.replace(second=0, microsecond=0)

@@ -28,6 +28,7 @@ START = END - timedelta(days=9)
 #: incident kind → (hours before END it starts, hours it lasts)
 PLANTED = {
     "llm_latency": (150, 3),
+    "bad_client": (130, 3),
     "token_burn": (110, 8),
     "bias_flags": (70, 4),
     "llm_errors": (40, 3),
@@ -36,6 +37,7 @@ PLANTED = {
 #: The metrics each incident must fire, with their runbook page.
 FIRES = {
     "api_latency_p95": ("llm_latency", "llm-latency.md"),
+    "rejected_event_rate": ("bad_client", "rejected-events.md"),
     "api_latency_p99": ("llm_latency", "llm-latency.md"),
     "tokens_per_node": ("token_burn", "llm-cost.md"),
     "cost_per_conversation": ("token_burn", "llm-cost.md"),
