@@ -7,14 +7,16 @@ No web framework here: functions hand over the method, headers and body stream, 
 
 from __future__ import annotations
 
+import logging
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
 
+import orjson
 from werkzeug.http import parse_options_header
 
-from shared.errors import TerminalError
+from shared.errors import ServiceUnavailable, TelemetryError, TerminalError
 
 _READ_CHUNK = 64 * 1024
 #: Encodings of a request body this edge can undo.
@@ -199,3 +201,36 @@ def answer_request(request: Any, handle: Callable[[str, bytes], Answer], project
     ):
         answer = handle(request.method, request.get_data())
     return flask_response(answer)
+
+
+def parse_action(
+    method: str, body: bytes, actions: Collection[str], default: str | None = None
+) -> tuple[str, dict[str, Any]] | Answer:
+    """``(action, request)`` of a private function's ``POST`` whose JSON body names an action
+    (an empty body is ``default``), or the 405/400 answer saying what is wrong."""
+    if method != "POST":
+        return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
+    try:
+        request: Any = orjson.loads(body) if body.strip() else {"action": default}
+    except orjson.JSONDecodeError:
+        return Answer(400, {"error": "body is not JSON"})
+    action = request.get("action", default) if isinstance(request, dict) else None
+    if action not in actions:
+        return Answer(
+            400, {"error": f'body must be {{"action": ...}} with one of {sorted(actions)}'}
+        )
+    return str(action), request
+
+
+def failure_answer(
+    what: str, action: str, failure: TelemetryError | None, logger: logging.Logger, note: str
+) -> Answer:
+    """The answer to an action that failed: 503 with ``Retry-After`` when ``failure`` says a
+    service is unavailable, else 500 (logged with its traceback: call it in the ``except``)."""
+    if isinstance(failure, ServiceUnavailable):
+        logger.warning(
+            f"{what} action interrupted", extra={"action": action, "error": failure.message}
+        )
+        return Answer(503, {"error": f"{failure.message}; {note}"}, {"Retry-After": "60"})
+    logger.exception(f"{what} action failed unexpectedly", extra={"action": action})
+    return Answer(500, {"error": f"internal error; {note}"})

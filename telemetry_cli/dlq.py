@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from shared.pubsub import dead_letter
 from shared.pubsub import resources as names
-from shared.pubsub.dlq_hold import pull, subscriber_client
+from shared.pubsub.dlq_hold import pull, release, subscriber_client
 from shared.pubsub.publisher import topic_path
 from shared.pubsub.rpc import publish_rpc
 from shared.settings import Settings
@@ -59,13 +59,6 @@ def replay(
                     progress(len(chosen))
         skipped = len(skipped_ids)
     finally:
-        for start in range(0, len(skipped_ids), 1000):
-            subscriber.modify_ack_deadline(
-                request={
-                    "subscription": path,
-                    "ack_ids": skipped_ids[start : start + 1000],
-                    "ack_deadline_seconds": 0,
-                }
-            )
+        release(subscriber, path, skipped_ids)
         subscriber.close()
     return replayed, skipped

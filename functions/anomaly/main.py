@@ -19,7 +19,6 @@ Answers 200 with the run's report (a metric that failed to evaluate is reported,
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -28,8 +27,7 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared.errors import ServiceUnavailable
-from shared.http import Answer, answer_request
+from shared.http import Answer, answer_request, failure_answer, parse_action
 from shared.metrics.run import AnomalyRun, anomaly_from_settings
 from shared.observability.log import configure_logging
 from shared.settings import get_settings
@@ -88,33 +86,17 @@ ACTIONS: dict[str, Callable[[dict[str, Any]], Answer]] = {
 
 
 def handle(method: str, body: bytes) -> Answer:
-    """Run the action a request names; never raises."""
-    if method != "POST":
-        return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
-    try:
-        request: Any = json.loads(body) if body.strip() else {"action": "evaluate"}
-    except ValueError:
-        return Answer(400, {"error": "body is not JSON"})
-    if not isinstance(request, dict) or request.get("action", "evaluate") not in ACTIONS:
-        return Answer(
-            400, {"error": f'body must be {{"action": ...}} with one of {sorted(ACTIONS)}'}
-        )
-    action = str(request.get("action", "evaluate"))
+    """Run the action a request names (an empty body evaluates); never raises."""
+    parsed = parse_action(method, body, ACTIONS, default="evaluate")
+    if isinstance(parsed, Answer):
+        return parsed
+    action, request = parsed
     try:
         return ACTIONS[action](request)
     except Exception as exc:
-        typed = service_failure(exc)
-        if isinstance(typed, ServiceUnavailable):
-            logger.warning(
-                "anomaly action interrupted", extra={"action": action, "error": typed.message}
-            )
-            return Answer(
-                503,
-                {"error": f"{typed.message}; the next run catches up"},
-                {"Retry-After": "60"},
-            )
-        logger.exception("anomaly action failed unexpectedly", extra={"action": action})
-        return Answer(500, {"error": "internal error; the next run catches up"})
+        return failure_answer(
+            "anomaly", action, service_failure(exc), logger, "the next run catches up"
+        )
 
 
 @functions_framework.http

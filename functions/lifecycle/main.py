@@ -19,7 +19,6 @@ ids are never logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -28,8 +27,8 @@ from typing import Any
 import flask
 import functions_framework
 
-from shared.errors import ContractViolation, ServiceUnavailable, TerminalError
-from shared.http import Answer, answer_request
+from shared.errors import ContractViolation, TerminalError
+from shared.http import Answer, answer_request, failure_answer, parse_action
 from shared.observability.log import configure_logging
 from shared.settings import get_settings
 from shared.storage import audit
@@ -115,17 +114,10 @@ ACTIONS: dict[str, Callable[[dict[str, Any]], Answer]] = {
 
 def handle(method: str, body: bytes) -> Answer:
     """Run the action a request names; never raises."""
-    if method != "POST":
-        return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
-    try:
-        request: Any = json.loads(body) if body.strip() else None
-    except ValueError:
-        return Answer(400, {"error": "body is not JSON"})
-    if not isinstance(request, dict) or request.get("action") not in ACTIONS:
-        return Answer(
-            400, {"error": f'body must be {{"action": ...}} with one of {sorted(ACTIONS)}'}
-        )
-    action = str(request["action"])
+    parsed = parse_action(method, body, ACTIONS)
+    if isinstance(parsed, Answer):
+        return parsed
+    action, request = parsed
     try:
         return ACTIONS[action](request)
     except ContractViolation as exc:
@@ -138,18 +130,9 @@ def handle(method: str, body: bytes) -> Answer:
         logger.error("lifecycle action failed", extra={"action": action, "error": exc.message})
         return Answer(500, {"error": exc.message})
     except Exception as exc:
-        typed = service_failure(exc)
-        if isinstance(typed, ServiceUnavailable):
-            logger.warning(
-                "lifecycle action interrupted", extra={"action": action, "error": typed.message}
-            )
-            return Answer(
-                503,
-                {"error": f"{typed.message}; the work resumes on the next call"},
-                {"Retry-After": "60"},
-            )
-        logger.exception("lifecycle action failed unexpectedly", extra={"action": action})
-        return Answer(500, {"error": "internal error; the work resumes on the next call"})
+        return failure_answer(
+            "lifecycle", action, service_failure(exc), logger, "the work resumes on the next call"
+        )
 
 
 @functions_framework.http

@@ -30,6 +30,18 @@ def pull(subscriber: Any, path: str, batch: int, timeout_s: float = 10.0) -> lis
     return list(response.received_messages)
 
 
+def release(subscriber: Any, path: str, ack_ids: list[str]) -> None:
+    """Hand pulled messages back at once (ack deadline 0), in Pub/Sub's batches of 1,000."""
+    for start in range(0, len(ack_ids), 1000):
+        subscriber.modify_ack_deadline(
+            request={
+                "subscription": path,
+                "ack_ids": ack_ids[start : start + 1000],
+                "ack_deadline_seconds": 0,
+            }
+        )
+
+
 @dataclass
 class DlqSummary:
     """Messages in the hold subscription, by reason."""
@@ -58,13 +70,6 @@ def summarise(settings: Settings, limit: int = 10_000, wait_s: float = 10.0) -> 
                 summary.by_reason[dead_letter.reason_of(attributes)] += 1
                 held.append(item.ack_id)
     finally:
-        for start in range(0, len(held), 1000):
-            subscriber.modify_ack_deadline(
-                request={
-                    "subscription": path,
-                    "ack_ids": held[start : start + 1000],
-                    "ack_deadline_seconds": 0,
-                }
-            )
+        release(subscriber, path, held)
         subscriber.close()
     return summary
