@@ -145,3 +145,26 @@ def topic_tap() -> Callable[..., contextlib.AbstractContextManager[Tap]]:
                 subscriber.close()
 
     return tap
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The suite's own logs hold no canary: every file the session wrote under its temporary
+    folder (the functions', the CLI's and the stacks' logs) is read by ``telemetry logs scan``'s
+    scanner for the values of ``tests/canaries.tsv``; any finding fails the run."""
+    from telemetry_cli.logscan import read_canaries, scan
+
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None or getattr(session.config, "workerinput", None) is not None:
+        return
+    report = scan(factory.getbasetemp(), read_canaries(PROJECT_DIR / "tests" / "canaries.tsv"))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for finding in report.findings:
+        if reporter is not None:
+            reporter.write_line(f"PII in a log: {finding}", red=True)
+    if reporter is not None:
+        reporter.write_line(
+            f"log scan: {report.files} files, {report.lines} lines, "
+            f"{len(report.findings)} canary finding(s)"
+        )
+    if report.findings:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
