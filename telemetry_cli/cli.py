@@ -116,6 +116,14 @@ def cli(log_level: str) -> None:
     configure_logging(log_level)
 
 
+class StartInterrupted(BaseException):
+    """SIGTERM or Ctrl-C arrived while the local stack was starting."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"signal {signum} during start-up")
+        self.signum = signum
+
+
 @cli.command()
 @click.option("--pubsub-port", type=int, help="Port of the Pub/Sub emulator (default: any free).")
 @click.option("--gcs-port", type=int, help="Port of the GCS emulator (default: any free).")
@@ -166,9 +174,14 @@ def dev(
         with_report=not no_report and not no_functions,
     )
     stop = threading.Event()
+    starting = threading.Event()
+    starting.set()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         stop.set()
+        if starting.is_set():  # abort the start now: it stops what it started, then re-raises
+            starting.clear()
+            raise StartInterrupted(signum)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -179,6 +192,12 @@ def dev(
     except TelemetryError as exc:
         _fail(exc)
         return
+    except StartInterrupted as exc:
+        stack.stop()  # idempotent: also when the signal came just after the start returned
+        click.echo("stopped during start-up", err=True)
+        sys.exit(128 + exc.signum)
+    finally:
+        starting.clear()
     try:
         path = stack.write_info(info)
         _print_endpoints(info, path)

@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import tempfile
 import threading
 import time
@@ -28,11 +29,21 @@ from shared.storage.hot.engine import dispose_engine, make_engine, run_migration
 from telemetry_cli.stack import gcs, pubsub
 from telemetry_cli.stack.functions import discover_functions, function_process, wait_function
 from telemetry_cli.stack.postgres import EmbeddedPostgres, default_data_dir
-from telemetry_cli.stack.process import ManagedProcess, free_port, http_ok, pid_alive, port_is_free
+from telemetry_cli.stack.process import (
+    ManagedProcess,
+    free_port,
+    http_ok,
+    pid_alive,
+    port_is_free,
+    start_ticks,
+    stop_leftover,
+)
 from telemetry_cli.stack.relay import PushRelay, sink_relay
 
 logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+#: In the state directory: what a run has started so far (its process groups, its PostgreSQL).
+OWNED_FILE = "owned.json"
 
 
 @dataclass
@@ -113,7 +124,25 @@ class DevStack:
     def _spawn(self, proc: ManagedProcess) -> ManagedProcess:
         self.processes.append(proc)
         proc.start()
+        self._record_owned()
         return proc
+
+    def _record_owned(self) -> None:
+        """Write what this run started, as it starts it: a run killed at any moment (even
+        before dev.json exists) leaves the list the next start stops (``_reap_leftovers``)."""
+        owned = {
+            "pid": os.getpid(),
+            "groups": [[p.pid, start_ticks(p.pid)] for p in self.processes if p.pid],
+            "postgres": None,
+        }
+        pid = self.postgres.pid() if self.postgres else None
+        if pid:
+            owned["postgres"] = [pid, start_ticks(pid)]
+        path = self.state_dir / OWNED_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(owned), encoding="utf-8")
+        tmp.replace(path)
 
     def start(self) -> dict[str, Any]:
         """Start what is missing, provision, migrate, start the functions; the endpoint map."""
@@ -160,6 +189,7 @@ class DevStack:
                 Path(self._tmp.name).chmod(0o755)
             self.postgres = EmbeddedPostgres(pg_dir)
             self.postgres.start()
+            self._record_owned()
             self.database_url = self.postgres.url
         if pubsub_proc is not None:
             pubsub.wait_emulator(pubsub_proc, int(self.pubsub_emulator_host.rsplit(":", 1)[1]))
@@ -381,10 +411,13 @@ class DevStack:
         return path
 
     def _reap_leftovers(self) -> None:
-        """Stop process groups left by an earlier run that died without cleaning up."""
-        path = self.state_dir / "dev.json"
+        """Stop what an earlier run from this state directory left running when it died without
+        cleaning up (``kill -9``): its process groups and its PostgreSQL, each only if it is
+        still the very process that run started."""
+        owned_path = self.state_dir / OWNED_FILE
+        info_path = self.state_dir / "dev.json"
         try:
-            old = json.loads(path.read_text(encoding="utf-8"))
+            old = json.loads(owned_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
         owner = old.get("pid")
@@ -392,12 +425,19 @@ class DevStack:
             raise StackError(
                 f"another `telemetry dev` (pid {owner}) runs from this state directory; "
                 "stop it first",
-                str(path),
+                str(owned_path),
             )
-        for pgid in old.get("child_pgids", []):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(pgid, 9)
-        path.unlink(missing_ok=True)
+        stopped = 0
+        for pgid, ticks in old.get("groups", []):
+            stopped += stop_leftover(int(pgid), ticks, signal.SIGTERM, 3.0, group=True)
+        if old.get("postgres"):
+            pid, ticks = old["postgres"]
+            # SIGINT is PostgreSQL's fast shutdown (SIGTERM would wait for clients).
+            stopped += stop_leftover(int(pid), ticks, signal.SIGINT, 5.0, group=False)
+        if stopped:
+            logger.warning("stopped what an earlier run left", extra={"processes": stopped})
+        owned_path.unlink(missing_ok=True)
+        info_path.unlink(missing_ok=True)
 
     # -- stop ------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -418,6 +458,7 @@ class DevStack:
         for thread in threads:
             thread.join(8)
         (self.state_dir / "dev.json").unlink(missing_ok=True)
+        (self.state_dir / OWNED_FILE).unlink(missing_ok=True)
         if self._tmp is not None:
             with contextlib.suppress(OSError):
                 self._tmp.cleanup()

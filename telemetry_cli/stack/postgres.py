@@ -70,9 +70,15 @@ class EmbeddedPostgres:
             server = pgserver.get_server(self.data_dir, cleanup_mode=None, start=False)
             server.start()
             self._server = server
-        except Exception as exc:
+        except BaseException as exc:
             if server is not None:
+                # Interrupted (SIGTERM during start-up) or failed half way: stop what pg_ctl
+                # may have started, so no server outlives the run.
+                with contextlib.suppress(Exception):
+                    server.stop()
                 atexit.unregister(server._cleanup)
+            if not isinstance(exc, Exception):
+                raise
             raise StackError(
                 f"PostgreSQL failed to start ({type(exc).__name__}: {exc})".splitlines()[0],
                 str(self.log_file),

@@ -148,6 +148,35 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
     return fields[0], int(fields[2])
 
 
+def start_ticks(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot): with the pid, it names one process,
+    never a later one that reused the number."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(raw[raw.rindex(")") + 2 :].split()[19])
+
+
+def stop_leftover(pid: int, ticks: int | None, signum: int, grace_s: float, group: bool) -> bool:
+    """Stop a process (or its group) an earlier run left, if it is still that very process:
+    ``signum``, then SIGKILL after ``grace_s``. True when something was stopped."""
+    if ticks is None or start_ticks(pid) != ticks:
+        return False
+    kill = os.killpg if group else os.kill
+    try:
+        kill(pid, signum)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not (group_alive(pid) if group else pid_alive(pid)):
+                return True
+            time.sleep(0.05)
+        kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def pid_alive(pid: int) -> bool:
     """True while ``pid`` runs (a zombie waiting to be reaped counts as gone)."""
     stat = _proc_stat(pid)
