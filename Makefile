@@ -71,6 +71,7 @@ telemetry-check: setup
 	$(BIN)/telemetry registry lint
 	$(BIN)/telemetry registry docs --check
 	$(BIN)/telemetry registry ts --check
+	$(BIN)/telemetry registry openapi --check
 	$(BIN)/telemetry metrics lint
 	$(BIN)/telemetry metrics docs --check
 	$(BIN)/telemetry metrics dashboards --check
@@ -84,6 +85,7 @@ test: setup lint js
 	$(BIN)/telemetry registry lint
 	$(BIN)/telemetry registry docs --check
 	$(BIN)/telemetry registry ts --check
+	$(BIN)/telemetry registry openapi --check
 	$(BIN)/telemetry metrics lint
 	$(BIN)/telemetry metrics docs --check
 	$(BIN)/telemetry metrics dashboards --check
@@ -108,6 +110,7 @@ bundles: setup
 docs: setup
 	$(BIN)/telemetry registry docs
 	$(BIN)/telemetry registry ts
+	$(BIN)/telemetry registry openapi
 	$(BIN)/telemetry metrics docs
 	$(BIN)/telemetry metrics dashboards
 

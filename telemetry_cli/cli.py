@@ -377,6 +377,22 @@ def registry_docs(check: bool) -> None:
     click.echo(f"wrote {DOCS_PATH}")
 
 
+OPENAPI_DOC_PATH = Path(__file__).resolve().parents[1] / "docs" / "openapi.json"
+
+
+@registry.command("openapi")
+@click.option("--check", is_flag=True, help="Fail if docs/openapi.json differs from the registry.")
+def registry_openapi(check: bool) -> None:
+    """Write ingest's OpenAPI 3.1 document (docs/openapi.json), or check that it is current;
+    ingest serves the same at GET /v1/openapi.json."""
+    from shared.contract.openapi import openapi_document
+    from shared.contract.registry import default_registry
+    from telemetry_cli.metrics.commands import write_or_check
+
+    text = json.dumps(openapi_document(default_registry()), indent=2, sort_keys=True) + "\n"
+    write_or_check({OPENAPI_DOC_PATH: text}, check, "telemetry registry openapi")
+
+
 TS_PATH = Path(__file__).resolve().parents[1] / "clients" / "js" / "src" / "events.ts"
 
 

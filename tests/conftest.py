@@ -12,12 +12,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from sqlalchemy import Engine
 
 from shared.settings import reset_settings
 from shared.storage.hot.engine import make_engine
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+# Hypothesis' example database lives in the repository: a failing example found once (by a
+# property test or by schemathesis) is committed and replayed first on every later run.
+hypothesis_settings.register_profile(
+    "repository",
+    database=DirectoryBasedExampleDatabase(str(PROJECT_DIR / "tests" / "hypothesis-corpus")),
+)
+hypothesis_settings.load_profile("repository")
 # Functions import their sibling modules as top-level ones (as in their deployed bundle).
 for _function_dir in sorted((PROJECT_DIR / "functions").glob("*/")):
     if (_function_dir / "main.py").exists() and str(_function_dir) not in sys.path:

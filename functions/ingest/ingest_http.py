@@ -16,10 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import IO
 
+import orjson
 from otlp_http import PATHS as OTLP_PATHS
 from otlp_http import OtlpHandler, OtlpOutcome
 
 from shared.contract.intake import Intake, IntakeResult
+from shared.contract.openapi import OPENAPI_PATH, openapi_document
 from shared.contract.pipeline_events import intake_events
 from shared.errors import ContractViolation, ServiceUnavailable
 from shared.http import (
@@ -91,10 +93,22 @@ class IngestHandler:
             settings.telemetry_max_decompressed_bytes,
         )
         self.instance = uuid.uuid4().hex[:12]
+        self._openapi_json: bytes | None = None
         self.summary = PeriodicSummary(
             logger, "ingest summary", settings.telemetry_log_summary_s, on_flush=self._store_counts
         )
         self.otlp = OtlpHandler(settings, intake, publisher, flags, clock)
+
+    def _openapi(self, method: str) -> Answer:
+        """The API's OpenAPI document (generated once per instance)."""
+        if method not in ("GET", "HEAD"):
+            return Answer(405, {"error": f"method {method[:20]} is not allowed; use GET"})
+        if self._openapi_json is None:
+            document = openapi_document(
+                self.intake.validator.registry, self.settings.telemetry_max_events
+            )
+            self._openapi_json = orjson.dumps(document)
+        return Answer(200, None, {"Content-Type": "application/json"}, self._openapi_json)
 
     def _store_counts(
         self, counts: Mapping[str, int], groups: Mapping[str, Mapping[str, int]]
@@ -116,6 +130,8 @@ class IngestHandler:
         headers = lower_case_headers(headers)
         if path in OTLP_PATHS:
             return self._handle_otlp(method, headers, stream, started)
+        if path == OPENAPI_PATH:
+            return self._openapi(method)
         origin = headers.get("origin")
         with request_context(
             project=self.settings.google_cloud_project,

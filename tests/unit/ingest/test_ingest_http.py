@@ -226,6 +226,17 @@ def test_other_methods_and_paths(make_handler, origin) -> None:
     assert answer.status == 404 and "POST to /v1/events" in answer.body["error"]
 
 
+def test_the_openapi_document_is_served_once_generated(make_handler) -> None:
+    handler = make_handler()
+    answer = handler.handle("GET", "/v1/openapi.json", {}, io.BytesIO())
+    assert answer.status == 200 and answer.headers["Content-Type"] == "application/json"
+    document = json.loads(answer.raw)
+    assert document["openapi"] == "3.1.0" and "/v1/events" in document["paths"]
+    assert handler.handle("GET", "/v1/openapi.json", {}, io.BytesIO()).raw is answer.raw
+    refused = handler.handle("POST", "/v1/openapi.json", {}, io.BytesIO())
+    assert refused.status == 405 and "use GET" in refused.body["error"]
+
+
 def test_wildcard_origin_echoes_the_caller(
     monkeypatch: pytest.MonkeyPatch, post, make_handler, envelope, event
 ) -> None:
