@@ -180,54 +180,6 @@ module "function_snapshot" {
   })
 }
 
-# Cloud Scheduler calls the snapshot function with an OIDC token of the scheduler account, its
-# only invoker: every few minutes a snapshot, weekly a compaction. A run resumes an interrupted
-# one, so a missed or doubled call is harmless.
-locals {
-  snapshot_jobs = {
-    snapshot = {
-      description = "New hot-tier rows into the warm tier's verified Parquet"
-      schedule    = var.snapshot_schedule
-      body        = {}
-      min_backoff = "60s"
-    }
-    compaction = {
-      description = "Merge each day's small warm-tier files, then delete long-retired ones"
-      schedule    = var.compaction_schedule
-      body        = { compact = true }
-      min_backoff = "300s"
-    }
-  }
-}
-
-resource "google_cloud_scheduler_job" "snapshot" {
-  for_each         = local.snapshot_jobs
-  project          = var.project_id
-  region           = var.region
-  name             = "telemetry-${each.key}"
-  description      = each.value.description
-  schedule         = each.value.schedule
-  time_zone        = "Etc/UTC"
-  attempt_deadline = "1800s"
-
-  retry_config {
-    retry_count          = 3
-    min_backoff_duration = each.value.min_backoff
-  }
-
-  http_target {
-    uri         = module.function_snapshot.uri
-    http_method = "POST"
-    body        = base64encode(jsonencode(each.value.body))
-    headers     = { "Content-Type" = "application/json" }
-
-    oidc_token {
-      service_account_email = module.scheduler_sa.email
-      audience              = module.function_snapshot.uri
-    }
-  }
-}
-
 # The cold tier's key-encryption key: it wraps each conversation's data key (the archive never
 # stores a data key unwrapped). KMS keeps every version, so rotation re-wraps nothing; a GDPR
 # erasure destroys the wrapped data keys, not this key.
@@ -292,35 +244,6 @@ module "function_lifecycle" {
   })
 }
 
-# Daily: partitions 7 days ahead, hot/warm/cold retention, and any erasure a crash left
-# unfinished. Every run is idempotent, so a retried or doubled call is harmless.
-resource "google_cloud_scheduler_job" "retention" {
-  project          = var.project_id
-  region           = var.region
-  name             = "telemetry-retention"
-  description      = "Retention on every tier; resumes unfinished erasures"
-  schedule         = var.retention_schedule
-  time_zone        = "Etc/UTC"
-  attempt_deadline = "1800s"
-
-  retry_config {
-    retry_count          = 3
-    min_backoff_duration = "300s"
-  }
-
-  http_target {
-    uri         = module.function_lifecycle.uri
-    http_method = "POST"
-    body        = base64encode(jsonencode({ action = "retention" }))
-    headers     = { "Content-Type" = "application/json" }
-
-    oidc_token {
-      service_account_email = module.scheduler_sa.email
-      audience              = module.function_lifecycle.uri
-    }
-  }
-}
-
 module "function_anomaly" {
   source                = "./modules/cloud-function"
   project_id            = var.project_id
@@ -343,50 +266,104 @@ module "function_anomaly" {
   })
 }
 
-# Every 15 minutes the catalog is evaluated and alerts move; hourly the metric views are
-# refreshed and the last whole days of values written to the warm tier. A run catches up on
-# what a missed one left, and a doubled call sends nothing twice.
+# Cloud Scheduler calls each scheduled function with an OIDC token of the scheduler account, its
+# only invoker. Every run is idempotent and resumes what an interrupted one left, so a missed,
+# retried or doubled call is harmless:
+# - snapshot: new hot rows into the warm tier every few minutes; weekly, a compaction;
+# - retention (lifecycle, daily): partitions ahead, every tier's retention, unfinished erasures;
+# - anomaly: the metrics catalog every 15 minutes; hourly, the metric views and daily values.
 locals {
-  anomaly_jobs = {
+  scheduled_jobs = {
+    snapshot = {
+      description = "New hot-tier rows into the warm tier's verified Parquet"
+      schedule    = var.snapshot_schedule
+      uri         = module.function_snapshot.uri
+      body        = {}
+      deadline    = "1800s"
+      retries     = 3
+      min_backoff = "60s"
+    }
+    compaction = {
+      description = "Merge each day's small warm-tier files, then delete long-retired ones"
+      schedule    = var.compaction_schedule
+      uri         = module.function_snapshot.uri
+      body        = { compact = true }
+      deadline    = "1800s"
+      retries     = 3
+      min_backoff = "300s"
+    }
+    retention = {
+      description = "Retention on every tier; resumes unfinished erasures"
+      schedule    = var.retention_schedule
+      uri         = module.function_lifecycle.uri
+      body        = { action = "retention" }
+      deadline    = "1800s"
+      retries     = 3
+      min_backoff = "300s"
+    }
     anomaly = {
       description = "Evaluate the metrics catalog and send alerts"
       schedule    = var.anomaly_schedule
+      uri         = module.function_anomaly.uri
       body        = { action = "evaluate" }
+      deadline    = "900s"
+      retries     = 2
+      min_backoff = "60s"
     }
     metrics-materialize = {
       description = "Refresh the metric views and write daily metric values to the warm tier"
       schedule    = var.materialize_schedule
+      uri         = module.function_anomaly.uri
       body        = { action = "materialize" }
+      deadline    = "900s"
+      retries     = 2
+      min_backoff = "60s"
     }
   }
 }
 
-resource "google_cloud_scheduler_job" "anomaly" {
-  for_each         = local.anomaly_jobs
+resource "google_cloud_scheduler_job" "scheduled" {
+  for_each         = local.scheduled_jobs
   project          = var.project_id
   region           = var.region
   name             = "telemetry-${each.key}"
   description      = each.value.description
   schedule         = each.value.schedule
   time_zone        = "Etc/UTC"
-  attempt_deadline = "900s"
+  attempt_deadline = each.value.deadline
 
   retry_config {
-    retry_count          = 2
-    min_backoff_duration = "60s"
+    retry_count          = each.value.retries
+    min_backoff_duration = each.value.min_backoff
   }
 
   http_target {
-    uri         = module.function_anomaly.uri
+    uri         = each.value.uri
     http_method = "POST"
     body        = base64encode(jsonencode(each.value.body))
     headers     = { "Content-Type" = "application/json" }
 
     oidc_token {
       service_account_email = module.scheduler_sa.email
-      audience              = module.function_anomaly.uri
+      audience              = each.value.uri
     }
   }
+}
+
+# The jobs had a resource each before; their state moves, nothing is re-created.
+moved {
+  from = google_cloud_scheduler_job.snapshot["snapshot"]
+  to   = google_cloud_scheduler_job.scheduled["snapshot"]
+}
+
+moved {
+  from = google_cloud_scheduler_job.snapshot["compaction"]
+  to   = google_cloud_scheduler_job.scheduled["compaction"]
+}
+
+moved {
+  from = google_cloud_scheduler_job.retention
+  to   = google_cloud_scheduler_job.scheduled["retention"]
 }
 
 module "pubsub" {

@@ -298,16 +298,26 @@ def test_cloud_build_steps_provide_every_tool_their_part_of_the_suite_needs() ->
     assert "scripts/build_bundles.py" in bundles
 
 
-def test_scheduler_jobs_call_the_snapshot_with_oidc_of_its_only_invoker() -> None:
-    doc = load(TF / "main.tf")
+def scheduled_jobs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The scheduler jobs by name; each job's target is its function, with the scheduler
+    account's OIDC token for that function (checked here for every job)."""
     locals_ = {k: v for block in doc["locals"] for k, v in block.items()}
-    jobs = one(locals_["snapshot_jobs"])
-    assert set(jobs) == {"snapshot", "compaction"}
-    job = one(resources(doc, "google_cloud_scheduler_job")["snapshot"])
+    jobs = one(locals_["scheduled_jobs"])
+    job = one(resources(doc, "google_cloud_scheduler_job")["scheduled"])
     target = one(job["http_target"])
-    assert one(target["uri"]) == "${module.function_snapshot.uri}"
+    assert one(target["uri"]) == "${each.value.uri}"
     oidc = one(target["oidc_token"])
     assert one(oidc["service_account_email"]) == "${module.scheduler_sa.email}"
+    assert one(oidc["audience"]) == "${each.value.uri}"
+    assert set(jobs) == {"snapshot", "compaction", "retention", "anomaly", "metrics-materialize"}
+    return jobs
+
+
+def test_scheduler_jobs_call_the_snapshot_with_oidc_of_its_only_invoker() -> None:
+    doc = load(TF / "main.tf")
+    jobs = scheduled_jobs(doc)
+    assert jobs["snapshot"]["uri"] == jobs["compaction"]["uri"] == "${module.function_snapshot.uri}"
+    assert jobs["compaction"]["body"] == {"compact": True}
     snapshot = blocks(doc, "module")["function_snapshot"]
     assert one(snapshot["invokers"]) == "${module.scheduler_sa.member}" or snapshot["invokers"] == [
         "${module.scheduler_sa.member}"
@@ -325,11 +335,9 @@ def test_lifecycle_function_its_schedule_key_and_access() -> None:
     assert "snapshot_sa" in str(modules["cloudsql"]["iam_service_accounts"])
     assert "lifecycle_sa" in str(modules["pseudonym_key"]["accessors"])
     assert "lifecycle_sa" in str(modules["pubsub"]["alert_publishers"])
-    job = one(resources(doc, "google_cloud_scheduler_job")["retention"])
-    target = one(job["http_target"])
-    assert one(target["uri"]) == "${module.function_lifecycle.uri}"
-    assert one(one(target["oidc_token"])["service_account_email"]) == "${module.scheduler_sa.email}"
-    assert "retention" in one(target["body"])
+    job = scheduled_jobs(doc)["retention"]
+    assert job["uri"] == "${module.function_lifecycle.uri}"
+    assert job["body"] == {"action": "retention"}
     key = one(resources(doc, "google_kms_crypto_key")["cold"])
     assert one(key["purpose"]) == "ENCRYPT_DECRYPT" and one(key["rotation_period"])
     assert one(one(key["lifecycle"])["prevent_destroy"]) is True
@@ -364,13 +372,11 @@ def test_anomaly_function_its_schedules_webhook_secret_and_access() -> None:
     assert "anomaly_sa" in str(modules["pubsub"]["alert_publishers"])
     assert "anomaly_sa" in str(modules["data_bucket"]["object_admins"])
     assert "metrics" in str(modules["bigquery"]["tables"])
-    locals_ = {k: v for block in doc["locals"] for k, v in block.items()}
-    jobs = one(locals_["anomaly_jobs"])
-    assert {
-        one(j["body"])["action"] if isinstance(j["body"], list) else j["body"]["action"]
-        for j in jobs.values()
-    } == {"evaluate", "materialize"}
-    job = one(resources(doc, "google_cloud_scheduler_job")["anomaly"])
-    target = one(job["http_target"])
-    assert one(target["uri"]) == "${module.function_anomaly.uri}"
-    assert one(one(target["oidc_token"])["service_account_email"]) == "${module.scheduler_sa.email}"
+    jobs = scheduled_jobs(doc)
+    assert jobs["anomaly"]["body"] == {"action": "evaluate"}
+    assert jobs["metrics-materialize"]["body"] == {"action": "materialize"}
+    assert (
+        jobs["anomaly"]["uri"]
+        == jobs["metrics-materialize"]["uri"]
+        == ("${module.function_anomaly.uri}")
+    )
