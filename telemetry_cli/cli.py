@@ -204,8 +204,11 @@ def dev(
         if demo:
             threading.Thread(target=_demo_loop, args=(info, stop), daemon=True).start()
         while not stop.wait(1.0):
+            for name in stack.supervise():
+                click.echo(f"warning: function {name} exited; started it again", err=True)
+                stack.write_info(stack.info())
             for proc in stack.processes:
-                if not proc.alive() and not stop.is_set():
+                if not proc.alive() and not stop.is_set() and not stack.is_function(proc):
                     click.echo(f"warning: {proc.name} exited; see {proc.log_file}", err=True)
                     stack.processes.remove(proc)
                     break

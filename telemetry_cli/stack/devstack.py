@@ -27,7 +27,12 @@ from shared.pubsub import resources as names
 from shared.settings import reset_settings
 from shared.storage.hot.engine import dispose_engine, make_engine, run_migrations
 from telemetry_cli.stack import gcs, pubsub
-from telemetry_cli.stack.functions import discover_functions, function_process, wait_function
+from telemetry_cli.stack.functions import (
+    FUNCTION_PREFIX,
+    discover_functions,
+    function_process,
+    wait_function,
+)
 from telemetry_cli.stack.postgres import EmbeddedPostgres, default_data_dir
 from telemetry_cli.stack.process import (
     ManagedProcess,
@@ -44,6 +49,8 @@ logger = logging.getLogger(__name__)
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 #: In the state directory: what a run has started so far (its process groups, its PostgreSQL).
 OWNED_FILE = "owned.json"
+#: Seconds between two restarts of the same crashed function.
+RESTART_BACKOFF_S = 5.0
 
 
 @dataclass
@@ -112,6 +119,7 @@ class DevStack:
         self.report_server: Any = None
         self._replaying = threading.Lock()
         self._stopped = threading.Event()
+        self._restarted_at: dict[str, float] = {}
 
     # -- start -----------------------------------------------------------------------------
     def _check_port(self, port: int | None, what: str) -> int:
@@ -126,6 +134,32 @@ class DevStack:
         proc.start()
         self._record_owned()
         return proc
+
+    @staticmethod
+    def is_function(proc: ManagedProcess) -> bool:
+        """Whether ``proc`` is one of the functions (which :meth:`supervise` restarts)."""
+        return proc.name.startswith(FUNCTION_PREFIX)
+
+    def supervise(self) -> list[str]:
+        """Start again each function whose process exited, on its port, as Cloud Run starts a
+        new instance after a crash; the names started again. A function that keeps dying is
+        started at most once per :data:`RESTART_BACKOFF_S`."""
+        restarted = []
+        now = time.monotonic()
+        for proc in self.processes:
+            if self._stopped.is_set() or not self.is_function(proc) or proc.alive():
+                continue
+            if now - self._restarted_at.get(proc.name, float("-inf")) < RESTART_BACKOFF_S:
+                continue
+            self._restarted_at[proc.name] = now
+            proc.start()
+            self._record_owned()
+            restarted.append(proc.name.removeprefix(FUNCTION_PREFIX))
+            logger.warning(
+                "function exited; started again",
+                extra={"function": proc.name.removeprefix(FUNCTION_PREFIX)},
+            )
+        return restarted
 
     def _record_owned(self) -> None:
         """Write what this run started, as it starts it: a run killed at any moment (even

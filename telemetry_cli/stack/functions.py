@@ -32,13 +32,17 @@ def functions_framework_bin() -> Path:
     return candidate
 
 
+#: A function's process name: this prefix and the function's name.
+FUNCTION_PREFIX = "function "
+
+
 def function_process(
     name: str, functions_dir: Path, port: int, log_file: Path, env: Mapping[str, str]
 ) -> ManagedProcess:
     """One function as a managed process (not started)."""
     source = functions_dir / name / "main.py"
     return ManagedProcess(
-        f"function {name}",
+        f"{FUNCTION_PREFIX}{name}",
         [
             str(functions_framework_bin()),
             "--source",

@@ -195,3 +195,59 @@ def test_a_start_after_a_killed_run_stops_what_it_left(tmp_path: Path) -> None:
         second.send_signal(signal.SIGTERM)
         second.wait(10)
     assert postgres_of(state) == []
+
+
+def _function_pid(name: str, port: int) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            pid = int(entry.name)
+            ours = b"--target" in argv and name.encode() in argv and str(port).encode() in argv
+            if ours and pid_alive(pid) and os.getpgid(pid) == pid:
+                return pid
+    return None
+
+
+def test_a_crashed_function_is_started_again_and_nothing_is_lost(tmp_path: Path) -> None:
+    """kill -9 of the sink (a crashed instance): `telemetry dev` starts it again on its port,
+    as Cloud Run starts a new instance, and the events sent meanwhile are stored."""
+    from urllib.parse import urlparse
+
+    from sqlalchemy import text
+
+    from shared.storage.hot.engine import make_engine
+
+    state, log = tmp_path / "state", tmp_path / "dev.log"
+    proc = start(state, log)
+    try:
+        wait_ready(state, proc.pid, log)
+        info = json.loads((state / "dev.json").read_text())
+        port = urlparse(info["functions"]["sink"]).port
+        assert port is not None
+        old = _function_pid("sink", port)
+        assert old is not None
+        os.killpg(old, signal.SIGKILL)
+        light_load(state)  # while the sink is down: the relay keeps it for the new instance
+        deadline = time.monotonic() + 30
+        new = None
+        while time.monotonic() < deadline and new in (None, old):
+            new = _function_pid("sink", port)
+            time.sleep(0.2)
+        assert new not in (None, old), log.read_text()[-2000:]
+        assert "function sink exited; started it again" in log.read_text()
+        engine = make_engine(info["database_url"])
+        stored = 0
+        while time.monotonic() < deadline + 30 and stored == 0:
+            with engine.connect() as conn:
+                stored = conn.execute(
+                    text("SELECT count(*) FROM telemetry_events WHERE session_id = 's-stop'")
+                ).scalar_one()
+            time.sleep(0.3)
+        engine.dispose()
+        assert stored == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
