@@ -116,14 +116,6 @@ def cli(log_level: str) -> None:
     configure_logging(log_level)
 
 
-class StartInterrupted(BaseException):
-    """SIGTERM or Ctrl-C arrived while the local stack was starting."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"signal {signum} during start-up")
-        self.signum = signum
-
-
 @cli.command()
 @click.option("--pubsub-port", type=int, help="Port of the Pub/Sub emulator (default: any free).")
 @click.option("--gcs-port", type=int, help="Port of the GCS emulator (default: any free).")
@@ -161,6 +153,7 @@ def dev(
 ) -> None:
     """Run the whole pipeline locally until Ctrl-C or SIGTERM."""
     from telemetry_cli.stack.devstack import DevStack, StackOptions
+    from telemetry_cli.stack.process import StartInterrupted
 
     ports = {k: v for k, v in (("ingest", ingest_port), ("sink", sink_port)) if v}
     options = StackOptions.from_environment(
@@ -174,30 +167,28 @@ def dev(
         with_report=not no_report and not no_functions,
     )
     stop = threading.Event()
-    starting = threading.Event()
-    starting.set()
+    stack = DevStack(options)
+    received: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # Only flags: a start in progress ends at its next safe point (never half way through
+        # creating a process), stopping what it started.
+        received.append(signum)
         stop.set()
-        if starting.is_set():  # abort the start now: it stops what it started, then re-raises
-            starting.clear()
-            raise StartInterrupted(signum)
+        stack.interrupt.set()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack = DevStack(options)
     click.echo("starting the local stack…", err=True)
     try:
         info = stack.start()
     except TelemetryError as exc:
         _fail(exc)
         return
-    except StartInterrupted as exc:
-        stack.stop()  # idempotent: also when the signal came just after the start returned
+    except StartInterrupted:
+        stack.stop()  # idempotent: the start already stopped what it had started
         click.echo("stopped during start-up", err=True)
-        sys.exit(128 + exc.signum)
-    finally:
-        starting.clear()
+        sys.exit(128 + (received[0] if received else signal.SIGTERM))
     try:
         path = stack.write_info(info)
         _print_endpoints(info, path)

@@ -36,6 +36,7 @@ from telemetry_cli.stack.functions import (
 from telemetry_cli.stack.postgres import EmbeddedPostgres, default_data_dir
 from telemetry_cli.stack.process import (
     ManagedProcess,
+    StartInterrupted,
     free_port,
     http_ok,
     pid_alive,
@@ -119,6 +120,8 @@ class DevStack:
         self.report_server: Any = None
         self._replaying = threading.Lock()
         self._stopped = threading.Event()
+        #: Set (by a signal handler) to end a start in progress at its next safe point.
+        self.interrupt = threading.Event()
         self._restarted_at: dict[str, float] = {}
 
     # -- start -----------------------------------------------------------------------------
@@ -130,10 +133,19 @@ class DevStack:
         return port
 
     def _spawn(self, proc: ManagedProcess) -> ManagedProcess:
+        self._checkpoint()
+        proc.interrupt = self.interrupt
         self.processes.append(proc)
         proc.start()
         self._record_owned()
         return proc
+
+    def _checkpoint(self) -> None:
+        """Give up the start here when asked to stop (SIGTERM, Ctrl-C): a signal handler only
+        sets :attr:`interrupt`, and the start ends at its next safe point, never inside the
+        creation of a process it would then not know about."""
+        if self.interrupt.is_set():
+            raise StartInterrupted("stopping during start-up")
 
     @staticmethod
     def is_function(proc: ManagedProcess) -> bool:
@@ -222,6 +234,7 @@ class DevStack:
             if self._tmp:
                 Path(self._tmp.name).chmod(0o755)
             self.postgres = EmbeddedPostgres(pg_dir)
+            self._checkpoint()
             self.postgres.start()
             self._record_owned()
             self.database_url = self.postgres.url
@@ -229,9 +242,11 @@ class DevStack:
             pubsub.wait_emulator(pubsub_proc, int(self.pubsub_emulator_host.rsplit(":", 1)[1]))
         if gcs_proc is not None:
             gcs.wait_emulator(gcs_proc, int(self.storage_emulator_host.rsplit(":", 1)[1]))
+        self._checkpoint()
         self._check_reachable()
         self.apply_env()
         self._migrate()
+        self._checkpoint()
         functions = (
             discover_functions(opts.project_dir / "functions") if opts.with_functions else []
         )
@@ -240,6 +255,7 @@ class DevStack:
             for name in functions
         }
         self._provision()
+        self._checkpoint()
         env = {**os.environ, **self.env()}
         procs = []
         for name in functions:

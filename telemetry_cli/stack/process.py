@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -57,6 +58,10 @@ def http_ok(url: str, expect: str | None = None) -> bool:
     return expect is None or expect in body
 
 
+class StartInterrupted(BaseException):
+    """The stack was asked to stop (SIGTERM, Ctrl-C) while it was starting."""
+
+
 class ManagedProcess:
     """A child process in its own session, its output in a log file."""
 
@@ -74,6 +79,8 @@ class ManagedProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        #: Set when the stack must stop: a wait for readiness gives up at once.
+        self.interrupt: threading.Event | None = None
 
     def start(self) -> None:
         """Start the process (in a new session, so its whole group can be stopped)."""
@@ -109,6 +116,8 @@ class ManagedProcess:
         """Wait until ``check()`` is true; a clear error if the process dies or time runs out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.interrupt is not None and self.interrupt.is_set():
+                raise StartInterrupted(f"stopping while {self.name} was starting")
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
                 raise StackError(
