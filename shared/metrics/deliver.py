@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import requests
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from shared.metrics.store import AlertStore, Channel, OutboxRow
-from shared.pubsub.alerts import AlertSend
+from shared.pubsub.alerts import AlertSend, Severity
 
 logger = logging.getLogger(__name__)
 #: Seconds a webhook call may take.
@@ -71,8 +71,8 @@ class Deliverer:
 
     def _topic(self, row: OutboxRow) -> None:
         topic = row.body["topic"]
-        severity = "critical" if row.severity == "critical" else row.severity
-        self.send_alert(row.metric, severity, topic["summary"], topic["details"])  # type: ignore[arg-type]
+        severity = cast(Severity, row.severity)  # written from a Notice's severity
+        self.send_alert(row.metric, severity, topic["summary"], topic["details"])
 
     def _send(self, row: OutboxRow, channel: Channel) -> str | None:
         """Deliver on one channel with backoff; the error type when every attempt failed."""

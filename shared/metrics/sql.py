@@ -193,6 +193,11 @@ def expanded_sql(rows: str, grid: AnyGrid) -> str:
     )
 
 
+def _total(measure: Measure) -> str:
+    """The weighted total of a count or sum measure over rows ``w``, ``v``."""
+    return "sum(w * v)" if measure.agg == "sum" else "sum(w)"
+
+
 def aggregate_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: AnyGrid) -> str:
     """Per evaluation index: the measure's value ``val`` and its observations ``n``."""
     x = expanded_sql(rows_sql(measure, dialect, registry, grid, None), grid)
@@ -202,7 +207,7 @@ def aggregate_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: 
             f"SELECT i, k, max(w) AS w FROM ({x}) x WHERE k IS NOT NULL GROUP BY i, k) d "
             "GROUP BY i"
         )
-    total = "sum(w * v)" if measure.agg == "sum" else "sum(w)"
+    total = _total(measure)
     return f"SELECT i, {total} AS val, count(*) AS n FROM ({x}) x GROUP BY i"
 
 
@@ -277,7 +282,7 @@ def breakdown_sql(
             f"SELECT g, k, max(w) AS w FROM ({rows}) r WHERE k IS NOT NULL AND g IS NOT NULL "
             "GROUP BY g, k) d GROUP BY g"
         )
-    total = "sum(w * v)" if measure.agg == "sum" else "sum(w)"
+    total = _total(measure)
     return f"SELECT g, {total} AS val, count(*) AS n FROM ({rows}) r WHERE g IS NOT NULL GROUP BY g"
 
 
@@ -311,5 +316,5 @@ def breakdown_categories_sql(
 def total_sql(measure: Measure, dialect: Dialect, registry: Registry, span: Span) -> str:
     """The measure's ``val`` and ``n`` over the whole ``span`` (a breakdown's common total)."""
     rows = rows_sql(measure, dialect, registry, span, None)
-    total = "sum(w * v)" if measure.agg == "sum" else "sum(w)"
+    total = _total(measure)
     return f"SELECT {total} AS val, count(*) AS n FROM ({rows}) r"
