@@ -22,9 +22,12 @@ from shared.storage.hot.engine import make_engine
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 
 # Hypothesis' example database lives in the repository: a failing example found once (by a
-# property test or by schemathesis) is committed and replayed first on every later run.
+# property test or by schemathesis) is committed and replayed first on every later run. Hypothesis'
+# own CI profile (chosen when `CI` is set) derandomizes and so refuses any database; this profile
+# keeps the corpus there too, so CI replays what a developer's run found.
 hypothesis_settings.register_profile(
     "repository",
+    derandomize=False,
     database=DirectoryBasedExampleDatabase(str(PROJECT_DIR / "tests" / "hypothesis-corpus")),
 )
 hypothesis_settings.load_profile("repository")
