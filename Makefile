@@ -15,7 +15,7 @@ export CHECKPOINT_DISABLE := 1
 # Coverage floors (path=percent) that `make test` enforces.
 COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 functions/snapshot=90 functions/lifecycle=90 functions/anomaly=90 telemetry_client=90
 
-.PHONY: setup setup-js js dev test lint telemetry-check bench bundles docs clean
+.PHONY: setup setup-js js dev test lint telemetry-check chaos bench bundles docs clean
 
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 
@@ -96,6 +96,11 @@ test: setup lint js
 			|| { echo "coverage of $$path/ is under $$min %"; $(BIN)/coverage report --include="$$path/*"; exit 1; }; \
 		echo "coverage of $$path/ is at least $$min %"; \
 	done
+
+## chaos: 100,000 events through every client while faults strike; a ledger reconciled with every tier
+## (CHAOS_ARGS="--seed N" replays a run; `make test` runs a short version)
+chaos: setup js
+	$(BIN)/telemetry chaos $(CHAOS_ARGS)
 
 ## bench: every benchmark in benchmarks/ (each starts the services it needs)
 bench: setup setup-js

@@ -21,6 +21,7 @@ from shared.observability.log import configure_logging
 from shared.settings import reset_settings
 from shared.storage.layout import EVENT_TABLES, TIERS
 from telemetry_cli.capacity import capacity
+from telemetry_cli.chaos.command import chaos
 from telemetry_cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
 from telemetry_cli.metrics.commands import metrics, report, reprice
 
@@ -763,6 +764,7 @@ def logs_scan(folder: Path, canary_files: tuple[Path, ...], inline: tuple[str, .
 for _command in LIFECYCLE_COMMANDS:
     cli.add_command(_command)
 cli.add_command(capacity)
+cli.add_command(chaos)
 cli.add_command(metrics)
 cli.add_command(report)
 cli.add_command(reprice)

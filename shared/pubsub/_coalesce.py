@@ -69,21 +69,28 @@ class GroupCommit(Generic[T]):
                 continue
             remaining = deadline - time.monotonic()
             woken = remaining > 0 and ticket.wake.wait(remaining)
-            if not woken and self._give_up(ticket):
-                raise ServiceUnavailable(
-                    f"{self._service} did not confirm the batch within {budget:.1f} s",
-                    service=self._service,
-                )
+            if not woken:
+                if self._give_up(ticket):
+                    raise ServiceUnavailable(
+                        f"{self._service} did not confirm the batch within {budget:.1f} s",
+                        service=self._service,
+                    )
+                # Taken into a flush under way (bounded by its own budget): its outcome is ours.
+                ticket.wake.wait()
             ticket.wake.clear()
         if ticket.error is not None:
             raise ticket.error
 
     def _give_up(self, ticket: _Ticket[T]) -> bool:
-        """Leave the queue after a timeout; False if the ticket was settled meanwhile."""
+        """Leave the queue after a timeout; False if the ticket was settled meanwhile, was
+        promoted, or is in a flush under way (then the caller waits for that flush)."""
         with self._lock:
             if ticket.done:
                 return False
             if ticket.promoted:  # promoted while timing out: lead anyway, the queue needs one
+                ticket.wake.set()
+                return False
+            if ticket not in self._queue:  # a leader took it into the group it is flushing
                 return False
             self._queue.remove(ticket)
             return True

@@ -51,25 +51,44 @@ class DlqSummary:
     by_reason: Counter[str] = field(default_factory=Counter)
 
 
-def summarise(settings: Settings, limit: int = 10_000, wait_s: float = 10.0) -> DlqSummary:
-    """Look at up to ``limit`` messages without consuming them (they are released again);
-    each pull waits up to ``wait_s`` for messages."""
+@dataclass(frozen=True)
+class HeldMessage:
+    """One message of the hold subscription: its attributes and its bytes."""
+
+    message_id: str
+    attributes: dict[str, str]
+    data: bytes
+
+
+def peek(settings: Settings, limit: int = 10_000, wait_s: float = 10.0) -> list[HeldMessage]:
+    """Up to ``limit`` held messages, without consuming them (they are released again); each
+    pull waits up to ``wait_s`` for messages."""
     subscriber = subscriber_client()
     path = subscriber.subscription_path(settings.google_cloud_project, names.SUBSCRIPTION_DLQ)
-    summary = DlqSummary()
+    messages: dict[str, HeldMessage] = {}
     held: list[str] = []
     try:
-        while summary.messages < limit:
-            received = pull(subscriber, path, min(1000, limit - summary.messages), wait_s)
+        while len(held) < limit:
+            received = pull(subscriber, path, min(1000, limit - len(held)), wait_s)
             if not received:
                 break
             for item in received:
-                attributes = dict(item.message.attributes)
-                summary.messages += 1
-                summary.events += int(attributes.get(dead_letter.EVENT_COUNT, "1") or 1)
-                summary.by_reason[dead_letter.reason_of(attributes)] += 1
+                message = item.message
+                messages[message.message_id] = HeldMessage(
+                    message.message_id, dict(message.attributes), bytes(message.data)
+                )
                 held.append(item.ack_id)
     finally:
         release(subscriber, path, held)
         subscriber.close()
+    return list(messages.values())
+
+
+def summarise(settings: Settings, limit: int = 10_000, wait_s: float = 10.0) -> DlqSummary:
+    """Held messages by reason (see :func:`peek`)."""
+    summary = DlqSummary()
+    for message in peek(settings, limit, wait_s):
+        summary.messages += 1
+        summary.events += int(message.attributes.get(dead_letter.EVENT_COUNT, "1") or 1)
+        summary.by_reason[dead_letter.reason_of(message.attributes)] += 1
     return summary

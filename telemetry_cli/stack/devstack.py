@@ -327,6 +327,16 @@ class DevStack:
         if replayed:
             logger.info("exhausted messages replayed", extra={"messages": replayed})
 
+    def held_dead_letters(self, wait_s: float = 2.0) -> list[Any]:
+        """What the DLQ hold subscription holds (:func:`shared.pubsub.dlq_hold.peek`), looked at
+        while no replay of the relay runs: a replay leases the messages it skips until its scan
+        ends, and a look meanwhile would miss them."""
+        from shared.pubsub.dlq_hold import peek
+        from shared.settings import get_settings
+
+        with self._replaying:
+            return peek(get_settings(), wait_s=wait_s)
+
     def _check_reachable(self) -> None:
         """Fail fast, naming the variable, when a given emulator address does not answer."""
         checks = [

@@ -81,6 +81,10 @@ class PushRelay:
         #: Called (in its own thread) when a delivery succeeds after failures: the sink answers
         #: again, so what Pub/Sub dead-lettered during the outage can come back.
         self.on_recovered = on_recovered
+        #: How many times to POST a message (1 unless a chaos run duplicates deliveries, as
+        #: Pub/Sub's at-least-once push may); each copy must be answered 2xx for the ack.
+        self.copies: Callable[[Any], int] = lambda _received: 1
+        self.duplicated = 0
         self._failing = False
         self._lock = threading.Lock()
         self._slots = threading.Semaphore(concurrency)
@@ -153,19 +157,26 @@ class PushRelay:
         for _ in range(count):
             self._slots.release()
 
-    def _deliver(self, received: Any) -> None:
-        ok = False
+    def _post(self, body: bytes) -> bool:
         try:
             request = urllib.request.Request(  # noqa: S310 - a local endpoint of the stack
                 self.endpoint,
-                data=push_body(received, self.subscription),
+                data=body,
                 headers={"Content-Type": "application/json"},
                 method="POST",
             )
             with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:  # noqa: S310
-                ok = 200 <= answer.status < 300
+                return bool(200 <= answer.status < 300)
         except (urllib.error.URLError, OSError, ValueError):
-            ok = False
+            return False
+
+    def _deliver(self, received: Any) -> None:
+        body = push_body(received, self.subscription)
+        copies = self.copies(received)
+        ok = all([self._post(body) for _ in range(copies)])
+        if copies > 1:
+            with self._lock:
+                self.duplicated += 1
         try:
             if ok:
                 self._subscriber.acknowledge(

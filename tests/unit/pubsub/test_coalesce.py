@@ -122,3 +122,35 @@ def test_a_promoted_leader_gets_the_budget_of_its_most_patient_member() -> None:
     patient.join(5)
     assert sink.calls == [[1], [2]]
     assert sink.budgets[1] > 4.0
+
+
+def test_valueerror_when_a_waiter_times_out_inside_a_flush_under_way() -> None:
+    """Found by the chaos run (ingest answered 500 while Pub/Sub restarted): a waiter whose
+    budget ran out after a leader had taken it into a flush tried to leave the queue it was no
+    longer in (``list.remove`` raised ValueError). It now waits for that flush's outcome."""
+    sink = SlowSink(delay=0.3)
+    group: GroupCommit[int] = GroupCommit(sink, "pubsub")
+    outcomes: dict[str, BaseException | None] = {}
+
+    def submit(name: str, items: list[int], budget: float) -> None:
+        try:
+            group.submit(items, budget)
+            outcomes[name] = None
+        except BaseException as exc:
+            outcomes[name] = exc
+
+    leader = threading.Thread(target=submit, args=("a", [1], 5.0))
+    leader.start()
+    time.sleep(0.1)  # a's flush is under way; b and c queue behind it
+    waiters = [
+        threading.Thread(target=submit, args=("b", [2], 5.0)),
+        threading.Thread(target=submit, args=("c", [3], 0.35)),
+    ]
+    for thread in waiters:
+        thread.start()
+        time.sleep(0.01)
+    for thread in [leader, *waiters]:
+        thread.join(5)
+    # b led the group [b, c]; c's budget ran out during that flush, which carried its item.
+    assert sink.calls == [[1], [2, 3]]
+    assert outcomes == {"a": None, "b": None, "c": None}
