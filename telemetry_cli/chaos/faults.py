@@ -54,6 +54,11 @@ FAULTS = (
     "poison",
 )
 
+#: Faults that need the rest of the stack healthy, so they take turns: the emulator restart
+#: waits for the hot tier to hold every accepted event (impossible while PostgreSQL is down),
+#: and the snapshot must get far enough to have a range pending.
+EXCLUSIVE = frozenset({"postgres_outage", "pubsub_restart", "snapshot_kill"})
+
 
 @dataclass
 class FaultLog:
@@ -82,16 +87,16 @@ def post_json(url: str, body: dict[str, Any], timeout: float = 600) -> tuple[int
         return 0, None
 
 
-def run_snapshot(url: str, attempts: int = 30) -> int:
-    """POST a snapshot run, again while it answers 503 or 409 (PostgreSQL just back, a run
-    already under way), as Cloud Scheduler retries; the last status."""
-    status = 0
+def post_until_done(url: str, body: dict[str, Any], attempts: int = 60) -> tuple[int, Any]:
+    """POST to a private function again while it answers 503 or 409 or nothing (PostgreSQL
+    down or just back, a run already under way), as Cloud Scheduler retries; the last answer."""
+    status, answer = 0, None
     for _ in range(attempts):
-        status, _answer = post_json(url, {})
+        status, answer = post_json(url, body)
         if status not in (0, 409, 503):
-            return status
+            break
         time.sleep(2.0)
-    return status
+    return status, answer
 
 
 def function_process(stack: DevStack, name: str) -> ManagedProcess:
@@ -177,14 +182,30 @@ class FaultController:
         ]
 
     def run(self, done_share: Callable[[], float], stop: threading.Event) -> None:
-        """Inject every fault when the load reaches its share (a fault whose moment comes
-        while the previous one lasts starts when that one ends)."""
-        for share, fault in self.schedule():
+        """Inject every fault when the load reaches its share, each in its own thread, so
+        faults overlap as they would in life; those that need the stack otherwise healthy
+        (:data:`EXCLUSIVE`) take turns. Returns when all have ended."""
+        turns = threading.Lock()
+
+        def inject(share: float, fault: str) -> None:
             while done_share() < share and not stop.wait(0.05):
                 pass
             if stop.is_set():
                 return
-            getattr(self, fault)()
+            if fault in EXCLUSIVE:
+                with turns:
+                    getattr(self, fault)()
+            else:
+                getattr(self, fault)()
+
+        threads = [
+            threading.Thread(target=inject, args=(share, fault), name=f"fault-{fault}")
+            for share, fault in self.schedule()
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     # -- the faults ------------------------------------------------------------------------
     def sink_kill(self) -> None:
@@ -215,19 +236,28 @@ class FaultController:
             self.log.add("pubsub_restart", "skipped: the emulator is not the stack's own")
             return
         port = int(str(self.stack.pubsub_emulator_host).rsplit(":", 1)[1])
+        held = time.monotonic()
         with self.hold():
             deadline = time.monotonic() + 300
             while not self.drained() and time.monotonic() < deadline:
                 time.sleep(0.5)
             self.capture_dead_letters()
             kill_9(emulator)
-        self.log.add("pubsub_restart", f"emulator killed; down for {self.settings.pubsub_down_s} s")
+        self.log.add(
+            "pubsub_restart",
+            f"emulator killed after a {time.monotonic() - held:.1f} s drain (ingest held); "
+            f"down for {self.settings.pubsub_down_s} s",
+        )
         time.sleep(self.settings.pubsub_down_s)
+        held = time.monotonic()
         with self.hold():
             emulator.start()
             pubsub.wait_emulator(emulator, port)
             pubsub.provision(self.stack.options.project)
-        self.log.add("pubsub_restart", "emulator started again and provisioned")
+        self.log.add(
+            "pubsub_restart",
+            f"emulator started again and provisioned ({time.monotonic() - held:.1f} s held)",
+        )
 
     def snapshot_kill(self) -> None:
         """Kill the snapshot while a range is pending (its export or upload under way); a run
@@ -256,7 +286,7 @@ class FaultController:
         else:
             self.log.add("snapshot_kill", "no run was caught with a range pending in 5 tries")
         self._wait_function("snapshot", 30)
-        status = run_snapshot(url)
+        status, _ = post_until_done(url, {})
         self.snapshot_runs.append(status)
         self.log.add("snapshot_kill", f"snapshot run again: {status}")
 

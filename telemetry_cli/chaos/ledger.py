@@ -18,6 +18,7 @@ between the emulator's topics and its subscriptions being created again.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.client
 import json
@@ -244,7 +245,9 @@ class LedgerProxy:
                     self.send_header("Access-Control-Allow-Origin", origin)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                # The client may have given up waiting (its timeout); it will send again.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(body)
 
             do_POST = _relay
             do_OPTIONS = _relay

@@ -47,6 +47,8 @@ class LoadPlan:
     skew_share: float = 0.2
     late_share: float = 0.05
     beacon_threads: int = 4
+    #: Events per second the beacon senders make (paced, so the faults fall inside the load).
+    rate: float = 600.0
     #: The person the run erases in the middle of the load (their sessions end before it).
     erased_user: str = "u-chaos-erased-person"
     erased_sessions: int = 3
@@ -67,6 +69,11 @@ class LoadPlan:
     @property
     def beacon_events(self) -> int:
         return self.events - self.browser_events - self.backend_events
+
+    @property
+    def duration_s(self) -> float:
+        """How long the load lasts: every client spreads its events over this time."""
+        return max(1.0, self.beacon_events / self.rate)
 
 
 @dataclass
@@ -141,10 +148,11 @@ class BeaconLoad:
         self.counts = counts
         self.give_up_at = give_up_at
         self.stop = threading.Event()
-        self.paused = threading.Event()
         self.erased_done = threading.Event()
         self._remaining = plan.beacon_events
         self._lock = threading.Lock()
+        self._paced = 0
+        self._pace_start = time.monotonic()
 
     def _take(self, wanted: int) -> int:
         with self._lock:
@@ -180,10 +188,16 @@ class BeaconLoad:
             self.counts.add(made=len(events))
             self._send(events)
 
+    def _pace(self, count: int) -> None:
+        """Wait until sending ``count`` more events keeps the senders at :attr:`LoadPlan.rate`."""
+        with self._lock:
+            self._paced += count
+            due = self._pace_start + self._paced / self.plan.rate
+        self.stop.wait(max(0.0, due - time.monotonic()))
+
     def _send(self, events: list[dict[str, Any]]) -> None:
         for start in range(0, len(events), BATCH_SIZE):
-            while self.paused.is_set() and not self.stop.is_set():
-                time.sleep(0.05)
+            self._pace(min(BATCH_SIZE, len(events) - start))
             chunk = events[start : start + BATCH_SIZE]
             body = json.dumps({"context": {"app_version": "chaos"}, "events": chunk}).encode()
             post_until_answered(self.url, body, self.stop, self.counts, self.give_up_at())
@@ -200,9 +214,10 @@ class BackendLoad:
 
         self.plan = plan
         self.counts = counts
-        # Retries sized for a Pub/Sub restart (about 10 s), not the library's default 3.
+        # Retries sized for the run's longest ingest outage (the emulator restart, with its
+        # drain: up to a minute), not the library's default 3 (about 1 s): see the README.
         self.client = TelemetryClient(
-            functools.partial(HttpTransport, url), batch_size=50, delay=0.2, max_attempts=9
+            functools.partial(HttpTransport, url), batch_size=50, delay=0.2, max_attempts=40
         )
         self.client.start()
 
@@ -226,8 +241,10 @@ class BackendLoad:
         def call_llm() -> Reply:
             return Reply()
 
+        started = time.monotonic()
+        per_s = self.plan.backend_events / self.plan.duration_s
         for index in range(self.plan.backend_events):
-            if stop.is_set():
+            if stop.wait(max(0.0, started + index / per_s - time.monotonic())):
                 break
             with call_context(
                 conversation_id=f"c-chaos-{index // 20}",
@@ -236,8 +253,6 @@ class BackendLoad:
             ):
                 call_llm()
             self.counts.add(made=1)
-            if index % 200 == 199:
-                time.sleep(0.05)  # a backend's calls come over time, not all at once
 
     def finish(self, timeout_s: float) -> None:
         self.client.flush(timeout_s)
@@ -333,7 +348,12 @@ class BrowserLoad:
             )
             try:
                 page_index = 0
-                while remaining > 0 and not stop.is_set():
+                pages = -(-remaining // self.PER_PAGE)
+                every_s = self.plan.duration_s / max(1, pages)
+                started = time.monotonic()
+                while remaining > 0 and not stop.wait(
+                    max(0.0, started + page_index * every_s - time.monotonic())
+                ):
                     count = min(self.PER_PAGE, remaining)
                     remaining -= count
                     session = f"{self.SESSION_PREFIX}{self.plan.seed}-{page_index}"

@@ -609,3 +609,42 @@ def test_postgres_down_is_one_clear_error(warm: Warm) -> None:
         snapshotter.run_table("telemetry_events")
     dead.dispose()
     assert list(warm.bucket.list_blobs()) == []
+
+
+def test_verification_failed_when_an_erasure_began_while_the_snapshot_exported(
+    warm: Warm, make_events, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by the chaos run: an erasure that began between the snapshot's count and its
+    export took its person's rows out of the range (``range_where``), the export held fewer
+    rows than counted, and the run failed with "rows changed while exporting" (500) until a
+    later run. Now the day is counted and written again, without the erased person."""
+    import msgspec
+
+    from shared.storage.hot.suppression import suppress
+    from shared.storage.warm import export
+
+    erased = make_events(4)
+    others = [msgspec.structs.replace(e, user_key=None) for e in make_events(3)]
+    write_events(warm.engine, erased + others)
+    original = export.export_slice
+    calls = {"n": 0}
+
+    def erasure_begins_first(con: Any, piece: Any, columns: Any, path: Path) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            key = str(erased[0].user_key)
+            with warm.engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "INSERT INTO erasure_requests (request_id, user_keys, persons, stage) "
+                        "VALUES ('er-chaos', ARRAY[:k], 1, 'hot')"
+                    ),
+                    {"k": key},
+                )
+                suppress(conn, "er-chaos", [key])
+        original(con, piece, columns, path)
+
+    monkeypatch.setattr(export, "export_slice", erasure_begins_first)
+    run = warm.snapshotter().run_table("telemetry_events")
+    assert calls["n"] == 2 and run.rows == 3
+    assert sorted(warm.warm_ids("telemetry_events")) == sorted(e.event_id for e in others)

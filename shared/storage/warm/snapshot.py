@@ -219,16 +219,24 @@ class Snapshotter:
         with ThreadPoolExecutor(1, thread_name_prefix="snapshot-digest") as pool:
             digests = pool.submit(self._digests, table, run.seq_lo, run.seq_hi)
             try:
-                for day, rows in planned:
+                for day, planned_rows in planned:
+                    rows = planned_rows
                     piece = export.DaySlice(table, day, run.seq_lo, run.seq_hi)
-                    for attempt in (1, 2):  # a file that failed a check is deleted: write it again
+                    # A file that failed a check is deleted: count, digest and write it again.
+                    # The range itself can shrink meanwhile: an erasure that began leaves its
+                    # people's rows out (range_where), so the counts are taken again too.
+                    for attempt in (1, 2, 3):
+                        if not rows:
+                            break
                         try:
                             run.files.append(self._write(con, piece, columns, rows, digests))
                             break
                         except objects.VerificationFailed as exc:
-                            if attempt == 2:
+                            if attempt == 3:
                                 raise
                             logger.warning("warm file failed a check", extra={"error": exc.message})
+                            digests = pool.submit(self._digests, table, run.seq_lo, run.seq_hi)
+                            rows = digests.result().get(day, (0, "0"))[0]
                     if self.progress is not None:
                         self.progress(table, rows)
             finally:
