@@ -20,6 +20,7 @@ from shared.errors import TelemetryError
 from shared.observability.log import configure_logging
 from shared.settings import reset_settings
 from shared.storage.layout import EVENT_TABLES, TIERS
+from telemetry_cli.canary import canary_command
 from telemetry_cli.capacity import capacity
 from telemetry_cli.chaos.command import chaos
 from telemetry_cli.lifecycle import COMMANDS as LIFECYCLE_COMMANDS
@@ -46,6 +47,7 @@ SERVICE_COMMANDS = frozenset(
         "metrics",
         "report",
         "reprice",
+        "canary",
     }
 )
 
@@ -765,6 +767,7 @@ for _command in LIFECYCLE_COMMANDS:
     cli.add_command(_command)
 cli.add_command(capacity)
 cli.add_command(chaos)
+cli.add_command(canary_command())
 cli.add_command(metrics)
 cli.add_command(report)
 cli.add_command(reprice)

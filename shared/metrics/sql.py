@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from shared.contract.canary import not_canary_sql
 from shared.contract.registry.loader import Registry
 from shared.metrics.catalog import Measure, Metric, Scalar
 from shared.storage.hot.tables import api_calls_log, telemetry_events
@@ -173,6 +174,7 @@ def rows_sql(
     where = [
         f"{ts} >= {grid.rows_from_sql}",
         f"{ts} < {grid.rows_to_sql}",
+        not_canary_sql(),  # canary traffic is never a product metric's
         *_filters(measure, dialect, registry),
     ]
     g = f", CAST({field_sql(measure, group, dialect, registry)} AS TEXT) AS g" if group else ""
