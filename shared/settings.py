@@ -119,6 +119,14 @@ class Settings(BaseSettings):
     telemetry_runbook_base_url: str = Field(
         "docs/runbooks/", min_length=1, alias="TELEMETRY_RUNBOOK_BASE_URL"
     )
+    #: The weekly canary's target: an ingest URL (``…/v1/events``) the anomaly function replays
+    #: warm-tier events into (Terraform: the deployment's own ingest unless another is named).
+    telemetry_canary_target: str | None = Field(None, alias="TELEMETRY_CANARY_TARGET")
+    #: Read access to the target's hot tier (a ``postgresql+pg8000://`` URL; Secret Manager in
+    #: production). Unset: this deployment's own database (the target is this deployment).
+    telemetry_canary_target_database_url: SecretStr | None = Field(
+        None, alias="TELEMETRY_CANARY_TARGET_DATABASE_URL"
+    )
     #: Hot paths (ingest) log their totals once per this many seconds, not a line per request.
     telemetry_log_summary_s: float = Field(60.0, gt=0, le=3600, alias="TELEMETRY_LOG_SUMMARY_S")
 

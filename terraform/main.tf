@@ -95,6 +95,16 @@ module "alert_webhook" {
   accessors  = [module.anomaly_sa.member]
 }
 
+# Optional: read access to another deployment's hot tier for the weekly canary (a
+# postgresql+pg8000:// URL, read-only role). Add a version out of band, then set
+# var.canary_target_database = true; without it the canary reads this deployment's database.
+module "canary_target_database" {
+  source     = "./modules/secret"
+  project_id = var.project_id
+  secret_id  = "telemetry-canary-target-database"
+  accessors  = [module.anomaly_sa.member]
+}
+
 module "data_bucket" {
   source         = "./modules/storage"
   project_id     = var.project_id
@@ -255,14 +265,20 @@ module "function_anomaly" {
   source_object         = var.function_bundles["anomaly"]
   service_account_email = module.anomaly_sa.email
   invokers              = [module.scheduler_sa.member]
-  secret_environment    = var.alert_webhook ? { TELEMETRY_ALERT_WEBHOOK_URL = module.alert_webhook.secret_id } : {}
-  scaling               = { max_instances = 1, concurrency = 1 }
+  secret_environment = merge(
+    var.alert_webhook ? { TELEMETRY_ALERT_WEBHOOK_URL = module.alert_webhook.secret_id } : {},
+    var.canary_target_database ? { TELEMETRY_CANARY_TARGET_DATABASE_URL = module.canary_target_database.secret_id } : {},
+  )
+  # 900 s: the scheduled evaluation's and materialization's deadline, and the canary's wait.
+  scaling = { max_instances = 1, concurrency = 1, timeout_s = 900 }
   environment = merge(local.common_env, {
     TELEMETRY_CLOUDSQL_INSTANCE = module.cloudsql.connection_name
     TELEMETRY_CLOUDSQL_HOST     = module.cloudsql.private_ip
     TELEMETRY_DB_IAM_USER       = trimsuffix(module.anomaly_sa.email, ".gserviceaccount.com")
     TELEMETRY_DB_NAME           = module.cloudsql.database
     TELEMETRY_RUNBOOK_BASE_URL  = var.runbook_base_url
+    # The weekly canary replays into this ingest: another deployment's, or this one's own.
+    TELEMETRY_CANARY_TARGET = var.canary_target_url != "" ? var.canary_target_url : "${module.function_ingest.uri}/v1/events"
   })
 }
 
@@ -271,7 +287,8 @@ module "function_anomaly" {
 # retried or doubled call is harmless:
 # - snapshot: new hot rows into the warm tier every few minutes; weekly, a compaction;
 # - retention (lifecycle, daily): partitions ahead, every tier's retention, unfinished erasures;
-# - anomaly: the metrics catalog every 15 minutes; hourly, the metric views and daily values.
+# - anomaly: the metrics catalog every 15 minutes; hourly, the metric views and daily values;
+#   weekly, the canary (warm-tier events replayed into var.canary_target_url, compared).
 locals {
   scheduled_jobs = {
     snapshot = {
@@ -318,6 +335,15 @@ locals {
       deadline    = "900s"
       retries     = 2
       min_backoff = "60s"
+    }
+    canary = {
+      description = "Replay the newest warm-tier events into the canary target as canary traffic and compare"
+      schedule    = var.canary_schedule
+      uri         = module.function_anomaly.uri
+      body        = { action = "canary" }
+      deadline    = "1800s"
+      retries     = 1
+      min_backoff = "600s"
     }
   }
 }

@@ -174,6 +174,36 @@ variable "materialize_schedule" {
   }
 }
 
+variable "canary_schedule" {
+  description = "Cron schedule (UTC) of the weekly canary (the anomaly function's canary action)."
+  type        = string
+  default     = "0 6 * * 1"
+  validation {
+    condition     = length(split(" ", var.canary_schedule)) == 5
+    error_message = "canary_schedule is a five-field cron expression."
+  }
+}
+
+variable "canary_target_url" {
+  description = "Ingest URL (…/v1/events) of the deployment the weekly canary replays into, staging for example; empty: this deployment's own ingest."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.canary_target_url == "" || can(regex("^https://", var.canary_target_url))
+    error_message = "canary_target_url is empty or an https:// URL."
+  }
+}
+
+variable "canary_target_database" {
+  description = "Whether the telemetry-canary-target-database secret holds a version (a read-only postgresql+pg8000:// URL of the target's hot tier); false: the canary reads this deployment's database."
+  type        = bool
+  default     = false
+  validation {
+    condition     = contains([true, false], var.canary_target_database)
+    error_message = "canary_target_database is true or false."
+  }
+}
+
 variable "alert_webhook" {
   description = "Whether the telemetry-alert-webhook secret holds a version (a Slack-compatible URL) the anomaly function should post alerts to; false: the alerts topic only."
   type        = bool

@@ -10,7 +10,11 @@ and Cloud Run checks the token. ``POST`` a JSON body (empty means ``evaluate``):
 * ``{"action": "materialize", "days_back": 2}`` (hourly): refresh each metric's PostgreSQL
   materialized view (what Grafana reads) and write the last whole days of values as Parquet to
   ``gs://BUCKET/analytics/metrics/metric_date=YYYY-MM-DD/``;
-* ``{"action": "status"}``: each metric's alert state.
+* ``{"action": "status"}``: each metric's alert state;
+* ``{"action": "canary", "count": 1000}`` (weekly): replay the newest warm-tier events into
+  ``TELEMETRY_CANARY_TARGET`` as canary traffic, wait until they land, and compare per-name
+  counts and the catalog's values (``shared/metrics/canary.py``); the answer lists every
+  difference, and a run with differences logs an ERROR line.
 
 Answers 200 with the run's report (a metric that failed to evaluate is reported, with its own
 ``eval_failed`` alert, and never stops the others), 400 naming what is wrong with the request,
@@ -28,6 +32,7 @@ import flask
 import functions_framework
 
 from shared.http import Answer, answer_request, failure_answer, parse_action
+from shared.metrics.canary import run_canary
 from shared.metrics.run import AnomalyRun, anomaly_from_settings
 from shared.observability.log import configure_logging
 from shared.settings import get_settings
@@ -35,6 +40,8 @@ from shared.storage.gcs import get_storage_client
 from shared.storage.warm.snapshot import service_failure
 
 logger = logging.getLogger("anomaly")
+#: How long the canary waits for its events to land (the function's timeout is longer).
+CANARY_TIMEOUT_S = 300.0
 _lock = threading.Lock()
 _run: AnomalyRun | None = None
 
@@ -78,10 +85,35 @@ def _status(_body: dict[str, Any]) -> Answer:
     return Answer(200, {"alerts": {name: s.to_json() for name, s in sorted(states.items())}})
 
 
+def _canary(body: dict[str, Any]) -> Answer:
+    settings = get_settings()
+    if not settings.telemetry_canary_target:
+        return Answer(400, {"error": "set TELEMETRY_CANARY_TARGET to the target's ingest URL"})
+    count = body.get("count", 1000)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10_000:
+        return Answer(400, {"error": "count must be a whole number from 1 to 10000"})
+    database = settings.telemetry_canary_target_database_url
+    report = run_canary(
+        settings,
+        settings.telemetry_canary_target,
+        database.get_secret_value() if database else None,
+        count,
+        timeout_s=CANARY_TIMEOUT_S,
+        progress=lambda line: logger.info("canary progress", extra={"detail": line}),
+    )
+    if report.differences:
+        logger.error(
+            "canary found differences",
+            extra={"differences": len(report.differences), "landed": report.landed},
+        )
+    return Answer(200, report.to_json())
+
+
 ACTIONS: dict[str, Callable[[dict[str, Any]], Answer]] = {
     "evaluate": _evaluate,
     "materialize": _materialize,
     "status": _status,
+    "canary": _canary,
 }
 
 

@@ -309,7 +309,14 @@ def scheduled_jobs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
     oidc = one(target["oidc_token"])
     assert one(oidc["service_account_email"]) == "${module.scheduler_sa.email}"
     assert one(oidc["audience"]) == "${each.value.uri}"
-    assert set(jobs) == {"snapshot", "compaction", "retention", "anomaly", "metrics-materialize"}
+    assert set(jobs) == {
+        "snapshot",
+        "compaction",
+        "retention",
+        "anomaly",
+        "metrics-materialize",
+        "canary",
+    }
     return jobs
 
 
@@ -375,6 +382,14 @@ def test_anomaly_function_its_schedules_webhook_secret_and_access() -> None:
     jobs = scheduled_jobs(doc)
     assert jobs["anomaly"]["body"] == {"action": "evaluate"}
     assert jobs["metrics-materialize"]["body"] == {"action": "materialize"}
+    assert jobs["canary"]["body"] == {"action": "canary"}
+    assert jobs["canary"]["schedule"] == "${var.canary_schedule}"
+    assert "TELEMETRY_CANARY_TARGET =" in str(anomaly["environment"])
+    assert "function_ingest.uri" in str(anomaly["environment"])
+    assert "TELEMETRY_CANARY_TARGET_DATABASE_URL = module.canary_target_database.secret_id" in str(
+        anomaly["secret_environment"]
+    )
+    assert "anomaly_sa" in str(modules["canary_target_database"]["accessors"])
     assert (
         jobs["anomaly"]["uri"]
         == jobs["metrics-materialize"]["uri"]

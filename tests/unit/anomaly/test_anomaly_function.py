@@ -143,3 +143,54 @@ def test_the_run_is_built_once_per_instance(
     monkeypatch.setattr(anomaly_main, "anomaly_from_settings", build)
     first = anomaly_main.get_run()
     assert anomaly_main.get_run() is first and built == [first]
+
+
+def test_the_canary_needs_its_target_and_a_sane_count(
+    client_and_fake: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.settings import reset_settings
+
+    client, _ = client_and_fake
+    monkeypatch.delenv("TELEMETRY_CANARY_TARGET", raising=False)
+    reset_settings()
+    answer = client.post("/", json={"action": "canary"})
+    assert answer.status_code == 400 and "TELEMETRY_CANARY_TARGET" in answer.json["error"]
+    monkeypatch.setenv("TELEMETRY_CANARY_TARGET", "http://127.0.0.1:9/v1/events")
+    reset_settings()
+    for count in (0, "5", True, 10_001):
+        answer = client.post("/", json={"action": "canary", "count": count})
+        assert answer.status_code == 400 and "count" in answer.json["error"]
+
+
+def test_the_canary_answers_its_report_and_logs_differences(
+    client_and_fake: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import main as anomaly_main
+
+    from shared.metrics.canary import CanaryReport, Difference
+    from shared.settings import reset_settings
+
+    client, _ = client_and_fake
+    monkeypatch.setenv("TELEMETRY_CANARY_TARGET", "http://127.0.0.1:9/v1/events")
+    monkeypatch.setenv("TELEMETRY_CANARY_TARGET_DATABASE_URL", "postgresql+pg8000://u@h/db")
+    reset_settings()
+    seen: dict[str, Any] = {}
+
+    def fake_canary(settings: Any, target: str, database: str | None, count: int, **kw: Any):
+        seen.update(target=target, database=database, count=count)
+        report = CanaryReport("r1", "canary-r1", sent=3, accepted=3, landed=2)
+        report.counts = {"node.expand": (3, 2)}
+        report.differences = [Difference("count of node.expand", 3, 2)]
+        return report
+
+    monkeypatch.setattr(anomaly_main, "run_canary", fake_canary)
+    answer = client.post("/", json={"action": "canary", "count": 3})
+    assert answer.status_code == 200
+    assert answer.json["differences"] == ["count of node.expand: source 3, canary 2"]
+    assert answer.json["counts"] == {"node.expand": {"source": 3, "canary": 2}}
+    assert seen == {
+        "target": "http://127.0.0.1:9/v1/events",
+        "database": "postgresql+pg8000://u@h/db",
+        "count": 3,
+    }
+    assert any(r.message == "canary found differences" for r in caplog.records)
