@@ -59,7 +59,7 @@ def print_report(report: ChaosReport) -> None:
         click.echo(f"  {at:7.1f} s  {fault:16} {detail}")
     click.echo(
         f"clients: {counts.made} events made ({counts.skewed} clock-skewed, {counts.late} 48 h "
-        f"late, {counts.erased_person} of the erased person), {counts.requests} requests, "
+        f"late, {counts.erased_person} of the erased person), {counts.requests} beacon requests, "
         f"{counts.retries} retried, {counts.gave_up} given up, {counts.client_dropped} dropped "
         "by track_api_call's client"
     )
