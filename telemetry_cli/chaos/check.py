@@ -131,6 +131,7 @@ class Verdict:
     warm_duplicates: int = 0
     erased_events: int = 0
     erased_found: int = 0
+    days_compared: int = 0
     day_mismatches: list[str] = field(default_factory=list)
     unexplained: list[str] = field(default_factory=list)
     reasons: Counter[str] = field(default_factory=Counter)

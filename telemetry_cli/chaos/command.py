@@ -76,6 +76,10 @@ def print_report(report: ChaosReport) -> None:
         f"erased person: {verdict.erased_events} events accepted, {verdict.erased_found} "
         "found in a tier"
     )
+    click.echo(
+        f"hot vs warm: {verdict.days_compared} table-days compared, "
+        f"{len(verdict.day_mismatches)} mismatches"
+    )
     reasons = ", ".join(f"{r[:60]}: {n}" for r, n in verdict.reasons.most_common()) or "none"
     click.echo(f"dead letters: {verdict.dead_letter_messages} messages ({reasons})")
     for problem in [*verdict.unexplained, *verdict.day_mismatches, *verdict.gaps]:

@@ -342,6 +342,7 @@ class ChaosRun:
         }
         verdict.unexplained += [f"poison message {m} was not dead-lettered" for m in missing_poison]
         bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
-        _, mismatches = reconcile_days(engine, bucket)
+        checks, mismatches = reconcile_days(engine, bucket)
+        verdict.days_compared = len(checks)
         verdict.day_mismatches = [str(m) for m in mismatches]
         return verdict
