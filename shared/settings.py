@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     telemetry_client_queue_size: int = Field(10_000, ge=1, alias="TELEMETRY_CLIENT_QUEUE_SIZE")
     telemetry_client_batch_size: int = Field(200, ge=1, le=500, alias="TELEMETRY_CLIENT_BATCH_SIZE")
     telemetry_client_delay_s: float = Field(1.0, gt=0, le=60, alias="TELEMETRY_CLIENT_DELAY_S")
+    #: How long ``telemetry_client`` retries a batch (backoff with jitter, ``Retry-After``
+    #: honoured) before it drops it and counts it: an ingest or Pub/Sub outage shorter than
+    #: this loses nothing.
+    telemetry_client_retry_s: float = Field(60.0, ge=0, le=3600, alias="TELEMETRY_CLIENT_RETRY_S")
     #: How long the backend client flushes its queue at interpreter exit.
     telemetry_exit_flush_timeout_s: float = Field(
         5.0, ge=0, le=60, alias="TELEMETRY_EXIT_FLUSH_TIMEOUT_S"

@@ -100,6 +100,7 @@ def configure(
             max_queue=max_queue or settings.telemetry_client_queue_size,
             batch_size=batch_size or settings.telemetry_client_batch_size,
             delay=delay or settings.telemetry_client_delay_s,
+            retry_s=settings.telemetry_client_retry_s,
             exit_flush_timeout=settings.telemetry_exit_flush_timeout_s,
         )
     if old is not None:

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import threading
 import time
 import urllib.error
@@ -31,6 +32,21 @@ from shared.errors import TransientError
 logger = logging.getLogger("telemetry_client")
 
 EventFactory = Callable[[], dict[str, Any]]
+
+
+#: The longest wait between two tries of a batch.
+MAX_BACKOFF_S = 10.0
+
+
+def retry_wait_s(error: BaseException, attempt: int) -> float:
+    """How long to wait before try ``attempt + 1``: the server's ``Retry-After`` when it gave
+    one, else exponential backoff with full jitter (0.2 s, 0.4 s, … up to 10 s)."""
+    if isinstance(error, TransientError):
+        retry_after = error.context.get("retry_after_s")
+        if isinstance(retry_after, int | float) and retry_after > 0:
+            return float(min(retry_after, 60.0))
+    ceiling = min(MAX_BACKOFF_S, 0.1 * 2**attempt)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
 
 
 class Transport(Protocol):
@@ -100,8 +116,11 @@ class HttpTransport:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 answer = json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as error:
-            if error.code >= 500:
-                raise TransientError(f"ingest answered {error.code}") from None
+            if error.code >= 500 or error.code == 429:
+                raise TransientError(
+                    f"ingest answered {error.code}",
+                    retry_after_s=_seconds(error.headers.get("Retry-After")),
+                ) from None
             self.stats.rejected += len(events)
             logger.warning("ingest refused a telemetry batch", extra={"status": error.code})
             return
@@ -112,6 +131,14 @@ class HttpTransport:
             logger.warning(
                 "telemetry events rejected by ingest", extra={"rejected": len(answer["rejected"])}
             )
+
+
+def _seconds(header: str | None) -> float | None:
+    """A ``Retry-After`` of delta-seconds (an HTTP date is ignored: backoff applies)."""
+    try:
+        return float(header) if header else None
+    except ValueError:
+        return None
 
 
 _senders: weakref.WeakSet[BackgroundSender] = weakref.WeakSet()
@@ -135,7 +162,7 @@ class BackgroundSender:
         max_queue: int = 10_000,
         batch_size: int = 200,
         delay: float = 1.0,
-        max_attempts: int = 3,
+        retry_s: float = 60.0,
         exit_flush_timeout: float = 5.0,
     ) -> None:
         self.stats = SenderStats()
@@ -145,7 +172,10 @@ class BackgroundSender:
         self.max_queue = max_queue
         self.batch_size = batch_size
         self.delay = delay
-        self.max_attempts = max_attempts
+        #: How long a batch is retried before it is dropped and counted.
+        self.retry_s = retry_s
+        #: Waits between retries (a test replaces it to see them); ends early on shutdown.
+        self._pause: Callable[[float], object] = self._retry_wait
         self._init_state()
         _senders.add(self)
         atexit.register(self._at_exit)
@@ -155,6 +185,8 @@ class BackgroundSender:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._idle = threading.Condition(self._lock)
+        #: Wakes a retry wait on shutdown only (new events must not hurry a retry).
+        self._retry_cond = threading.Condition(self._lock)
         self._flush_requested = 0
         self._in_flight = 0
         self._worker: threading.Thread | None = None
@@ -253,20 +285,33 @@ class BackgroundSender:
                 logger.warning("could not build a telemetry event", exc_info=True)
         if not events:
             return
-        for attempt in range(1, self.max_attempts + 1):
+        started = time.monotonic()
+        attempt = 0
+        while True:
             try:
                 self._ensure_transport().send(events)
                 self.stats.sent += len(events)
                 return
             except Exception as exc:
-                if attempt == self.max_attempts:
+                attempt += 1
+                wait = retry_wait_s(exc, attempt)
+                if time.monotonic() - started + wait > self.retry_s or self._stopped:
                     self.stats.dropped_send_failed += len(events)
                     logger.warning(
                         "telemetry batch dropped after retries",
-                        extra={"events": len(events), "error_type": type(exc).__name__},
+                        extra={
+                            "events": len(events),
+                            "attempts": attempt,
+                            "error_type": type(exc).__name__,
+                        },
                     )
                     return
-                time.sleep(min(2.0, 0.1 * 2**attempt))
+                self._pause(wait)
+
+    def _retry_wait(self, seconds: float) -> None:
+        with self._lock:
+            if not self._stopped:
+                self._retry_cond.wait(seconds)
 
     # -- draining --------------------------------------------------------------------------
     def flush(self, timeout: float = 5.0) -> bool:
@@ -290,6 +335,7 @@ class BackgroundSender:
         with self._lock:
             self._stopped = True
             self._wake.notify()
+            self._retry_cond.notify_all()
         worker = self._worker
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout)

@@ -67,7 +67,7 @@ def test_flush_sends_everything_queued() -> None:
 
 def test_failed_sends_are_retried_then_dropped_and_counted() -> None:
     transport = Slow(SenderStats(), fail=1)
-    sender = make(transport, delay=0.01, max_attempts=3)
+    sender = make(transport, delay=0.01, retry_s=0.5)
     sender.enqueue(lambda: {"i": 1})
     assert sender.flush(5)
     assert transport.sent == [{"i": 1}]
@@ -219,3 +219,38 @@ def test_flush_helpers_send_before_the_response() -> None:
     asyncio.run(tc.AsgiFlushMiddleware(lifespan)({"type": "lifespan"}, None, send))
     assert seen[-1] == -1
     tc.get_client().shutdown(1)
+
+
+def test_a_batch_rides_out_an_outage_within_its_retry_budget_honouring_retry_after() -> None:
+    """Found by the chaos run: the client dropped a batch after 3 tries (about 1 s), so a
+    Pub/Sub restart behind ingest lost backend events; it now retries for ``retry_s``."""
+    from shared.errors import TransientError
+
+    class Down:
+        def __init__(self, failures: int) -> None:
+            self.failures = failures
+            self.sent: list[dict[str, Any]] = []
+
+        def send(self, events: list[dict[str, Any]]) -> None:
+            if self.failures:
+                self.failures -= 1
+                raise TransientError("ingest answered 503", retry_after_s=5.0)
+            self.sent.extend(events)
+
+    transport = Down(failures=8)
+    sender = make(transport, delay=0.01, retry_s=60.0)
+    waits: list[float] = []
+    sender._pause = waits.append  # no real waiting: the waits are what is checked
+    sender.enqueue(lambda: {"i": 1})
+    assert sender.flush(5)
+    assert transport.sent == [{"i": 1}] and sender.stats.dropped_send_failed == 0
+    assert waits == [5.0] * 8  # the server's Retry-After, each time
+    sender.shutdown(1)
+
+
+def test_backoff_grows_with_jitter_up_to_its_ceiling() -> None:
+    from telemetry_client.sender import MAX_BACKOFF_S, retry_wait_s
+
+    waits = [retry_wait_s(OSError("down"), attempt) for attempt in range(1, 12)]
+    assert 0.1 <= waits[0] <= 0.2 and all(w <= MAX_BACKOFF_S for w in waits)
+    assert max(waits[-3:]) > 4.0
