@@ -59,6 +59,16 @@ class LoadPlan:
         return f"chaos-canary-prop-{self.seed}"
 
     @property
+    def transcript_canary(self) -> str:
+        """Transcript-like text some feedback events carry in ``page_url`` (``x-pii: drop``)."""
+        return f"and then the speaker said the canary words {self.seed} to the whole room"
+
+    @property
+    def email_canary(self) -> str:
+        """An email some feedback events carry in ``contact_email`` (``x-pii: hash``)."""
+        return f"chaos.canary.{self.seed}@example.com"
+
+    @property
     def browser_events(self) -> int:
         return int(self.events * self.browser_share)
 
@@ -185,6 +195,10 @@ class BeaconLoad:
             elif rng.random() < self.plan.skew_share:
                 shift(events, timedelta(seconds=rng.uniform(-1, 1) * MAX_SKEW.total_seconds()))
                 self.counts.add(skewed=len(events))
+            for event in events:  # free text and an email where people might type them
+                if event["name"] == "feedback.submit" and event.get("version") == 1:
+                    event["props"]["page_url"] = self.plan.transcript_canary
+                    event["props"]["contact_email"] = self.plan.email_canary
             self.counts.add(made=len(events))
             self._send(events)
 

@@ -176,6 +176,8 @@ class ChaosRun:
             Canary("user_id", self.plan.erased_user),
             Canary("session_id", f"{BrowserLoad.SESSION_PREFIX}{self.seed}-0"),
             Canary("prop_value", self.plan.prop_canary),
+            Canary("transcript", self.plan.transcript_canary),
+            Canary("email", self.plan.email_canary),
         ]
 
     def _run_on(self, stack: DevStack, pages: PageServer) -> ChaosReport:
