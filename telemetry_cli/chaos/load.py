@@ -278,7 +278,7 @@ _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>chaos</title>
 <script>
   const p = new URLSearchParams(location.search);
   Telemetry.init({endpoint: p.get("endpoint"), consent: true, sessionId: p.get("session"),
-                  batchSize: 50, flushMs: 500, appVersion: "chaos"});
+                  batchSize: 50, flushMs: 500, maxStored: 1000, appVersion: "chaos"});
   Telemetry.identify(p.get("user"));
   window.trackSome = (n, prefix) => {
     for (let i = 0; i < n; i++) Telemetry.track("node.expand", {node_id: prefix + i});
@@ -339,9 +339,16 @@ class BrowserLoad:
         #: Events tracked per browser session (one page each).
         self.sessions: dict[str, int] = {}
 
-    def run(self, stop: threading.Event, settled: Callable[[dict[str, int]], bool]) -> None:
+    def run(
+        self,
+        stop: threading.Event,
+        settled: Callable[[dict[str, int]], bool],
+        give_up_at: Callable[[], float],
+    ) -> None:
         """Track every browser event, then keep the pages open until ``settled`` says the
-        ledger holds them all (the client retries with backoff through outages) or ``stop``."""
+        ledger holds them all (the client retries with backoff through outages), ``stop``, or
+        ``give_up_at`` passes (what the pages never got accepted is simply not in the ledger).
+        Each page's client may keep 1,000 events while ingest is down (its default is 200)."""
         import shutil
         from urllib.parse import urlencode
 
@@ -384,7 +391,11 @@ class BrowserLoad:
                     self.sessions[session] = count
                     self.counts.add(made=count)
                     page_index += 1
-                while not stop.is_set() and not settled(dict(self.sessions)):
+                while (
+                    not stop.is_set()
+                    and not settled(dict(self.sessions))
+                    and time.monotonic() < give_up_at()
+                ):
                     time.sleep(0.25)  # the pages' clients run in Chromium meanwhile
             finally:
                 browser.close()

@@ -211,6 +211,11 @@ class ChaosRun:
 
             return run
 
+        browser_deadline = time.monotonic() + self.plan.duration_s + self.options.give_up_after_s
+
+        def browser_gives_up() -> float:
+            return browser_deadline
+
         def browser_settled(sessions: dict[str, int]) -> bool:
             by_client = self.ledger.by_client()
             return all(by_client.get(s, 0) >= n for s, n in sessions.items())
@@ -225,7 +230,8 @@ class ChaosRun:
         threads.append(threading.Thread(target=guarded(lambda: backend.run(stop)), name="backend"))
         threads.append(
             threading.Thread(
-                target=guarded(lambda: browser.run(stop, browser_settled)), name="browser"
+                target=guarded(lambda: browser.run(stop, browser_settled, browser_gives_up)),
+                name="browser",
             )
         )
         controller = FaultController(
