@@ -101,7 +101,10 @@ def day_table(catalog: Catalog, evaluator: Evaluator, day: date) -> pa.Table:
             columns["metric"].append(metric.name)
             columns["evaluated_at"].append(obs.at)
             columns["status"].append(obs.status)
-            columns["value"].append(obs.value)
+            # 12 significant digits: DuckDB sums floats in parallel, so the last bits of a value
+            # vary from run to run, and a day whose values did not change must give the same
+            # file (it is rewritten only when its bytes differ).
+            columns["value"].append(None if obs.value is None else float(f"{obs.value:.12g}"))
             columns["n"].append(obs.n)
             columns["unit"].append(metric.unit)
             columns["kind"].append(metric.kind)

@@ -87,19 +87,32 @@ class DeadLetters:
         for message in held:
             self.messages[message.message_id] = message
 
+    def originals(self) -> int:
+        """How many messages were dead-lettered: a message delivered again is dead-lettered
+        again by the sink (at least once), and its copies share ``original_message_id``."""
+        return len(
+            {
+                m.attributes.get(dead_letter.ORIGINAL_MESSAGE_ID) or m.message_id
+                for m in self.messages.values()
+            }
+        )
+
     def explain(
         self, poison: set[str], ledger_ids: set[str]
     ) -> tuple[set[str], Counter[str], list[str]]:
-        """(accepted event ids dead-lettered, messages by reason, unexplained messages)."""
+        """(accepted event ids dead-lettered, original messages by reason, unexplained ones)."""
         from shared.pubsub.message import event_dicts
 
         events: set[str] = set()
         reasons: Counter[str] = Counter()
         unexplained: list[str] = []
+        counted: set[str] = set()
         for message in self.messages.values():
             reason = dead_letter.reason_of(message.attributes)
-            reasons[reason] += 1
             original = message.attributes.get(dead_letter.ORIGINAL_MESSAGE_ID, "")
+            if (original or message.message_id) not in counted:
+                counted.add(original or message.message_id)
+                reasons[reason] += 1
             if reason == "unknown":
                 unexplained.append(f"{message.message_id}: no reason")
                 continue
@@ -127,6 +140,7 @@ class Verdict:
     duplicates: int = 0
     dead_lettered: int = 0
     dead_letter_messages: int = 0
+    dead_letter_copies: int = 0
     warm: int = 0
     warm_duplicates: int = 0
     erased_events: int = 0

@@ -81,7 +81,10 @@ def print_report(report: ChaosReport) -> None:
         f"{len(verdict.day_mismatches)} mismatches"
     )
     reasons = ", ".join(f"{r[:60]}: {n}" for r, n in verdict.reasons.most_common()) or "none"
-    click.echo(f"dead letters: {verdict.dead_letter_messages} messages ({reasons})")
+    click.echo(
+        f"dead letters: {verdict.dead_letter_messages} messages ({reasons}); "
+        f"{verdict.dead_letter_copies} copies held"
+    )
     for problem in [*verdict.unexplained, *verdict.day_mismatches, *verdict.gaps]:
         click.echo(f"problem: {problem}")
     if verdict.warm_duplicates:

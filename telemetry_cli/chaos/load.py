@@ -160,6 +160,12 @@ class BeaconLoad:
         self.stop = threading.Event()
         self.erased_done = threading.Event()
         self._remaining = plan.beacon_events
+        #: The erased person's sessions, reserved up front (their thread may run late).
+        self._erased_sizes: list[int] = []
+        for _ in range(plan.erased_sessions):
+            size = min(20, self._remaining)
+            self._remaining -= size
+            self._erased_sizes.append(size)
         self._lock = threading.Lock()
         self._paced = 0
         self._pace_start = time.monotonic()
@@ -173,8 +179,10 @@ class BeaconLoad:
     def run_erased_person(self) -> None:
         """The erased person's sessions, sent first; :attr:`erased_done` once all are answered."""
         generator = EventGenerator(seed=self.plan.seed + 7)
-        for _ in range(self.plan.erased_sessions):
-            events = generator.session(self._take(20) or 1)
+        for size in self._erased_sizes:
+            if not size:
+                continue
+            events = generator.session(size)
             for event in events:
                 event["user_id"] = self.plan.erased_user
             self.counts.add(made=len(events), erased_person=len(events))

@@ -344,7 +344,8 @@ class ChaosRun:
         verdict = reconcile(entries, hot_counts(engine, entries), warm, dead, self.plan.erased_user)
         verdict.reasons = reasons
         verdict.unexplained = unexplained
-        verdict.dead_letter_messages = len(self.dead_letters.messages)
+        verdict.dead_letter_messages = self.dead_letters.originals()
+        verdict.dead_letter_copies = len(self.dead_letters.messages)
         missing_poison = set(controller.poison_ids) - {
             m.attributes.get("original_message_id", "") for m in self.dead_letters.messages.values()
         }
