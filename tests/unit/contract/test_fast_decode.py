@@ -8,6 +8,7 @@ ways where msgspec and JSON Schema could differ at both paths and compare the re
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from datetime import UTC, datetime
@@ -146,7 +147,9 @@ TRICKY_VALUES = st.sampled_from(
         "17fc695a07a04a6e8822e8f36c031199",
         "17fc695a-07a0-4a6e-8822-e8f36c031199\n",
     ]
-)
+    # A fresh copy per draw: the strategies below mutate what they drew (a `{}` set as an
+    # event's props gets an "undeclared" key), which must never change the list itself.
+).map(copy.deepcopy)
 FRAME_FIELDS = [
     "event_id",
     "name",
@@ -335,3 +338,16 @@ def test_an_invalid_sent_at_takes_the_slow_way() -> None:
         )
     good = json.dumps({"events": [event], "sent_at": "2026-11-24T10:00:00Z"}).encode()
     assert codec.decode_envelope(good) is not None
+
+
+def test_flakystrategydefinition_when_a_drawn_dict_was_mutated() -> None:
+    """Found in CI: `mutated_bodies` wrote into a `{}` it had drawn as an event's props, which
+    changed the shared list of tricky values, so replaying an example drew differently and
+    Hypothesis raised FlakyStrategyDefinition. Each draw is now a fresh copy."""
+    from hypothesis import find
+
+    quiet = settings(database=None, max_examples=500)
+    first = find(TRICKY_VALUES, lambda v: v == {}, settings=quiet)
+    first["undeclared"] = 1
+    again = find(TRICKY_VALUES, lambda v: isinstance(v, dict) and not v, settings=quiet)
+    assert again == {} and again is not first
