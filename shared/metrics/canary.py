@@ -17,6 +17,7 @@ metrics never see canary traffic (``shared/contract/canary.py``).
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.contract.canary import CANARY_APP_VERSION
+from shared.contract.canary import CANARY_APP_VERSION, not_canary_sql
 from shared.contract.registry.keywords import SERVER_ONLY_CATEGORIES
 from shared.contract.registry.loader import Registry
 from shared.errors import TerminalError
@@ -47,6 +48,8 @@ MIN_KEPT_RATE = 0.01
 #: divergence from the source's.
 TOLERANCE = 1e-6
 BATCH = 50
+#: What a run id may be: it becomes part of the session id (and of SQL literals).
+RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,40}")
 #: ``app_version`` the comparison's views give every row, so one group holds them all.
 _ALL = "canary-compare"
 _LLM_PROPS = [c.name for c in api_calls_log.columns]
@@ -96,6 +99,11 @@ class CanaryReport:
 
 def canary_session(run_id: str) -> str:
     """The run's session id: ``canary-<run>[-<n>]``, the first kept at any rate >= 1 %."""
+    if not RUN_ID.fullmatch(run_id):
+        raise CanaryFailed(
+            f"run id {run_id[:80]!r}: use 1 to 40 letters, digits, '-' or '_' "
+            "(it names the canary session and its event ids)"
+        )
     for attempt in range(100_000):
         session = f"canary-{run_id}" + (f"-{attempt}" if attempt else "")
         if session_fraction(session) < MIN_KEPT_RATE:
@@ -121,7 +129,7 @@ def source_rows(con: Any, count: int) -> list[dict[str, Any]]:
         # Times come back as epoch microseconds: DuckDB hands out aware datetimes only with pytz.
         relation = con.sql(
             f"SELECT * EXCLUDE ({ts}, received_at), epoch_us({ts}) AS at_us "  # noqa: S608
-            f"FROM {table} WHERE app_version IS DISTINCT FROM '{CANARY_APP_VERSION}' {extra} "
+            f"FROM {table} WHERE {not_canary_sql()} {extra} "
             f"ORDER BY {ts} DESC LIMIT {int(count)}"
         )
         names = relation.columns
@@ -169,8 +177,8 @@ def wire_events(
     shift = (now - timedelta(minutes=1)) - max(r["at"] for r in rows)
     out = []
     for row in rows:
-        old_id = str(row["call_id" if row["table"] == "api_calls_log" else "event_id"])
         is_call = row["table"] == "api_calls_log"
+        old_id = str(row["call_id" if is_call else "event_id"])
         event: dict[str, Any] = {
             "event_id": str(uuid.uuid5(CANARY_NAMESPACE, f"{run_id}:{old_id}")),
             "name": LLM_CALL_EVENT if is_call else row["name"],
@@ -342,6 +350,7 @@ def run_canary(
     session = canary_session(run_id)
     report = CanaryReport(run_id, session)
     engine = engine or get_engine()
+    disposals: list[Any] = []
     source = open_views(settings, engine, registry, tier="warm")
     try:
         rows = source_rows(source, count)
@@ -362,6 +371,7 @@ def run_canary(
                 }
             )
             target_engine = make_engine(target_database_url, pool_size=1, max_overflow=0)
+            disposals.append(target_engine)
         deadline = time.monotonic() + timeout_s
         while (landed := _landed(target_engine, session)) < report.accepted:
             if time.monotonic() > deadline:
@@ -397,6 +407,8 @@ def run_canary(
             canary.close()
     finally:
         source.close()
+        for own in disposals:
+            own.dispose()
     return report
 
 
@@ -418,18 +430,19 @@ def _compare(
         "SELECT min(t), max(t) FROM (SELECT epoch_us(event_ts) AS t FROM telemetry_events "
         "UNION ALL SELECT epoch_us(ts) FROM api_calls_log)"
     ).fetchone()
-    span_canary = [
-        None if us is None else datetime.fromtimestamp(us / 1e6, UTC) for us in (first_us, last_us)
-    ]
     source_eval = Evaluator(DuckDbRunner(source), registry)
     canary_eval = Evaluator(DuckDbRunner(canary), registry)
     for metric in comparable(catalog, registry):
         before = metric_value(source_eval, metric, start, end)
-        first, last = span_canary
         after = (
-            metric_value(canary_eval, metric, first, last)
-            if first is not None and last is not None
-            else None
+            None  # nothing landed
+            if first_us is None
+            else metric_value(
+                canary_eval,
+                metric,
+                datetime.fromtimestamp(first_us / 1e6, UTC),
+                datetime.fromtimestamp(last_us / 1e6, UTC),
+            )
         )
         report.metrics[metric.name] = (before, after)
         if differs(before, after):

@@ -75,3 +75,13 @@ def test_what_counts_as_a_difference() -> None:
     assert not differs({"1": 0.5, "2": 0.5}, {"1": 0.5, "2": 0.5})
     assert differs({"1": 0.9, "2": 0.1}, {"1": 0.1, "2": 0.9})
     assert str(Difference("count of x", 3, 2)) == "count of x: source 3, canary 2"
+
+
+def test_a_run_id_that_cannot_name_a_session_is_refused_clearly() -> None:
+    import pytest
+
+    from shared.metrics.canary import CanaryFailed
+
+    for bad in ("", "x'; DROP TABLE telemetry_events; --", "a" * 41, "sp ace"):
+        with pytest.raises(CanaryFailed, match="use 1 to 40 letters"):
+            canary_session(bad)
