@@ -169,10 +169,23 @@ class Evaluator:
     def _distribution(self, metric: Metric, grid: sql.Grid) -> list[Observation]:
         assert metric.measure and metric.drift
         baseline_grains = int(parse_duration(metric.drift.baseline) / metric.grain_td)
-        reach = sql.Grid(grid.grain_s, 1, grid.first - grid.grains - baseline_grains + 1, grid.last)
-        query = sql.categories_sql(metric.measure, self.runner.dialect, self.registry, reach)
+        dialect, g = self.runner.dialect, grid.grain_s
+        if grid.first == grid.last:
+            # One time: its window and its baseline, each summed whole, as two buckets.
+            last, first = grid.last, grid.last - grid.grains
+            stretches = (
+                (sql.Span(first * g, last * g), last),
+                (sql.Span((first - baseline_grains) * g, first * g), first),
+            )
+            queries = [
+                sql.span_categories_sql(metric.measure, dialect, self.registry, span, index)
+                for span, index in stretches
+            ]
+        else:
+            reach = sql.Grid(g, 1, grid.first - grid.grains - baseline_grains + 1, grid.last)
+            queries = [sql.categories_sql(metric.measure, dialect, self.registry, reach)]
         buckets: dict[int, dict[str, tuple[float, int]]] = {}
-        for i, category, weight, n in self.runner.rows(query):
+        for i, category, weight, n in (row for q in queries for row in self.runner.rows(q)):
             buckets.setdefault(int(i), {})[str(category)] = (float(weight), int(n))
 
         def window(last: int, grains: int) -> tuple[dict[str, float], int]:

@@ -147,18 +147,21 @@ def rows_sql(
     registry: Registry,
     grid: AnyGrid | Span,
     value: str | None,
-    value_type: str = "FLOAT8",
+    value_type: str | None = "FLOAT8",
     group: str | None = None,
 ) -> str:
     """The measure's rows in the grid's span: ``ts``, weight ``w``, value ``v``, key ``k`` (and
     with ``group``, that field as ``g``).
 
-    ``v`` is the field ``value`` (cast to ``value_type``) when given, else the summed fields.
+    ``v`` is the field ``value`` (cast to ``value_type``, or in its own type for None) when
+    given, else the summed fields.
     """
     ts = EVENT_TABLES[measure.table]
     weight = "1.0" if measure.unweighted else "1.0 / sample_rate"
     if value is not None:
-        v = f"CAST({field_sql(measure, value, dialect, registry)} AS {value_type})"
+        v = field_sql(measure, value, dialect, registry)
+        if value_type is not None:
+            v = f"CAST({v} AS {value_type})"
     elif measure.agg == "sum":
         v = " + ".join(
             f"COALESCE(CAST({field_sql(measure, f, dialect, registry)} AS FLOAT8), 0)"
@@ -184,12 +187,32 @@ def rows_sql(
     )
 
 
+def _bucket_sql(grid: AnyGrid) -> str:
+    """A row's grain bucket: the first evaluation index whose window holds it."""
+    return f"CAST(floor(extract(epoch FROM r.ts) / {grid.grain_s}) AS BIGINT) + 1"
+
+
+def _single_time(grid: AnyGrid) -> bool:
+    """Whether the grid is one evaluation time: its rows are exactly that time's window."""
+    return isinstance(grid, Grid) and grid.first == grid.last
+
+
 def expanded_sql(rows: str, grid: AnyGrid) -> str:
-    """Each row once per evaluation index whose window holds it (column ``i``)."""
+    """Each row once per evaluation index whose window holds it (column ``i``).
+
+    One evaluation time (a scheduled run's usual case) needs no expansion, and a one-grain window
+    only its bucket: the rows are read once, as a bare query over the window would.
+    """
+    if _single_time(grid):
+        return f"SELECT {grid.first} AS i, r.w, r.v, r.k FROM ({rows}) r"
+    if grid.grains == 1:
+        return (
+            f"SELECT b.i, b.w, b.v, b.k FROM (SELECT {_bucket_sql(grid)} AS i, r.w, r.v, r.k "
+            f"FROM ({rows}) r) b WHERE b.i BETWEEN {grid.first} AND {grid.last}"
+        )
     return (
         "SELECT b.b + o.off AS i, b.w, b.v, b.k FROM ("
-        f"SELECT CAST(floor(extract(epoch FROM r.ts) / {grid.grain_s}) AS BIGINT) + 1 AS b, "
-        f"r.w, r.v, r.k FROM ({rows}) r) b "
+        f"SELECT {_bucket_sql(grid)} AS b, r.w, r.v, r.k FROM ({rows}) r) b "
         f"CROSS JOIN generate_series(0, {grid.grains - 1}) AS o(off) "
         f"WHERE b.b + o.off BETWEEN {grid.first} AND {grid.last}"
     )
@@ -201,16 +224,33 @@ def _total(measure: Measure) -> str:
 
 
 def aggregate_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: AnyGrid) -> str:
-    """Per evaluation index: the measure's value ``val`` and its observations ``n``."""
-    x = expanded_sql(rows_sql(measure, dialect, registry, grid, None), grid)
+    """Per evaluation index: the measure's value ``val`` and its observations ``n``.
+
+    A count or a sum over many evaluation times is totalled per grain bucket first, and the
+    buckets (not the rows) are spread over the windows that hold them.
+    """
+    rows = rows_sql(measure, dialect, registry, grid, None)
     if measure.agg == "count_distinct":
+        x = expanded_sql(rows, grid)
         return (
             "SELECT i, sum(w) AS val, count(*) AS n FROM ("
             f"SELECT i, k, max(w) AS w FROM ({x}) x WHERE k IS NOT NULL GROUP BY i, k) d "
             "GROUP BY i"
         )
     total = _total(measure)
-    return f"SELECT i, {total} AS val, count(*) AS n FROM ({x}) x GROUP BY i"
+    if _single_time(grid):
+        return f"SELECT {grid.first} AS i, {total} AS val, count(*) AS n FROM ({rows}) r"
+    if grid.grains == 1:
+        x = expanded_sql(rows, grid)
+        return f"SELECT i, {total} AS val, count(*) AS n FROM ({x}) x GROUP BY i"
+    buckets = (
+        f"SELECT {_bucket_sql(grid)} AS b, {total} AS val, count(*) AS n FROM ({rows}) r GROUP BY 1"
+    )
+    return (
+        "SELECT b.b + o.off AS i, sum(b.val) AS val, sum(b.n) AS n FROM "
+        f"({buckets}) b CROSS JOIN generate_series(0, {grid.grains - 1}) AS o(off) "
+        f"WHERE b.b + o.off BETWEEN {grid.first} AND {grid.last} GROUP BY 1"
+    )
 
 
 def quantile_sql(
@@ -232,13 +272,32 @@ def quantile_sql(
 
 
 def categories_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: AnyGrid) -> str:
-    """Per grain bucket (a one-grain grid): weighted count ``val`` and ``n`` of each category."""
+    """Per grain bucket (a one-grain grid): weighted count ``val`` and ``n`` of each category.
+
+    Grouped on the field's own type, and only the groups made text.
+    """
     assert measure.field is not None
     one = replace(grid, grains=1)
-    rows = rows_sql(measure, dialect, registry, one, measure.field, value_type="TEXT")
+    rows = rows_sql(measure, dialect, registry, one, measure.field, value_type=None)
     return (
-        f"SELECT i, v AS category, sum(w) AS val, count(*) AS n FROM ({expanded_sql(rows, one)}) x "
-        "WHERE v IS NOT NULL GROUP BY i, v"
+        f"SELECT i, CAST(v AS TEXT) AS category, val, n FROM (SELECT i, v, sum(w) AS val, "
+        f"count(*) AS n FROM ({expanded_sql(rows, one)}) x GROUP BY i, v) c WHERE v IS NOT NULL"
+    )
+
+
+def span_categories_sql(
+    measure: Measure, dialect: Dialect, registry: Registry, span: Span, index: int
+) -> str:
+    """Weighted count ``val`` and ``n`` of each category over ``span``, as bucket ``index``.
+
+    What ``categories_sql`` gives per grain bucket, already summed over a whole window: a
+    scheduled run reads its window and a week of baseline without grouping them by the hour.
+    """
+    assert measure.field is not None
+    rows = rows_sql(measure, dialect, registry, span, measure.field, value_type=None)
+    return (
+        f"SELECT {index} AS i, CAST(v AS TEXT) AS category, val, n FROM ("
+        f"SELECT v, sum(w) AS val, count(*) AS n FROM ({rows}) r GROUP BY v) c WHERE v IS NOT NULL"
     )
 
 

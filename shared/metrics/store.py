@@ -43,24 +43,27 @@ class AlertStore:
 
     @contextmanager
     def locked(self, metric: Metric) -> Iterator[tuple[Connection, AlertState]]:
-        """The metric's state, its row locked until the block ends (and commits)."""
+        """The metric's state, its row locked until the block ends (and commits).
+
+        The row is made on the metric's first run only: a scheduled run locks and reads it in
+        one statement.
+        """
         key = {"m": metric.name, "w": metric.window}
+        select = text(
+            "SELECT state FROM metric_alert_state WHERE metric = :m AND window_spec = :w FOR UPDATE"
+        )
         with self.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO metric_alert_state (metric, window_spec, state) "
-                    "VALUES (:m, :w, '{}'::jsonb) ON CONFLICT DO NOTHING"
-                ),
-                key,
-            )
-            raw = conn.execute(
-                text(
-                    "SELECT state FROM metric_alert_state WHERE metric = :m AND window_spec = :w "
-                    "FOR UPDATE"
-                ),
-                key,
-            ).scalar_one()
-            yield conn, AlertState.from_json(raw or {})
+            raw = conn.execute(select, key).one_or_none()
+            if raw is None:
+                conn.execute(
+                    text(
+                        "INSERT INTO metric_alert_state (metric, window_spec, state) "
+                        "VALUES (:m, :w, '{}'::jsonb) ON CONFLICT DO NOTHING"
+                    ),
+                    key,
+                )
+                raw = conn.execute(select, key).one()
+            yield conn, AlertState.from_json(raw[0] or {})
 
     @staticmethod
     def save(

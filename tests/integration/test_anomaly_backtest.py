@@ -133,6 +133,30 @@ def test_postgres_and_duckdb_give_the_same_values(history: Warm) -> None:
                 assert a == pytest.approx(b, rel=1e-9, abs=1e-12), metric.name
 
 
+
+def test_a_time_evaluated_alone_equals_that_time_within_a_range(history: Warm) -> None:
+    """A scheduled run's one evaluation time (no expansion) and a backtest's range (buckets spread
+    over the windows) give the same values on both engines."""
+    registry = default_registry()
+    con = open_views(history.settings, history.engine, registry, "hot")
+    for evaluator in (
+        Evaluator(PostgresRunner(history.engine), registry),
+        Evaluator(DuckDbRunner(con), registry),
+    ):
+        for metric in default_catalog():
+            if metric.kind == "gauge":
+                continue
+            grid = grid_for(metric, END - timedelta(hours=3), END)
+            ranged = evaluator.evaluate(metric, grid)
+            assert len(ranged) > 2, metric.name
+            for observation in (ranged[0], ranged[len(ranged) // 2], ranged[-1]):
+                at = observation.at
+                (alone,) = evaluator.evaluate(metric, grid_for(metric, at, at))
+                assert (alone.status, alone.n) == (observation.status, observation.n), metric.name
+                assert (alone.value is None) == (observation.value is None), metric.name
+                if alone.value is not None and observation.value is not None:
+                    assert alone.value == pytest.approx(observation.value, rel=1e-9), metric.name
+
 def test_cli_backtest_prints_alerts_per_week(history: Warm, tmp_path: Path) -> None:
     import os
     import subprocess
