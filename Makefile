@@ -89,7 +89,7 @@ test: setup lint js
 	$(BIN)/telemetry metrics lint
 	$(BIN)/telemetry metrics docs --check
 	$(BIN)/telemetry metrics dashboards --check
-	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider --durations=20 $(PYTEST_ARGS)
 	@set -e; for floor in $(COVERAGE_FLOORS); do \
 		path=$${floor%%=*}; min=$${floor##*=}; \
 		$(BIN)/coverage report --include="$$path/*" --fail-under=$$min >/dev/null \
