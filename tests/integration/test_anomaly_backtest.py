@@ -133,7 +133,6 @@ def test_postgres_and_duckdb_give_the_same_values(history: Warm) -> None:
                 assert a == pytest.approx(b, rel=1e-9, abs=1e-12), metric.name
 
 
-
 def test_a_time_evaluated_alone_equals_that_time_within_a_range(history: Warm) -> None:
     """A scheduled run's one evaluation time (no expansion) and a backtest's range (buckets spread
     over the windows) give the same values on both engines."""
@@ -156,6 +155,7 @@ def test_a_time_evaluated_alone_equals_that_time_within_a_range(history: Warm) -
                 assert (alone.value is None) == (observation.value is None), metric.name
                 if alone.value is not None and observation.value is not None:
                     assert alone.value == pytest.approx(observation.value, rel=1e-9), metric.name
+
 
 def test_cli_backtest_prints_alerts_per_week(history: Warm, tmp_path: Path) -> None:
     import os
