@@ -240,9 +240,6 @@ def aggregate_sql(measure: Measure, dialect: Dialect, registry: Registry, grid: 
     total = _total(measure)
     if _single_time(grid):
         return f"SELECT {grid.first} AS i, {total} AS val, count(*) AS n FROM ({rows}) r"
-    if grid.grains == 1:
-        x = expanded_sql(rows, grid)
-        return f"SELECT i, {total} AS val, count(*) AS n FROM ({x}) x GROUP BY i"
     buckets = (
         f"SELECT {_bucket_sql(grid)} AS b, {total} AS val, count(*) AS n FROM ({rows}) r GROUP BY 1"
     )
