@@ -76,6 +76,31 @@ class ServiceUnavailable(TransientError):
         self.service = service
 
 
+class LocalFileError(TerminalError):
+    """A file on this machine could not be written or read (permission, disk full, a read-only
+    folder): no remote service is at fault, and retrying the same call on the same machine
+    cannot help. Names the path and the operating system's cause."""
+
+    def __init__(self, path: str, cause: str) -> None:
+        super().__init__(
+            f"cannot use the local file {path}: {cause} "
+            "(TMPDIR must name a folder this process can write, with free space)",
+            path=path,
+            cause=cause,
+        )
+        self.path = path
+        self.cause = cause
+
+
+def local_file_error(error: BaseException) -> LocalFileError | None:
+    """A :class:`LocalFileError` when ``error`` is an operating-system error about a named local
+    file (a socket error names no file); else None."""
+    if isinstance(error, OSError) and error.filename is not None:
+        cause = error.strerror or type(error).__name__
+        return LocalFileError(str(error.filename), cause)
+    return None
+
+
 class StackError(TerminalError):
     """The local stack could not start; names the cause and the log file to read."""
 

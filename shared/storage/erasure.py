@@ -423,9 +423,9 @@ class Eraser:
         from shared.storage.warm.query import gcs_filesystem
 
         found = {}
-        con = export.connect(self.settings, attach_hot=False)
-        con.register_filesystem(gcs_filesystem(self.settings))
-        try:
+        with export.workspace(self.settings, attach_hot=False) as space:
+            con = space.con
+            con.register_filesystem(gcs_filesystem(self.settings))
             for table in EVENT_TABLES:
                 names = [
                     f"gs://{self.settings.telemetry_bucket}/{b.name}"
@@ -444,8 +444,6 @@ class Eraser:
                         ).fetchone()[0]
                     )
                 found[f"warm.{table}"] = rows
-        finally:
-            con.close()
         return found
 
     def _scan_cold(self, request_id: str) -> dict[str, int]:

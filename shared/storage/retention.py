@@ -269,9 +269,9 @@ class Retention:
             ]
         column = ID_COLUMNS[table]
         hot = export.sql_string(f'SELECT {column}::text AS id FROM "{name}"')  # noqa: S608
-        con = export.connect(self.settings)
-        con.register_filesystem(gcs_filesystem(self.settings))
-        try:
+        with export.workspace(self.settings) as space:
+            con = space.con
+            con.register_filesystem(gcs_filesystem(self.settings))
             if not files:
                 query = f"SELECT count(*) FROM postgres_query('pg', {hot})"  # noqa: S608
             else:
@@ -282,8 +282,6 @@ class Retention:
                     "ON h.id = w.id"
                 )
             return int(con.execute(query).fetchone()[0])
-        finally:
-            con.close()
 
     def _alert(self, item: RetentionItem) -> None:
         logger.warning(

@@ -3,6 +3,12 @@
 It listens on a Unix socket only (no port to collide with). As root, pgserver runs the server
 as a ``pgserver`` system user and opens up the parent folders of its data directory, so the
 data directory always lives under /tmp, never under a home folder.
+
+``make dev`` keeps its data between runs, so its folder has a name the next run can find
+(:func:`default_data_dir`): per user and per checkout. A predictable name in a folder every user
+can write is one another user could take first, or plant as a symlink: the folder is created
+here with mode 0700, and an existing one is used only when it is a real folder of this user
+(:func:`claim_data_dir`).
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import getpass
 import hashlib
 import logging
 import os
+import stat
 import warnings
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,39 @@ def default_data_dir(state_dir: Path, purpose: str = "dev") -> Path:
     digest = hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:10]
     user = getpass.getuser()
     return Path("/tmp") / f"telemetry-pg-{user}-{digest}-{purpose}"  # noqa: S108 - see module doc
+
+
+def claim_data_dir(path: Path) -> None:
+    """Make ``path`` a private folder of this user, or check that it already is one; a
+    :class:`StackError` that says what to do when it is not (a symlink, another user's)."""
+    try:
+        path.mkdir(mode=0o700)
+        return
+    except FileExistsError:
+        pass
+    info = path.lstat()
+    owners = {os.geteuid()}
+    if os.geteuid() == 0:  # as root, pgserver hands the folder to its own system user
+        with contextlib.suppress(KeyError):
+            import pwd
+
+            owners.add(pwd.getpwnam(PGSERVER_USER).pw_uid)
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        problem = "is not a folder (a symlink or a file)"
+    elif info.st_uid not in owners:
+        problem = f"belongs to another user (uid {info.st_uid})"
+    elif info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        problem = "can be written by other users"
+    else:
+        return
+    raise StackError(
+        f"PostgreSQL's data folder {path} {problem}; remove it, or start with another "
+        "--state-dir or DATABASE_URL"
+    )
+
+
+#: The system user pgserver runs PostgreSQL as when started by root.
+PGSERVER_USER = "pgserver"
 
 
 class EmbeddedPostgres:
@@ -65,6 +105,7 @@ class EmbeddedPostgres:
                     "or set DATABASE_URL to an existing server"
                 ) from None
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        claim_data_dir(self.data_dir)
         server = None
         try:
             server = pgserver.get_server(self.data_dir, cleanup_mode=None, start=False)

@@ -18,7 +18,6 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -91,14 +90,11 @@ def compact(
             by_day.setdefault(f.event_date, []).append(f)
         if not any(_bins(day_files) for day_files in by_day.values()):
             return merges
-        con = export.connect(settings)
-        con.register_filesystem(_filesystem(settings))
-        try:
+        with export.workspace(settings) as space:
+            space.con.register_filesystem(_filesystem(settings))
             for each, day_files in sorted(by_day.items()):
                 for group in _bins(day_files):
-                    merges.append(_merge(settings, engine, bucket, con, table, each, group))
-        finally:
-            con.close()
+                    merges.append(_merge(settings, engine, bucket, space, table, each, group))
     return merges
 
 
@@ -112,7 +108,7 @@ def _merge(
     settings: Settings,
     engine: Engine,
     bucket: Any,
-    con: Any,
+    space: export.Workspace,
     table: str,
     day: date,
     group: list[Any],
@@ -121,7 +117,7 @@ def _merge(
     name = merged_name(table, day, inputs)
     rows = sum(int(f.rows) for f in group)
     digest = add_digests(f.event_id_digest for f in group)
-    path = export.temp_dir() / Path(name).name
+    con, path = space.con, space.local_path(name)
     sources = (
         "["
         + ", ".join(export.sql_string(f"gs://{settings.telemetry_bucket}/{n}") for n in inputs)

@@ -23,7 +23,6 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -101,9 +100,8 @@ def erase_table(
             ).all()
         named = files_that_may_hold(((r[0], bytes(r[1])) for r in rows), user_keys)
         if named:
-            con = export.connect(settings, attach_hot=False)
-            con.register_filesystem(gcs_filesystem(settings))
-            try:
+            with export.workspace(settings, attach_hot=False) as space:
+                space.con.register_filesystem(gcs_filesystem(settings))
                 for name in named:
                     if opened is not None:
                         opened(name)
@@ -111,7 +109,7 @@ def erase_table(
                         settings,
                         engine,
                         bucket,
-                        con,
+                        space,
                         table,
                         name,
                         user_keys,
@@ -119,8 +117,6 @@ def erase_table(
                         counts,
                         count,
                     )
-            finally:
-                con.close()
     if counts.orphans_deleted or counts.retired_files_deleted:
         with engine.begin() as conn:
             count(
@@ -184,7 +180,7 @@ def _erase_file(
     settings: Settings,
     engine: Engine,
     bucket: Any,
-    con: Any,
+    space: export.Workspace,
     table: str,
     name: str,
     user_keys: Sequence[str],
@@ -193,6 +189,7 @@ def _erase_file(
     count: Count,
 ) -> None:
     """Open one named file; rewrite it without the people if it holds them."""
+    con = space.con
     with engine.connect() as conn:
         old = conn.execute(
             text(
@@ -216,7 +213,7 @@ def _erase_file(
     new_name = erased_name(table, old.event_date, name, request_id)
     stored = keys = None
     if kept_rows:
-        path = export.temp_dir() / Path(new_name).name
+        path = space.local_path(new_name)
         keep = f"user_key IS NULL OR NOT list_contains({listed}, user_key)"
         try:
             con.execute(

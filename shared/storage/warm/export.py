@@ -13,10 +13,13 @@ token as the password (IAM database authentication); no password exists anywhere
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import shutil
 import tempfile
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,16 +27,19 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from shared.errors import ConfigurationError, ServiceUnavailable
+from shared.errors import ConfigurationError
 from shared.settings import Settings
+from shared.storage import scratch
 from shared.storage.hot.suppression import not_suppressed_sql
 from shared.storage.warm.columns import WarmColumn, day_range_sql, typed_select_sql
+from shared.storage.warm.duckdb_errors import sort_duckdb_error, without_conninfo
 
 #: Rows per Parquet row group. The writer holds one group in memory, so this bounds memory:
 #: measured on 2 M rows, half DuckDB's default (122,880) took the snapshot's peak RSS from
 #: 326 MB to 251 MB, and no slower. A group is 2 to 3 MB, far under the 128 MB readers want.
 ROW_GROUP_ROWS = 61_440
 _EXTENSION = "postgres_scanner.duckdb_extension"
+_extension_lock = threading.Lock()
 
 
 def libpq_conninfo(settings: Settings) -> str:
@@ -92,8 +98,7 @@ def _access_token() -> str:
 
 
 @functools.cache
-def extension_directory() -> Path:
-    """A private DuckDB extension folder holding the postgres extension from its PyPI wheel."""
+def _extension_source() -> tuple[str, Path]:
     import duckdb
     import duckdb_extension_postgres
 
@@ -109,43 +114,101 @@ def extension_directory() -> Path:
             f"duckdb-extension-postgres has no build for DuckDB {version}: pin both to one version",
             [],
         )
-    root = Path(tempfile.mkdtemp(prefix="telemetry-duckdb-ext-"))
-    target = root / version / "linux_amd64"
-    target.mkdir(parents=True)
-    shutil.copyfile(source, target / _EXTENSION)
+    return version, source
+
+
+def extension_directory() -> Path:
+    """A private DuckDB extension folder holding the postgres extension from its PyPI wheel
+    (inside this process's private folder, see :mod:`shared.storage.scratch`)."""
+    version, source = _extension_source()
+    root = scratch.process_folder() / "duckdb-extensions"
+    target = root / version / "linux_amd64" / _EXTENSION
+    with _extension_lock:
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_suffix(".partial")
+            shutil.copyfile(source, partial)
+            partial.replace(target)
     return root
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """A DuckDB connection and the private local folder of its run (spills, files waiting for
+    their upload)."""
+
+    con: Any
+    folder: Path
+
+    def local_path(self, object_name: str) -> Path:
+        """Where the local copy of ``object_name`` is written before its upload."""
+        return self.folder / Path(object_name).name
+
+
+@contextlib.contextmanager
+def workspace(settings: Settings, threads: int = 2, attach_hot: bool = True) -> Iterator[Workspace]:
+    """A :class:`Workspace` for one run: the connection is closed and the folder removed when
+    the block ends, however it ends."""
+    con, folder, remove = _open(settings, threads, attach_hot)
+    try:
+        yield Workspace(con, folder)
+    finally:
+        con.close()
+        remove()
 
 
 def connect(settings: Settings, threads: int = 2, attach_hot: bool = True) -> Any:
     """A DuckDB connection with the hot tier attached (read-only) as ``pg`` (unless
-    ``attach_hot`` is False: work on files alone)."""
+    ``attach_hot`` is False: work on files alone). Its private spill folder goes when the
+    connection is garbage-collected or the process exits; a run that writes files uses
+    :func:`workspace` instead."""
+    return _open(settings, threads, attach_hot)[0]
+
+
+def _open(settings: Settings, threads: int, attach_hot: bool) -> tuple[Any, Path, Any]:
     import duckdb
 
-    con = duckdb.connect(
-        config={
-            "autoinstall_known_extensions": False,
-            "autoload_known_extensions": False,
-            "extension_directory": str(extension_directory()),
-            "memory_limit": f"{settings.telemetry_snapshot_memory_mb}MB",
-            # Spills go to the writable temp folder (DuckDB's default is ./.tmp, and a Cloud
-            # Run function's working directory is its read-only source).
-            "temp_directory": str(temp_dir() / "duckdb-spill"),
-            "threads": threads,
-        }
-    )
-    if not attach_hot:
-        return con
-    con.execute("LOAD postgres")
+    folder = Path(tempfile.mkdtemp(prefix="run-", dir=scratch.process_folder()))
     try:
+        con = duckdb.connect(
+            config={
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+                "extension_directory": str(extension_directory()),
+                "memory_limit": f"{settings.telemetry_snapshot_memory_mb}MB",
+                # Spills go to the run's private folder (DuckDB's default is ./.tmp, and a
+                # Cloud Run function's working directory is its read-only source).
+                "temp_directory": str(folder / "duckdb-spill"),
+                "threads": threads,
+            }
+        )
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    remove = weakref.finalize(con, shutil.rmtree, str(folder), True)
+    if not attach_hot:
+        return con, folder, remove
+    try:
+        con.execute("LOAD postgres")
         con.execute(
             f"ATTACH {sql_string(libpq_conninfo(settings))} AS pg (TYPE postgres, READ_ONLY)"
         )
     except duckdb.Error as exc:
         con.close()
-        raise ServiceUnavailable(
-            f"PostgreSQL does not answer the snapshot ({type(exc).__name__})", "postgresql"
+        remove()
+        sorted_error = sort_duckdb_error(exc)
+        if sorted_error is not None:
+            raise sorted_error from None
+        # The original quotes the connection string, password or token included: not kept.
+        raise ConfigurationError(
+            f"PostgreSQL refused the warm tier's connection: {without_conninfo(str(exc))}",
+            ["DATABASE_URL", "TELEMETRY_DB_IAM_USER"],
         ) from None
-    return con
+    except BaseException:
+        con.close()
+        remove()
+        raise
+    return con, folder, remove
 
 
 def sql_string(value: str) -> str:
@@ -191,10 +254,3 @@ def export_slice(con: Any, piece: DaySlice, columns: Sequence[WarmColumn], path:
         f"COPY (SELECT * FROM postgres_query('pg', {query})) TO {sql_string(str(path))} "  # noqa: S608
         f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {ROW_GROUP_ROWS})"
     )
-
-
-def temp_dir() -> Path:
-    """Where local files wait for their upload (the function's writable /tmp)."""
-    path = Path(tempfile.gettempdir()) / "telemetry-snapshot"  # tempfile honours TMPDIR
-    path.mkdir(parents=True, exist_ok=True)
-    return path

@@ -25,19 +25,25 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
 from shared.contract.registry.loader import Registry
-from shared.errors import ServiceUnavailable, TelemetryError, TerminalError, is_unreachable
+from shared.errors import (
+    ServiceUnavailable,
+    TelemetryError,
+    TerminalError,
+    is_unreachable,
+    local_file_error,
+)
 from shared.settings import Settings
 from shared.storage.hot.errors import classify
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm import export, objects
 from shared.storage.warm.columns import event_day_sql, warm_columns
 from shared.storage.warm.digest import file_digest, footer_rows, hot_digest_sql
+from shared.storage.warm.duckdb_errors import sort_duckdb_error
 from shared.storage.warm.erasure_index import build_index, distinct_user_keys
 
 logger = logging.getLogger(__name__)
@@ -100,18 +106,19 @@ class TableRun:
 
 
 def service_failure(error: BaseException) -> TelemetryError | None:
-    """A typed error when ``error`` means PostgreSQL or GCS could not be reached; else None."""
-    import duckdb
-
+    """A typed error when ``error`` means PostgreSQL or GCS could not be reached, or a local
+    file could not be written (:class:`LocalFileError`, not retried as an outage); else None,
+    and the caller re-raises the original with its own type."""
     if isinstance(error, TelemetryError):
         return error
+    local = local_file_error(error)
+    if local is not None:
+        return local
+    if type(error).__module__.startswith(("duckdb", "_duckdb")):
+        return sort_duckdb_error(error)
     database = classify(error)
     if database is not None and database.transient:
         return database
-    if isinstance(error, duckdb.IOException | duckdb.ConnectionException):
-        return ServiceUnavailable(
-            f"PostgreSQL stopped answering the export ({type(error).__name__})", "postgresql"
-        )
     if is_unreachable(error):
         return ServiceUnavailable(f"GCS does not answer ({type(error).__name__})", "gcs")
     return None
@@ -214,33 +221,32 @@ class Snapshotter:
                 self._record(table, run, [])
             return run
         columns = warm_columns(table, self.registry)
-        con = export.connect(self.settings)
         # PostgreSQL digests the range while DuckDB exports it: two cores, one wait.
-        with ThreadPoolExecutor(1, thread_name_prefix="snapshot-digest") as pool:
+        with (
+            export.workspace(self.settings) as space,
+            ThreadPoolExecutor(1, thread_name_prefix="snapshot-digest") as pool,
+        ):
             digests = pool.submit(self._digests, table, run.seq_lo, run.seq_hi)
-            try:
-                for day, planned_rows in planned:
-                    rows = planned_rows
-                    piece = export.DaySlice(table, day, run.seq_lo, run.seq_hi)
-                    # A file that failed a check is deleted: count, digest and write it again.
-                    # The range itself can shrink meanwhile: an erasure that began leaves its
-                    # people's rows out (range_where), so the counts are taken again too.
-                    for attempt in (1, 2, 3):
-                        if not rows:
-                            break
-                        try:
-                            run.files.append(self._write(con, piece, columns, rows, digests))
-                            break
-                        except objects.VerificationFailed as exc:
-                            if attempt == 3:
-                                raise
-                            logger.warning("warm file failed a check", extra={"error": exc.message})
-                            digests = pool.submit(self._digests, table, run.seq_lo, run.seq_hi)
-                            rows = digests.result().get(day, (0, "0"))[0]
-                    if self.progress is not None:
-                        self.progress(table, rows)
-            finally:
-                con.close()
+            for day, planned_rows in planned:
+                rows = planned_rows
+                piece = export.DaySlice(table, day, run.seq_lo, run.seq_hi)
+                # A file that failed a check is deleted: count, digest and write it again.
+                # The range itself can shrink meanwhile: an erasure that began leaves its
+                # people's rows out (range_where), so the counts are taken again too.
+                for attempt in (1, 2, 3):
+                    if not rows:
+                        break
+                    try:
+                        run.files.append(self._write(space, piece, columns, rows, digests))
+                        break
+                    except objects.VerificationFailed as exc:
+                        if attempt == 3:
+                            raise
+                        logger.warning("warm file failed a check", extra={"error": exc.message})
+                        digests = pool.submit(self._digests, table, run.seq_lo, run.seq_hi)
+                        rows = digests.result().get(day, (0, "0"))[0]
+                if self.progress is not None:
+                    self.progress(table, rows)
         self._record(table, run, run.files)
         logger.info(
             "snapshot done",
@@ -294,7 +300,7 @@ class Snapshotter:
 
     def _write(
         self,
-        con: Any,
+        space: export.Workspace,
         piece: export.DaySlice,
         columns: list[Any],
         rows: int,
@@ -302,7 +308,7 @@ class Snapshotter:
     ) -> WarmFile:
         """Export, check against PostgreSQL, upload create-only, check the stored object."""
         name = objects.object_name(piece)
-        path = export.temp_dir() / Path(name).name
+        con, path = space.con, space.local_path(name)
         try:
             export.export_slice(con, piece, columns, path)
             exported = file_digest(con, piece.table, [path])
