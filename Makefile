@@ -10,12 +10,22 @@ STAMP := $(VENV)/.setup-stamp
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_LINK_MODE := copy
+# The platform's certificate store (where a TLS-inspecting proxy's CA is installed), not uv's own.
+export UV_SYSTEM_CERTS := 1
 export CHECKPOINT_DISABLE := 1
 
 # Coverage floors (path=percent) that `make test` enforces.
 COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 functions/snapshot=90 functions/lifecycle=90 functions/anomaly=90 telemetry_client=90
 
-.PHONY: setup setup-js js dev test lint telemetry-check chaos bench bundles docs clean
+.PHONY: setup setup-js js dev check check-ruff check-mypy check-pytest test lint gates \
+	telemetry-check chaos bench bundles docs clean
+
+# One mypy cache for every mypy run (shared/, the CLI, each function): warm after the first.
+MYPY := $(BIN)/mypy --cache-dir $(CURDIR)/.mypy_cache
+# pytest's workers: one per core (pytest-xdist). Each worker starts its own local services, and
+# a module's tests stay on one worker (their module-scoped fixtures are set up once).
+PYTEST_WORKERS ?= auto
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 
@@ -29,7 +39,7 @@ $(UV):
 
 $(STAMP): pyproject.toml uv.lock scripts/setup-system.sh | $(UV)
 	bash scripts/setup-system.sh
-	$(UV) sync --frozen --extra local --python $(PYTHON) --quiet
+	$(UV) sync --frozen --extra cli --extra local --python $(PYTHON) --quiet
 	touch $(STAMP)
 
 # Checkov pins its own fork of python-hcl2, which installs the same `hcl2` module as the
@@ -58,13 +68,25 @@ js: setup-js
 dev: setup
 	$(BIN)/telemetry dev $(DEV_ARGS)
 
-## lint: ruff, ruff format, mypy (strict on shared/)
-lint: setup
+## check: the fast loop after every change, with no service and no browser: ruff, mypy and
+## the unit and contract tests, side by side
+check: setup
+	@$(MAKE) --no-print-directory -j3 --output-sync=target check-ruff check-mypy check-pytest
+
+check-ruff: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared telemetry_cli telemetry_client benchmarks
+
+check-mypy: setup
+	$(MYPY) shared telemetry_cli telemetry_client benchmarks
 	@set -e; for dir in functions/*/; do [ -f "$$dir/main.py" ] || continue; \
-		echo "mypy $$dir"; (cd "$$dir" && MYPYPATH=$(CURDIR) $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml .); done
+		echo "mypy $$dir"; (cd "$$dir" && MYPYPATH=$(CURDIR) $(CURDIR)/$(MYPY) --config-file $(CURDIR)/pyproject.toml .); done
+
+check-pytest: setup
+	$(BIN)/pytest -q -p no:cacheprovider $(XDIST) tests/unit tests/contract
+
+## lint: ruff, ruff format, mypy (strict on shared/)
+lint: check-ruff check-mypy
 
 ## telemetry-check: the roadmap's gate: registry lint, docs drift, schema contract tests, static analysis
 telemetry-check: setup
@@ -77,11 +99,10 @@ telemetry-check: setup
 	$(BIN)/telemetry metrics dashboards --check
 	$(BIN)/pytest -q -p no:cacheprovider tests/contract
 	$(BIN)/ruff check shared
-	$(BIN)/mypy shared
+	$(MYPY) shared
 
-## test: lint, the telemetry gate and the whole suite with coverage floors
-## (PYTEST_ARGS narrows pytest, e.g. Cloud Build's -m 'not needs_terraform'; CI never sets it)
-test: setup lint js
+## gates: the registry and catalog gates (lint, generated docs not drifted)
+gates: setup
 	$(BIN)/telemetry registry lint
 	$(BIN)/telemetry registry docs --check
 	$(BIN)/telemetry registry ts --check
@@ -89,7 +110,12 @@ test: setup lint js
 	$(BIN)/telemetry metrics lint
 	$(BIN)/telemetry metrics docs --check
 	$(BIN)/telemetry metrics dashboards --check
-	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider --durations=20 $(PYTEST_ARGS)
+
+## test: lint, the JS checks, the gates and the whole suite over every core, with coverage floors
+## (PYTEST_ARGS narrows pytest, e.g. Cloud Build's -m 'not needs_terraform'; CI never sets it)
+test: setup
+	@$(MAKE) --no-print-directory -j3 --output-sync=target lint js gates
+	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider $(XDIST) --durations=20 $(PYTEST_ARGS)
 	@set -e; for floor in $(COVERAGE_FLOORS); do \
 		path=$${floor%%=*}; min=$${floor##*=}; \
 		$(BIN)/coverage report --include="$$path/*" --fail-under=$$min >/dev/null \

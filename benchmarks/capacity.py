@@ -7,7 +7,7 @@ arrive on a diurnal curve (1.8x the mean at 14:00 UTC, 0.2x at 02:00); the sink 
 than the largest Cloud SQL machine's write ceiling). Printed per volume: the peak backlog, the
 drain time, and every Pub/Sub or Cloud Run quota crossed (publish throughput, instances for
 ingest's 10x burst, backlog older than the subscription's 7-day retention).
-Rates: ``shared/capacity/measured_rates.json`` (``telemetry capacity --measure``).
+Rates: ``telemetry_cli/capacity_model/measured_rates.json`` (``telemetry capacity --measure``).
 Last line: ``capacity: <volume> backlog <events> drained in <minutes> min; …``.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)
 
-from shared.capacity.model import (  # noqa: E402
+from telemetry_cli.capacity_model.model import (  # noqa: E402
     CLOUD_RUN_DEFAULT_MAX_INSTANCES,
     CLOUD_RUN_MAX_INSTANCES,
     PUBSUB_PUBLISH_QUOTA_BPS,

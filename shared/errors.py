@@ -101,15 +101,6 @@ def local_file_error(error: BaseException) -> LocalFileError | None:
     return None
 
 
-class StackError(TerminalError):
-    """The local stack could not start; names the cause and the log file to read."""
-
-    def __init__(self, message: str, log_file: str | None = None) -> None:
-        text = f"{message} (see {log_file})" if log_file else message
-        super().__init__(text, log_file=log_file)
-        self.log_file = log_file
-
-
 def is_unreachable(error: BaseException) -> bool:
     """True when a Google API or HTTP call failed because the service did not answer in time.
 

@@ -2,7 +2,8 @@
 
 ``--measure`` runs the project's own benchmarks on this machine (ingest, sink, snapshot) and a
 storage measurement (bytes per row in PostgreSQL and its WAL, on the topic, in Parquet), and
-writes them with a description of the machine to ``shared/capacity/measured_rates.json``.
+writes them with a description of the machine to
+``telemetry_cli/capacity_model/measured_rates.json``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from typing import Any
 
 import click
 
-from shared.capacity.model import RATES_PATH, Assumptions, Plan, load_prices, load_rates, plan
+from telemetry_cli.capacity_model.model import (
+    RATES_PATH,
+    Assumptions,
+    Plan,
+    load_prices,
+    load_rates,
+    plan,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 _LAST_LINES = {

@@ -664,7 +664,8 @@ def query(sql: str, output: str, tier: str, engine: str, dataset: str) -> None:
     from shared.contract.registry import default_registry
     from shared.settings import get_settings
     from shared.storage.hot.engine import get_engine
-    from shared.storage.warm.query import run_bigquery, run_duckdb
+    from shared.storage.warm.query import run_duckdb
+    from telemetry_cli.bigquery import run_bigquery
 
     settings = get_settings()
     if engine == "bigquery":

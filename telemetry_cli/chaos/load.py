@@ -315,7 +315,7 @@ class PageServer:
 
     def __init__(self) -> None:
         if not IIFE.exists():
-            from shared.errors import StackError
+            from telemetry_cli.stack.errors import StackError
 
             raise StackError(
                 "the JS client is not built: run `make js` (npm ci && npm run build in clients/js)"
@@ -362,7 +362,7 @@ class BrowserLoad:
 
         from playwright.sync_api import sync_playwright
 
-        from shared.errors import StackError
+        from telemetry_cli.stack.errors import StackError
 
         executable = shutil.which("chromium") or shutil.which("chromium-browser")
         if executable is None:

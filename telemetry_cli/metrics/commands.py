@@ -228,12 +228,12 @@ def metrics_backtest(days: int, names: tuple[str, ...], as_json: bool) -> None:
     """Replay the catalog over the last DAYS of history (warm and hot tiers) and print the
     alerts each metric would have sent, per week."""
     from shared.contract.registry import default_registry
-    from shared.metrics.backtest import backtest
     from shared.metrics.catalog import Catalog, default_catalog
     from shared.metrics.evaluate import DuckDbRunner, Evaluator
     from shared.settings import get_settings
     from shared.storage.hot.engine import get_engine
     from shared.storage.warm.query import open_views
+    from telemetry_cli.metrics.backtest import backtest
 
     settings, registry = get_settings(), default_registry()
     catalog = default_catalog()

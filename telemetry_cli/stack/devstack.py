@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared.errors import StackError, TelemetryError
+from shared.errors import TelemetryError
 from shared.pubsub import resources as names
 from shared.settings import reset_settings
 from shared.storage.hot.engine import dispose_engine, make_engine, run_migrations
 from telemetry_cli.stack import gcs, pubsub
+from telemetry_cli.stack.errors import StackError
 from telemetry_cli.stack.functions import (
     FUNCTION_PREFIX,
     discover_functions,

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from shared.errors import StackError
+from telemetry_cli.stack.errors import StackError
 from telemetry_cli.stack.process import ManagedProcess, free_port, port_answers
 
 #: The project's functions, ``functions/<name>/main.py`` each.

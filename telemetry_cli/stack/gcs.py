@@ -6,7 +6,7 @@ import contextlib
 import importlib.util
 from pathlib import Path
 
-from shared.errors import StackError
+from telemetry_cli.stack.errors import StackError
 from telemetry_cli.stack.process import ManagedProcess, http_ok
 
 

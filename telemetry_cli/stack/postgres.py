@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from shared.errors import StackError
+from telemetry_cli.stack.errors import StackError
 
 logger = logging.getLogger(__name__)
 

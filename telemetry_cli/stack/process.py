@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from shared.errors import StackError
+from telemetry_cli.stack.errors import StackError
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from google.api_core import exceptions as gexc
 
-from shared.errors import StackError
 from shared.pubsub import resources as names
+from telemetry_cli.stack.errors import StackError
 from telemetry_cli.stack.process import ManagedProcess, http_ok
 
 _LAUNCHER = Path("platform/pubsub-emulator/bin/cloud-pubsub-emulator")

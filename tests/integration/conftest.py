@@ -6,6 +6,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,23 @@ from shared.policy.privacy import Pseudonymiser
 from shared.policy.sampling import SamplingPolicy
 from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring
 from tests.integration.tiers import warm  # noqa: F401 - the fixture, for every module here
+
+
+def remove_dev_postgres(*states: Path) -> None:
+    """Remove the PostgreSQL data that `telemetry dev` keeps under /tmp for each state folder
+    (a persistent stack's, named per user and state folder: see ``default_data_dir``)."""
+    from telemetry_cli.stack.postgres import default_data_dir
+
+    for state in states:
+        shutil.rmtree(default_data_dir(state), ignore_errors=True)
+
+
+@pytest.fixture
+def dev_state(tmp_path: Path) -> Iterator[Path]:
+    """A state folder for `telemetry dev` runs; their PostgreSQL data is removed after."""
+    state = tmp_path / "state"
+    yield state
+    remove_dev_postgres(state)
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,12 @@ import pytest
 
 from shared.contract.registry import default_registry
 from shared.metrics import messages
-from shared.metrics.backtest import MetricBacktest, backtest
 from shared.metrics.catalog import default_catalog
 from shared.metrics.evaluate import DuckDbRunner, Evaluator, PostgresRunner, grid_for
 from shared.storage.warm.query import open_views
 from telemetry_cli.generator import Incident
 from telemetry_cli.history import fill_history
+from telemetry_cli.metrics.backtest import MetricBacktest, backtest
 from tests.integration.tiers import Warm, fresh_tiers
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,6 @@ metric agrees with the source, and the product metrics are the same before and a
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from shared.metrics.catalog import default_catalog
 from shared.metrics.evaluate import Evaluator, PostgresRunner, grid_for
 from shared.storage.hot.engine import make_engine
 from telemetry_cli.generator import EventGenerator
-from telemetry_cli.stack.postgres import default_data_dir
+from tests.integration.conftest import remove_dev_postgres
 from tests.integration.test_dev_cli import CLEAN_ENV, start_dev, wait_for_info
 
 pytestmark = pytest.mark.integration
@@ -117,4 +116,4 @@ def test_the_canary_replays_the_warm_tier_and_finds_no_difference(tmp_path: Path
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
-        shutil.rmtree(default_data_dir(state), ignore_errors=True)
+        remove_dev_postgres(state)

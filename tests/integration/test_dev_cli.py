@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from telemetry_cli.stack.postgres import default_data_dir
 from telemetry_cli.stack.process import group_alive, pid_alive, port_is_free
+from tests.integration.conftest import remove_dev_postgres
 
 pytestmark = pytest.mark.integration
 TELEMETRY = str(Path(sys.executable).parent / "telemetry")
@@ -31,8 +30,7 @@ CLEAN_ENV = {
 def _remove_postgres_data(tmp_path: Path) -> Iterator[None]:
     """`telemetry dev` keeps PostgreSQL's data under /tmp per state folder: remove this test's."""
     yield
-    for state in (tmp_path / "state", tmp_path / "checkout" / ".telemetry"):
-        shutil.rmtree(default_data_dir(state), ignore_errors=True)
+    remove_dev_postgres(tmp_path / "state", tmp_path / "checkout" / ".telemetry")
 
 
 def start_dev(state: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:

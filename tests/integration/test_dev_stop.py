@@ -136,9 +136,11 @@ def light_load(state: Path) -> None:
         assert answer.status == 202
 
 
-def test_sigterm_at_any_moment_stops_everything_within_10_s(tmp_path: Path) -> None:
+def test_sigterm_at_any_moment_stops_everything_within_10_s(
+    tmp_path: Path, dev_state: Path
+) -> None:
     rng = random.Random(SEED)
-    state, log = tmp_path / "state", tmp_path / "dev.log"
+    state, log = dev_state, tmp_path / "dev.log"
     for cycle in range(CYCLES):
         delay = rng.uniform(0.3, 6.5)  # start-up takes about 5 s: before, during and after it
         proc = start(state, log)
@@ -171,8 +173,8 @@ def test_sigterm_at_any_moment_stops_everything_within_10_s(tmp_path: Path) -> N
         assert took < 10
 
 
-def test_a_start_after_a_killed_run_stops_what_it_left(tmp_path: Path) -> None:
-    state, log = tmp_path / "state", tmp_path / "dev.log"
+def test_a_start_after_a_killed_run_stops_what_it_left(tmp_path: Path, dev_state: Path) -> None:
+    state, log = dev_state, tmp_path / "dev.log"
     first = start(state, log)
     watcher = Watcher(first.pid)
     wait_ready(state, first.pid, log)
@@ -211,7 +213,9 @@ def _function_pid(name: str, port: int) -> int | None:
     return None
 
 
-def test_a_crashed_function_is_started_again_and_nothing_is_lost(tmp_path: Path) -> None:
+def test_a_crashed_function_is_started_again_and_nothing_is_lost(
+    tmp_path: Path, dev_state: Path
+) -> None:
     """kill -9 of the sink (a crashed instance): `telemetry dev` starts it again on its port,
     as Cloud Run starts a new instance, and the events sent meanwhile are stored."""
     from urllib.parse import urlparse
@@ -220,7 +224,7 @@ def test_a_crashed_function_is_started_again_and_nothing_is_lost(tmp_path: Path)
 
     from shared.storage.hot.engine import make_engine
 
-    state, log = tmp_path / "state", tmp_path / "dev.log"
+    state, log = dev_state, tmp_path / "dev.log"
     proc = start(state, log)
     try:
         wait_ready(state, proc.pid, log)

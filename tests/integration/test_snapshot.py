@@ -406,7 +406,8 @@ def test_the_bigquery_sql_means_the_same_when_transpiled_back(
     DuckDB's dialect and run on the warm tier, and must give the same answer."""
     import sqlglot
 
-    from shared.storage.warm.query import open_views, to_bigquery
+    from shared.storage.warm.query import open_views
+    from telemetry_cli.bigquery import to_bigquery
 
     write_events(warm.engine, parity_events(make_events))
     warm.snapshotter().run()

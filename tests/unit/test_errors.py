@@ -5,12 +5,12 @@ from shared.errors import (
     ContractViolation,
     RegistryError,
     ServiceUnavailable,
-    StackError,
     TelemetryError,
     TerminalError,
     TransientError,
     UnknownEvent,
 )
+from telemetry_cli.stack.errors import StackError
 
 
 def test_every_error_says_whether_a_retry_can_help() -> None:

@@ -11,8 +11,7 @@ A row is in the files or past the watermark, never both, so no row is counted tw
 view answers for every day either tier holds (180 days of warm, the newest rows from hot).
 ``tier="hot"`` reads all hot rows and no files; ``tier="warm"`` the files alone.
 
-The BigQuery engine runs the same SQL, transpiled by sqlglot from DuckDB's dialect, on the
-external tables Terraform defines over the same files.
+At scale the operator CLI runs the same SQL on BigQuery (``telemetry_cli.bigquery``).
 """
 
 from __future__ import annotations
@@ -42,8 +41,7 @@ def gcs_filesystem(settings: Settings) -> Any:
     """An fsspec filesystem for ``gs://`` (the emulator in dev, GCS with default credentials).
 
     It is gcsfs's core filesystem: the package's default one (``gcsfs.GCSFileSystem``) looks up
-    hierarchical-namespace support on every call, and each lookup waits 60 s on the emulator
-    (LOCAL_STACK.md).
+    hierarchical-namespace support on every call, and each lookup waits 60 s on the emulator.
     """
     from gcsfs.core import GCSFileSystem
 
@@ -123,26 +121,3 @@ def run_duckdb(
         return QueryResult(list(relation.columns), relation.fetchall())
     finally:
         con.close()
-
-
-def to_bigquery(sql: str, project: str, dataset: str) -> str:
-    """``sql`` in BigQuery's dialect, the event tables qualified with ``project.dataset``."""
-    import sqlglot
-    from sqlglot import exp
-
-    tree = sqlglot.parse_one(sql, read="duckdb")
-    for table in tree.find_all(exp.Table):
-        if table.name in EVENT_TABLES and not table.db:
-            table.set("db", exp.to_identifier(dataset))
-            table.set("catalog", exp.to_identifier(project))
-    return tree.sql(dialect="bigquery")
-
-
-def run_bigquery(settings: Settings, sql: str, dataset: str = "telemetry") -> QueryResult:
-    """Run ``sql`` (DuckDB's dialect) on the BigQuery external tables over the warm tier."""
-    from google.cloud import bigquery
-
-    client = bigquery.Client(project=settings.google_cloud_project)
-    job = client.query(to_bigquery(sql, settings.google_cloud_project, dataset))
-    rows = job.result()
-    return QueryResult([f.name for f in rows.schema], [tuple(r.values()) for r in rows])

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from shared.capacity import model
-from shared.capacity.model import Assumptions, load_prices, plan
+from telemetry_cli.capacity_model import model
+from telemetry_cli.capacity_model.model import Assumptions, load_prices, plan
 
 RATES: dict[str, Any] = {
     "measured_at": "2026-11-28T04:00:00+00:00",

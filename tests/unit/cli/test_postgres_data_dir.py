@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import StackError
 from telemetry_cli.stack import postgres
+from telemetry_cli.stack.errors import StackError
 from telemetry_cli.stack.postgres import claim_data_dir
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.errors import StackError
+from telemetry_cli.stack.errors import StackError
 from telemetry_cli.stack.functions import discover_functions
 from telemetry_cli.stack.process import (
     ManagedProcess,
