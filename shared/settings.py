@@ -9,11 +9,12 @@ Secrets are :class:`pydantic.SecretStr` and never appear in ``repr`` or logs.
 from __future__ import annotations
 
 import functools
+import os
 import re
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from shared.contract.registry.keywords import CATEGORIES
 from shared.errors import ConfigurationError
@@ -40,10 +41,26 @@ REQUIRED_IN_PRODUCTION: tuple[str, ...] = (
 )
 
 
-class Settings(BaseSettings):
-    """The pipeline's configuration (names as in ARCHITECTURE.md)."""
+class Settings(BaseModel):
+    """The pipeline's configuration, one field per environment variable (the field's alias).
 
-    model_config = SettingsConfigDict(frozen=True, case_sensitive=False, extra="ignore")
+    A plain pydantic model: :meth:`from_environment` reads the variables. (pydantic-settings
+    did the same and cost a cold start more time to import than the whole web framework.)
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings the environment names (variable names in any case); the rest default."""
+        source = os.environ if environ is None else environ
+        upper = {name.upper(): value for name, value in source.items()}
+        values: dict[str, Any] = {}
+        for field in cls.model_fields.values():
+            alias = field.alias
+            if alias is not None and alias in upper:
+                values[alias] = upper[alias]
+        return cls.model_validate(values)
 
     telemetry_env: Environment = Field("dev", alias="TELEMETRY_ENV")
     database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
@@ -249,7 +266,7 @@ def parse_sample_rates(value: str) -> dict[str, float]:
 def load_settings() -> Settings:
     """Read the environment into a fresh :class:`Settings`, or explain what is wrong."""
     try:
-        settings = Settings()
+        settings = Settings.from_environment()
     except ValidationError as exc:
         problems = []
         names = []
@@ -264,8 +281,6 @@ def load_settings() -> Settings:
 
 
 def _check_production(settings: Settings) -> None:
-    import os
-
     env = settings.telemetry_env
     missing = [name for name in REQUIRED_IN_PRODUCTION if not os.environ.get(name)]
     if not os.environ.get("DATABASE_URL") and not os.environ.get("TELEMETRY_CLOUDSQL_INSTANCE"):
