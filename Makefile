@@ -17,14 +17,15 @@ export CHECKPOINT_DISABLE := 1
 # Coverage floors (path=percent) that `make test` enforces.
 COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 functions/snapshot=90 functions/lifecycle=90 functions/anomaly=90 telemetry_client=90
 
-.PHONY: setup setup-js js dev check check-ruff check-mypy check-pytest test lint gates \
+.PHONY: setup setup-js js js-build dev check check-ruff check-mypy check-pytest test test-pytest lint gates \
 	telemetry-check chaos bench bundles docs clean
 
 # One mypy cache for every mypy run (shared/, the CLI, each function): warm after the first.
 MYPY := $(BIN)/mypy --cache-dir $(CURDIR)/.mypy_cache
-# pytest's workers: one per core (pytest-xdist). Each worker starts its own local services, and
-# a module's tests stay on one worker (their module-scoped fixtures are set up once).
-PYTEST_WORKERS ?= auto
+# pytest's workers (pytest-xdist): two per core, as most integration tests wait on services and
+# subprocesses more than they compute. Each worker starts its own local services, and a
+# module's tests stay on one worker (their module-scoped fixtures are set up once).
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) * 2 )))
 XDIST := -n $(PYTEST_WORKERS) --dist loadfile
 
 CHECKOV := $(TOOLS)/checkov/bin/checkov
@@ -60,9 +61,13 @@ $(JS_STAMP): $(JS)/package-lock.json scripts/setup-system.sh
 	cd $(JS) && npm ci --no-audit --no-fund --loglevel=error
 	touch $(JS_STAMP)
 
-## js: type-check, unit-test and size the JS client (builds clients/js/dist)
-js: setup-js
-	cd $(JS) && npm run -s typecheck && npm test --silent && npm run -s size
+## js-build: build the JS client (clients/js/dist: the browser tests and chaos load it)
+js-build: setup-js
+	cd $(JS) && npm run -s build
+
+## js: type-check, unit-test and size the JS client
+js: js-build
+	cd $(JS) && npm run -s typecheck && npm test --silent && node scripts/size.mjs
 
 ## dev: run the whole pipeline locally (Ctrl-C stops everything)
 dev: setup
@@ -111,10 +116,13 @@ gates: setup
 	$(BIN)/telemetry metrics docs --check
 	$(BIN)/telemetry metrics dashboards --check
 
-## test: lint, the JS checks, the gates and the whole suite over every core, with coverage floors
-## (PYTEST_ARGS narrows pytest, e.g. Cloud Build's -m 'not needs_terraform'; CI never sets it)
+## test: lint, the JS checks, the gates and the whole suite over every core, side by side, with
+## coverage floors (PYTEST_ARGS narrows pytest, e.g. Cloud Build's -m 'not needs_terraform';
+## CI never sets it)
 test: setup
-	@$(MAKE) --no-print-directory -j3 --output-sync=target lint js gates
+	@$(MAKE) --no-print-directory -j4 --output-sync=line lint js gates test-pytest
+
+test-pytest: setup js-build
 	$(BIN)/pytest --cov --cov-report=term --cov-report=xml -p no:cacheprovider $(XDIST) --durations=20 $(PYTEST_ARGS)
 	@set -e; for floor in $(COVERAGE_FLOORS); do \
 		path=$${floor%%=*}; min=$${floor##*=}; \

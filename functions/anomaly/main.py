@@ -26,18 +26,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 import functions_framework
 
 from shared.http import Answer, answer_request, failure_answer, parse_action
-from shared.metrics.canary import run_canary
-from shared.metrics.run import AnomalyRun, anomaly_from_settings
-from shared.observability.log import configure_logging
-from shared.settings import get_settings
-from shared.storage.gcs import get_storage_client
-from shared.storage.warm.snapshot import service_failure
+
+if TYPE_CHECKING:  # imported where used: a cold start loads only the web framework
+    from shared.metrics.run import AnomalyRun
 
 logger = logging.getLogger("anomaly")
 #: How long the canary waits for its events to land (the function's timeout is longer).
@@ -52,6 +49,10 @@ def get_run() -> AnomalyRun:
     if _run is None:
         with _lock:
             if _run is None:
+                from shared.metrics.run import anomaly_from_settings
+                from shared.observability.log import configure_logging
+                from shared.settings import get_settings
+
                 settings = get_settings()
                 configure_logging(settings.telemetry_log_level)
                 _run = anomaly_from_settings(settings)
@@ -75,6 +76,9 @@ def _materialize(body: dict[str, Any]) -> Answer:
     days_back = body.get("days_back", 2)
     if not isinstance(days_back, int) or isinstance(days_back, bool) or not 0 <= days_back <= 30:
         return Answer(400, {"error": "days_back must be a whole number from 0 to 30"})
+    from shared.settings import get_settings
+    from shared.storage.gcs import get_storage_client
+
     settings = get_settings()
     bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
     return Answer(200, get_run().materialize(bucket, days_back).to_json())
@@ -86,6 +90,9 @@ def _status(_body: dict[str, Any]) -> Answer:
 
 
 def _canary(body: dict[str, Any]) -> Answer:
+    from shared.metrics.canary import run_canary
+    from shared.settings import get_settings
+
     settings = get_settings()
     if not settings.telemetry_canary_target:
         return Answer(400, {"error": "set TELEMETRY_CANARY_TARGET to the target's ingest URL"})
@@ -126,6 +133,8 @@ def handle(method: str, body: bytes) -> Answer:
     try:
         return ACTIONS[action](request)
     except Exception as exc:
+        from shared.storage.warm.snapshot import service_failure
+
         return failure_answer(
             "anomaly", action, service_failure(exc), logger, "the next run catches up"
         )
@@ -134,6 +143,8 @@ def handle(method: str, body: bytes) -> Answer:
 @functions_framework.http
 def anomaly(request: flask.Request) -> Any:
     """Run one anomaly action."""
+    from shared.settings import get_settings
+
     return answer_request(request, handle, get_settings().google_cloud_project)
 
 

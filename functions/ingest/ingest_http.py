@@ -14,11 +14,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import orjson
-from otlp_http import PATHS as OTLP_PATHS
-from otlp_http import OtlpHandler, OtlpOutcome
 
 from shared.contract.intake import Intake, IntakeResult
 from shared.contract.openapi import OPENAPI_PATH, openapi_document
@@ -39,8 +37,14 @@ from shared.policy.flags import RuntimeFlags
 from shared.pubsub.publisher import EventPublisher
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    from otlp_http import OtlpHandler
+
 logger = logging.getLogger("ingest")
 PATHS = frozenset({"/", "/v1/events", "/v1/events/"})
+#: OTLP/HTTP trace exports (``otlp_http``, imported on the first of them: a beacon's cold
+#: start never loads the protobuf messages).
+OTLP_PATHS = frozenset({"/v1/traces", "/v1/traces/"})
 MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 RETRY_AFTER_S = 5
 
@@ -97,7 +101,18 @@ class IngestHandler:
         self.summary = PeriodicSummary(
             logger, "ingest summary", settings.telemetry_log_summary_s, on_flush=self._store_counts
         )
-        self.otlp = OtlpHandler(settings, intake, publisher, flags, clock)
+        self._otlp: OtlpHandler | None = None
+
+    @property
+    def otlp(self) -> OtlpHandler:
+        """The OTLP handler, built (and its module imported) on the first trace export."""
+        if self._otlp is None:
+            from otlp_http import OtlpHandler
+
+            self._otlp = OtlpHandler(
+                self.settings, self.intake, self.publisher, self.flags, self.clock
+            )
+        return self._otlp
 
     def _openapi(self, method: str) -> Answer:
         """The API's OpenAPI document (generated once per instance)."""
@@ -162,6 +177,8 @@ class IngestHandler:
             traceparent=headers.get("traceparent"),
             request_id=headers.get("function-execution-id"),
         ):
+            from otlp_http import OtlpOutcome
+
             try:
                 outcome = self.otlp.handle(method, headers, stream)
             except RequestProblem as problem:

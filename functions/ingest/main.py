@@ -2,29 +2,24 @@
 
 Entry point ``ingest``. Thin: unwrap the request, call :class:`ingest_http.IngestHandler`,
 map its answer to a response. The handler and its clients are built lazily on the first
-request and reused (nothing connects at import).
+request and reused (nothing connects at import). Importing this module loads the web
+framework and nothing else: a new instance (Cloud Run scales to zero, and adds instances at a
+peak) is listening as soon as functions-framework is; what a request needs loads with it.
 """
 
 from __future__ import annotations
 
 import atexit
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 import functions_framework
-from ingest_http import IngestHandler
 
-from shared.contract.intake import Intake
-from shared.contract.validation import EventValidator
 from shared.http import flask_response
-from shared.observability.log import configure_logging
-from shared.observability.tracing import setup_tracing
-from shared.policy.flags import RuntimeFlags
-from shared.policy.privacy import Pseudonymiser
-from shared.policy.sampling import SamplingPolicy
-from shared.pubsub.publisher import get_publisher
-from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from ingest_http import IngestHandler
 
 _handler: IngestHandler | None = None
 _lock = threading.Lock()
@@ -36,6 +31,18 @@ def get_handler() -> IngestHandler:
     if _handler is None:
         with _lock:
             if _handler is None:
+                from ingest_http import IngestHandler
+
+                from shared.contract.intake import Intake
+                from shared.contract.validation import EventValidator
+                from shared.observability.log import configure_logging
+                from shared.observability.tracing import setup_tracing
+                from shared.policy.flags import RuntimeFlags
+                from shared.policy.privacy import Pseudonymiser
+                from shared.policy.sampling import SamplingPolicy
+                from shared.pubsub.publisher import get_publisher
+                from shared.settings import get_settings
+
                 settings = get_settings()
                 configure_logging(settings.telemetry_log_level)
                 setup_tracing(settings)

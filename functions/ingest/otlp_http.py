@@ -41,7 +41,6 @@ from shared.policy.flags import RuntimeFlags
 from shared.pubsub.publisher import EventPublisher
 from shared.settings import Settings
 
-PATHS = frozenset({"/v1/traces", "/v1/traces/"})
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 RETRY_AFTER_S = 5

@@ -22,20 +22,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 import functions_framework
 
-from shared.errors import ContractViolation, TerminalError
 from shared.http import Answer, answer_request, failure_answer, parse_action
-from shared.observability.log import configure_logging
-from shared.settings import get_settings
-from shared.storage import audit
-from shared.storage.cold.verify import verify_archives
-from shared.storage.erasure import ErasureRequest, ErasureRunning, UnknownRequest, check_request_id
-from shared.storage.lifecycle import Lifecycle
-from shared.storage.warm.snapshot import SnapshotAlreadyRunning, service_failure
+
+if TYPE_CHECKING:  # imported where used: a cold start loads only the web framework
+    from shared.storage.erasure import ErasureRequest
+    from shared.storage.lifecycle import Lifecycle
 
 logger = logging.getLogger("lifecycle")
 _lock = threading.Lock()
@@ -48,6 +44,10 @@ def get_lifecycle() -> Lifecycle:
     if _lifecycle is None:
         with _lock:
             if _lifecycle is None:
+                from shared.observability.log import configure_logging
+                from shared.settings import get_settings
+                from shared.storage.lifecycle import Lifecycle
+
                 settings = get_settings()
                 configure_logging(settings.telemetry_log_level)
                 _lifecycle = Lifecycle.from_settings(settings)
@@ -76,11 +76,15 @@ def _erase(body: dict[str, Any]) -> Answer:
 
 
 def _erase_status(body: dict[str, Any]) -> Answer:
+    from shared.storage.erasure import check_request_id
+
     request_id = check_request_id(body.get("request_id"))  # type: ignore[arg-type]
     return Answer(200, _request_json(get_lifecycle().eraser().status(request_id)))
 
 
 def _erase_verify(body: dict[str, Any]) -> Answer:
+    from shared.storage.erasure import check_request_id
+
     request_id = check_request_id(body.get("request_id"))  # type: ignore[arg-type]
     found = get_lifecycle().eraser().verify(request_id)
     return Answer(
@@ -89,6 +93,8 @@ def _erase_verify(body: dict[str, Any]) -> Answer:
 
 
 def _archive_verify(body: dict[str, Any]) -> Answer:
+    from shared.storage.cold.verify import verify_archives
+
     lifecycle = get_lifecycle()
     report = verify_archives(lifecycle.engine, lifecycle.bucket, deep=body.get("deep") is True)
     problems = [str(p) for p in report.problems]
@@ -98,6 +104,8 @@ def _archive_verify(body: dict[str, Any]) -> Answer:
 
 
 def _audit_verify(_body: dict[str, Any]) -> Answer:
+    from shared.storage import audit
+
     checked, broken = audit.verify_chain(get_lifecycle().engine)
     return Answer(200, {"entries": checked, "broken": str(broken) if broken else None})
 
@@ -114,6 +122,10 @@ ACTIONS: dict[str, Callable[[dict[str, Any]], Answer]] = {
 
 def handle(method: str, body: bytes) -> Answer:
     """Run the action a request names; never raises."""
+    from shared.errors import ContractViolation, TerminalError
+    from shared.storage.erasure import ErasureRunning, UnknownRequest
+    from shared.storage.warm.snapshot import SnapshotAlreadyRunning, service_failure
+
     parsed = parse_action(method, body, ACTIONS)
     if isinstance(parsed, Answer):
         return parsed
@@ -138,6 +150,8 @@ def handle(method: str, body: bytes) -> Answer:
 @functions_framework.http
 def lifecycle(request: flask.Request) -> Any:
     """Run one lifecycle action."""
+    from shared.settings import get_settings
+
     return answer_request(request, handle, get_settings().google_cloud_project)
 
 

@@ -12,41 +12,48 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import functions_framework
 from cloudevents.http import CloudEvent
-from sink_logic import SinkHandler
 
-from shared.contract.stored_event import StoredEvent
-from shared.contract.validation import EventValidator
-from shared.errors import TelemetryError
-from shared.observability.log import configure_logging, request_context
-from shared.observability.tracing import extract_trace_context, get_tracer, setup_tracing
-from shared.pubsub.publisher import dead_letter_sender
-from shared.pubsub.push import unwrap_push
-from shared.settings import get_settings
-from shared.storage.hot.engine import get_engine
-from shared.storage.hot.writer import WriteResult, write_events
+if TYPE_CHECKING:
+    from sink_logic import SinkHandler
+
+    from shared.contract.stored_event import StoredEvent
+    from shared.storage.hot.writer import WriteResult
 
 logger = logging.getLogger("sink")
 _handler: SinkHandler | None = None
+_tracer: Any = None
 _lock = threading.Lock()
-_tracer = get_tracer("sink")
 
 
 def _store(events: Sequence[StoredEvent]) -> WriteResult:
+    from shared.storage.hot.engine import get_engine
+    from shared.storage.hot.writer import write_events
+
     return write_events(get_engine(), events)
 
 
 def get_handler() -> SinkHandler:
     """The instance's handler, built on first use."""
-    global _handler
+    global _handler, _tracer
     if _handler is None:
         with _lock:
             if _handler is None:
+                from sink_logic import SinkHandler
+
+                from shared.contract.validation import EventValidator
+                from shared.observability.log import configure_logging
+                from shared.observability.tracing import get_tracer, setup_tracing
+                from shared.pubsub.publisher import dead_letter_sender
+                from shared.settings import get_settings
+
                 settings = get_settings()
                 configure_logging(settings.telemetry_log_level)
                 setup_tracing(settings)
+                _tracer = get_tracer("sink")
                 _handler = SinkHandler(_store, EventValidator(), dead_letter_sender(settings))
     return _handler
 
@@ -54,6 +61,13 @@ def get_handler() -> SinkHandler:
 @functions_framework.cloud_event
 def sink(cloud_event: CloudEvent) -> None:
     """Store the events of one Pub/Sub message (acknowledged by returning)."""
+    from shared.errors import TelemetryError
+    from shared.observability.log import request_context
+    from shared.observability.tracing import extract_trace_context
+    from shared.pubsub.push import unwrap_push
+    from shared.settings import get_settings
+
+    handler = get_handler()
     message = unwrap_push(cloud_event.data, fallback_id=cloud_event.get("id"))
     with (
         request_context(
@@ -66,7 +80,7 @@ def sink(cloud_event: CloudEvent) -> None:
         ),
     ):
         try:
-            get_handler().handle(message)
+            handler.handle(message)
         except Exception as exc:
             if isinstance(exc, TelemetryError) and exc.transient:
                 logger.warning(

@@ -14,21 +14,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import flask
 import functions_framework
 
-from shared.contract.registry import default_registry
-from shared.errors import ServiceUnavailable, TerminalError
 from shared.http import Answer, answer_request
-from shared.observability.log import configure_logging
-from shared.settings import get_settings
-from shared.storage.gcs import get_storage_client
-from shared.storage.hot.engine import get_engine
-from shared.storage.layout import EVENT_TABLES
-from shared.storage.warm.compaction import compact, delete_retired
-from shared.storage.warm.snapshot import SnapshotAlreadyRunning, Snapshotter
+
+if TYPE_CHECKING:
+    from shared.storage.warm.snapshot import Snapshotter
 
 logger = logging.getLogger("snapshot")
 _lock = threading.Lock()
@@ -41,6 +35,13 @@ def get_snapshotter() -> Snapshotter:
     if _snapshotter is None:
         with _lock:
             if _snapshotter is None:
+                from shared.contract.registry import default_registry
+                from shared.observability.log import configure_logging
+                from shared.settings import get_settings
+                from shared.storage.gcs import get_storage_client
+                from shared.storage.hot.engine import get_engine
+                from shared.storage.warm.snapshot import Snapshotter
+
                 settings = get_settings()
                 configure_logging(settings.telemetry_log_level)
                 bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
@@ -50,6 +51,10 @@ def get_snapshotter() -> Snapshotter:
 
 def handle(method: str, body: bytes) -> Answer:
     """Run the snapshot a request asks for; never raises."""
+    from shared.errors import ServiceUnavailable, TerminalError
+    from shared.storage.layout import EVENT_TABLES
+    from shared.storage.warm.snapshot import SnapshotAlreadyRunning
+
     if method != "POST":
         return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
     try:
@@ -81,6 +86,8 @@ def handle(method: str, body: bytes) -> Answer:
 
 
 def _compact(tables: list[str]) -> list[dict[str, Any]]:
+    from shared.storage.warm.compaction import compact, delete_retired
+
     snapshotter = get_snapshotter()
     merged = []
     for table in tables:
@@ -96,6 +103,8 @@ def _compact(tables: list[str]) -> list[dict[str, Any]]:
 @functions_framework.http
 def snapshot(request: flask.Request) -> Any:
     """Run a snapshot of the event tables."""
+    from shared.settings import get_settings
+
     return answer_request(request, handle, get_settings().google_cloud_project)
 
 

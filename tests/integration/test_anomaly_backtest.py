@@ -291,9 +291,12 @@ def test_the_report_renders_every_chart_with_data_in_chromium(
                 else (blocked.append(route.request.url), route.abort())
             ),
         )
-        page.goto(server.url)
+        # The server evaluates the whole catalog over nine days before it answers: on a loaded
+        # machine that takes longer than Playwright's default 30 s. What is tested is the page.
+        page.goto(server.url, timeout=180_000)
         page.wait_for_function(
-            "[...document.querySelectorAll('.card')].every(c => c.querySelector('.main-svg'))"
+            "[...document.querySelectorAll('.card')].every(c => c.querySelector('.main-svg'))",
+            timeout=120_000,
         )
         charts = page.evaluate(
             """() => [...document.querySelectorAll('.card')].map(c => ({

@@ -10,10 +10,13 @@ import pytest
 from functions_framework import create_app
 
 from shared.errors import ServiceUnavailable
+from shared.metrics import canary as metrics_canary
+from shared.metrics import run as metrics_run
 from shared.metrics.alerting import AlertState
 from shared.metrics.catalog import default_catalog
 from shared.metrics.materialize import MaterializeReport
 from shared.metrics.run import RunReport
+from shared.storage import gcs
 
 SOURCE = Path(__file__).resolve().parents[3] / "functions" / "anomaly" / "main.py"
 
@@ -48,7 +51,7 @@ def client_and_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Fake
 
     fake = FakeRun()
     anomaly_main._run = fake
-    monkeypatch.setattr(anomaly_main, "get_storage_client", lambda _settings: _FakeClient())
+    monkeypatch.setattr(gcs, "get_storage_client", lambda _settings: _FakeClient())
     yield app.test_client(), fake
     anomaly_main.reset()
 
@@ -140,7 +143,7 @@ def test_the_run_is_built_once_per_instance(
         return built[-1]
 
     anomaly_main.reset()
-    monkeypatch.setattr(anomaly_main, "anomaly_from_settings", build)
+    monkeypatch.setattr(metrics_run, "anomaly_from_settings", build)
     first = anomaly_main.get_run()
     assert anomaly_main.get_run() is first and built == [first]
 
@@ -165,7 +168,6 @@ def test_the_canary_needs_its_target_and_a_sane_count(
 def test_the_canary_answers_its_report_and_logs_differences(
     client_and_fake: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import main as anomaly_main
 
     from shared.metrics.canary import CanaryReport, Difference
     from shared.settings import reset_settings
@@ -183,7 +185,7 @@ def test_the_canary_answers_its_report_and_logs_differences(
         report.differences = [Difference("count of node.expand", 3, 2)]
         return report
 
-    monkeypatch.setattr(anomaly_main, "run_canary", fake_canary)
+    monkeypatch.setattr(metrics_canary, "run_canary", fake_canary)
     answer = client.post("/", json={"action": "canary", "count": 3})
     assert answer.status_code == 200
     assert answer.json["differences"] == ["count of node.expand: source 3, canary 2"]

@@ -128,7 +128,6 @@ def test_bad_bodies_say_what_is_wrong(client_and_fake, body: bytes, says: str) -
 
 
 def test_status_verify_and_checks(client_and_fake, monkeypatch: pytest.MonkeyPatch) -> None:
-    import main as lifecycle_main
 
     from shared.storage.audit import BrokenLink
     from shared.storage.cold.verify import ArchiveProblem, VerifyReport
@@ -136,16 +135,17 @@ def test_status_verify_and_checks(client_and_fake, monkeypatch: pytest.MonkeyPat
     client, fake = client_and_fake
     fake.eraser_.verify = lambda request_id: {"hot.telemetry_events": 0, "warm.api_calls_log": 2}  # type: ignore[attr-defined]
     fake.engine = fake.bucket = None  # type: ignore[attr-defined]
+    from shared.storage import audit
+    from shared.storage.cold import verify
+
     monkeypatch.setattr(
-        lifecycle_main,
+        verify,
         "verify_archives",
         lambda engine, bucket, deep: VerifyReport(
             1, 2, [ArchiveProblem("c", "archives/ab/x", "missing")]
         ),
     )
-    monkeypatch.setattr(
-        lifecycle_main.audit, "verify_chain", lambda engine: (5, BrokenLink(3, "changed"))
-    )
+    monkeypatch.setattr(audit, "verify_chain", lambda engine: (5, BrokenLink(3, "changed")))
     request_id = "er-" + "3" * 20
 
     def call(body: dict[str, Any]) -> dict[str, Any]:

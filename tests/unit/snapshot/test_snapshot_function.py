@@ -12,6 +12,7 @@ import pytest
 from functions_framework import create_app
 
 from shared.errors import ServiceUnavailable, TerminalError
+from shared.storage.warm import compaction
 from shared.storage.warm.snapshot import SnapshotAlreadyRunning, TableRun
 
 SOURCE = Path(__file__).resolve().parents[3] / "functions" / "snapshot" / "main.py"
@@ -111,7 +112,6 @@ def test_the_snapshotter_is_built_lazily_once(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_compact_runs_compaction_and_deletes_retired(client_and_fake, monkeypatch) -> None:
-    import main as snapshot_main
 
     client, fake = client_and_fake
     fake.settings, fake.engine, fake.bucket = object(), object(), object()
@@ -124,8 +124,8 @@ def test_compact_runs_compaction_and_deletes_retired(client_and_fake, monkeypatc
         merged.append(table)
         return [Merge()]
 
-    monkeypatch.setattr(snapshot_main, "compact", compact)
-    monkeypatch.setattr(snapshot_main, "delete_retired", lambda engine, bucket: 2)
+    monkeypatch.setattr(compaction, "compact", compact)
+    monkeypatch.setattr(compaction, "delete_retired", lambda engine, bucket: 2)
     response = client.post("/", data=json.dumps({"compact": True, "tables": ["api_calls_log"]}))
     assert response.status_code == 200
     assert response.get_json() == {"merged": [{"object": "m.parquet", "inputs": 2, "rows": 7}]}
