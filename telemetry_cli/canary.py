@@ -7,8 +7,6 @@ from typing import Any
 
 import click
 
-from shared.metrics.canary import run_canary
-
 
 def canary_command() -> Any:
     """The ``telemetry canary`` click command."""
@@ -37,6 +35,7 @@ def canary_command() -> Any:
         """Replay the newest warm-tier events into TARGET as canary traffic (new ids), wait
         until they land, and compare per-name counts and the catalog's values with the source.
         Prints every difference; exit 1 on any."""
+        from shared.metrics.canary import run_canary  # loaded by this command alone
         from shared.settings import get_settings
 
         report = run_canary(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
-from telemetry_cli.chaos.faults import FaultSettings
-from telemetry_cli.chaos.run import ChaosOptions, ChaosReport, ChaosRun
+if TYPE_CHECKING:
+    from telemetry_cli.chaos.run import ChaosReport
 
 
 @click.command()
@@ -39,6 +40,9 @@ def chaos(
     Pub/Sub emulator restarted, triple deliveries, a snapshot killed mid-upload, skewed and late
     clients, an erasure), then reconcile a ledger of every event ingest accepted with the hot
     tier, the warm tier and the dead-letter queue. Exit 1 unless nothing was lost or doubled."""
+    from telemetry_cli.chaos.faults import FaultSettings  # loaded by this command alone
+    from telemetry_cli.chaos.run import ChaosOptions, ChaosRun
+
     options = ChaosOptions(
         events=events,
         seed=seed,
