@@ -51,37 +51,82 @@ def _fresh_settings() -> Iterator[None]:
     reset_settings()
 
 
-@pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    """PostgreSQL, the Pub/Sub emulator and the GCS emulator, provisioned and migrated.
-
-    Started through the same DevStack code as ``telemetry dev``; a service that cannot start
-    fails the tests that need it (never a skip).
-    """
-    from telemetry_cli.stack.devstack import DevStack, StackOptions
-
-    state = tmp_path_factory.mktemp("stack")
-    options = StackOptions.from_environment(state_dir=state, with_functions=False, persistent=False)
-    stack = DevStack(options)
-    stack.start()
-    saved = {k: os.environ.get(k) for k in stack.env()}
-    stack.apply_env()
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in ``os.environ`` for a block, then what was there before."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    reset_settings()
     try:
-        yield stack
+        yield
     finally:
-        stack.stop()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        reset_settings()
 
 
 @pytest.fixture(scope="session")
-def engine(services: object) -> Iterator[Engine]:
+def postgres_url() -> Iterator[str]:
+    """This worker's PostgreSQL, migrated, and ``DATABASE_URL`` naming it. Started alone: a
+    test that needs only PostgreSQL does not wait for the emulators (:func:`services`).
+
+    Its folder is a private one in the temp folder, opened for traversal (as root, pgserver
+    runs the server as its own user), as ``telemetry dev`` makes it."""
+    import shutil
+    import tempfile
+
+    from shared.storage.hot.engine import dispose_engine, run_migrations
+    from telemetry_cli.stack.postgres import EmbeddedPostgres
+
+    root = Path(tempfile.mkdtemp(prefix="telemetry-stack-"))
+    root.chmod(0o755)
+    server = EmbeddedPostgres(root / "pg")
+    try:
+        server.start()
+        engine = make_engine(server.url)
+        try:
+            run_migrations(engine)
+        finally:
+            engine.dispose()
+        with _environment({"DATABASE_URL": server.url}):
+            yield server.url
+            dispose_engine()
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iterator[object]:
+    """PostgreSQL (:func:`postgres_url`), the Pub/Sub emulator and the GCS emulator,
+    provisioned and migrated, started for the first test that needs them.
+
+    Started through the same DevStack code as ``telemetry dev``; a service that cannot start
+    fails the tests that need it (never a skip). Each pytest-xdist worker has its own.
+    """
+    from telemetry_cli.stack.devstack import DevStack, StackOptions
+
+    state = tmp_path_factory.mktemp("stack")
+    options = StackOptions.from_environment(
+        state_dir=state, with_functions=False, persistent=False, database_url=postgres_url
+    )
+    stack = DevStack(options)
+    stack.start()
+    try:
+        with _environment(stack.env()):
+            stack.apply_env()
+            yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="session")
+def engine(postgres_url: str) -> Iterator[Engine]:
     """An engine on the test PostgreSQL (schema migrated)."""
-    url = services.database_url  # type: ignore[attr-defined]
-    eng = make_engine(url)
+    eng = make_engine(postgres_url)
     yield eng
     eng.dispose()
 
