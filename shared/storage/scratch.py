@@ -16,7 +16,6 @@ the machine, so nothing here has a fixed name in it:
 from __future__ import annotations
 
 import atexit
-import contextlib
 import errno
 import logging
 import os
@@ -24,7 +23,6 @@ import shutil
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -49,14 +47,10 @@ def process_folder() -> Path:
         return _process_folder[1]
 
 
-@contextlib.contextmanager
-def run_folder(prefix: str = "run-") -> Iterator[Path]:
-    """A new private folder for one run's files, removed when the block ends, however it ends."""
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=process_folder()))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def new_run_folder() -> Path:
+    """A new private folder for one run's files, inside this process's folder; its owner
+    removes it when the run ends (:func:`shared.storage.warm.export.workspace`)."""
+    return Path(tempfile.mkdtemp(prefix="run-", dir=process_folder()))
 
 
 def sweep_stale(root: Path | None = None) -> list[Path]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import shutil
-import tempfile
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -168,7 +167,7 @@ def connect(settings: Settings, threads: int = 2, attach_hot: bool = True) -> An
 def _open(settings: Settings, threads: int, attach_hot: bool) -> tuple[Any, Path, Any]:
     import duckdb
 
-    folder = Path(tempfile.mkdtemp(prefix="run-", dir=scratch.process_folder()))
+    folder = scratch.new_run_folder()
     try:
         con = duckdb.connect(
             config={

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.settings import load_settings
 from shared.storage import scratch
+from shared.storage.warm.export import workspace
 
 
 @pytest.fixture
@@ -28,7 +30,8 @@ def mode(path: Path) -> int:
 
 
 def test_a_run_folder_is_private_and_removed_when_the_run_ends(own_temp: Path) -> None:
-    with scratch.run_folder() as folder:
+    with workspace(load_settings(), attach_hot=False) as space:
+        folder = space.folder
         (folder / "file.parquet").write_bytes(b"x")
         assert mode(folder) == 0o700 and mode(folder.parent) == 0o700
         assert folder.parent.parent == own_temp
@@ -37,15 +40,15 @@ def test_a_run_folder_is_private_and_removed_when_the_run_ends(own_temp: Path) -
 
 
 def test_a_run_folder_is_removed_when_the_run_fails(own_temp: Path) -> None:
-    with pytest.raises(RuntimeError), scratch.run_folder() as folder:
+    with pytest.raises(RuntimeError), workspace(load_settings(), attach_hot=False) as space:
+        folder = space.folder
         (folder / "half-written.parquet").write_bytes(b"x")
         raise RuntimeError("the run failed")
     assert not folder.exists()
 
 
 def test_two_runs_never_share_a_folder(own_temp: Path) -> None:
-    with scratch.run_folder() as first, scratch.run_folder() as second:
-        assert first != second
+    assert scratch.new_run_folder() != scratch.new_run_folder()
 
 
 def test_the_process_folder_goes_when_the_process_exits(own_temp: Path) -> None:
