@@ -26,6 +26,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[0] = str(ROOT)  # not benchmarks/: its decorator.py would shadow the `decorator` package
 
@@ -160,8 +162,8 @@ def main() -> None:
             assert stack.database_url is not None
             reset_settings()
             reset_storage_client()
-            settings = get_settings().model_copy(
-                update={"telemetry_archive_kek": f"file:{Path(tmp) / 'kek.key'}"}
+            settings = msgspec.structs.replace(
+                get_settings(), **{"telemetry_archive_kek": f"file:{Path(tmp) / 'kek.key'}"}
             )
             engine = make_engine(stack.database_url)
             bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)

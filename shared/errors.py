@@ -8,6 +8,7 @@ or to give up and report, so no caller needs to know every concrete class.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 
@@ -107,9 +108,12 @@ def is_unreachable(error: BaseException) -> bool:
     The one test every boundary uses (the snapshot, the operator CLI) to tell "the service is
     down or slow" from a refusal or a bug.
     """
-    from google.api_core import exceptions as api
-
-    down = (api.ServiceUnavailable, api.DeadlineExceeded, api.RetryError)
-    if isinstance(error, (*down, ConnectionError, TimeoutError)):
+    if isinstance(error, (ConnectionError, TimeoutError)):
+        return True
+    # google-api-core's errors exist only where a client library loaded it (never in ingest).
+    api = sys.modules.get("google.api_core.exceptions")
+    if api is not None and isinstance(
+        error, (api.ServiceUnavailable, api.DeadlineExceeded, api.RetryError)
+    ):
         return True
     return type(error).__module__.startswith(("requests", "urllib3"))

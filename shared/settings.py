@@ -3,7 +3,7 @@
 Every variable has a safe default for ``dev``. In ``staging`` and ``prod`` the variables that
 production needs must be set: :func:`load_settings` raises one :class:`ConfigurationError`
 naming each one that is missing, so a bad deploy fails at start-up, not on the first request.
-Secrets are :class:`pydantic.SecretStr` and never appear in ``repr`` or logs.
+Secrets are :class:`Secret` and never appear in ``repr`` or logs.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 import os
 import re
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+import msgspec
+from msgspec import Meta
 
 from shared.contract.registry.keywords import CATEGORIES
 from shared.errors import ConfigurationError
@@ -41,147 +42,140 @@ REQUIRED_IN_PRODUCTION: tuple[str, ...] = (
 )
 
 
-class Settings(BaseModel):
-    """The pipeline's configuration, one field per environment variable (the field's alias).
+class Secret:
+    """A secret setting: its value only through :meth:`get_secret_value`, never in ``repr``,
+    ``str`` or a log line."""
 
-    A plain pydantic model: :meth:`from_environment` reads the variables. (pydantic-settings
-    did the same and cost a cold start more time to import than the whole web framework.)
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        """The secret itself (for the one call that needs it)."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __str__(self) -> str:
+        return "**********"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
+    """The pipeline's configuration, one field per environment variable (its name upper-cased).
+
+    A frozen msgspec struct: it builds in microseconds and imports in milliseconds, which a cold
+    start of the public ingest function pays on its first request. :meth:`from_environment`
+    reads, converts and checks the variables; a changed copy is ``msgspec.structs.replace``.
     """
-
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """The settings the environment names (variable names in any case); the rest default."""
+        """The settings the environment names (variable names in any case); the rest default.
+
+        Raises one :class:`ConfigurationError` naming every variable with a bad value.
+        """
         source = os.environ if environ is None else environ
         upper = {name.upper(): value for name, value in source.items()}
-        values: dict[str, Any] = {}
-        for field in cls.model_fields.values():
-            alias = field.alias
-            if alias is not None and alias in upper:
-                values[alias] = upper[alias]
-        return cls.model_validate(values)
+        # An empty variable whose default is "unset" is unset, as if it were not there.
+        values = {
+            field.encode_name: upper[field.encode_name]
+            for field in msgspec.structs.fields(cls)
+            if field.encode_name in upper
+            and (upper[field.encode_name] != "" or field.default is not None)
+        }
+        try:
+            settings = msgspec.convert(values, cls, strict=False, dec_hook=_decode_secret)
+        except msgspec.ValidationError as exc:
+            where = _AT.search(str(exc))
+            name = where.group(1) if where else "?"
+            message = _AT.sub("", str(exc))
+            raise ConfigurationError(f"invalid settings: {name}: {message}", [name]) from None
+        problems, names = [], []
+        for name, check in _CHECKS.items():
+            value = getattr(settings, name.lower())
+            try:
+                check(value)
+            except ValueError as exc:
+                names.append(name)
+                problems.append(f"{name}: {exc}")
+        if problems:
+            raise ConfigurationError("invalid settings: " + "; ".join(problems), names)
+        return settings
 
-    telemetry_env: Environment = Field("dev", alias="TELEMETRY_ENV")
-    database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
-    google_cloud_project: str = Field("telemetry-local", alias="GOOGLE_CLOUD_PROJECT")
-    pubsub_emulator_host: str | None = Field(None, alias="PUBSUB_EMULATOR_HOST")
-    storage_emulator_host: str | None = Field(None, alias="STORAGE_EMULATOR_HOST")
-    telemetry_bucket: str = Field("telemetry-local", alias="TELEMETRY_BUCKET")
-    telemetry_topic: str = Field("telemetry-events", alias="TELEMETRY_TOPIC")
-    telemetry_pseudonym_key: SecretStr = Field(
-        SecretStr(DEV_PSEUDONYM_KEY), alias="TELEMETRY_PSEUDONYM_KEY"
-    )
-    telemetry_allowed_origins: str = Field(
-        "http://localhost:8000,http://127.0.0.1:8000", alias="TELEMETRY_ALLOWED_ORIGINS"
-    )
-    telemetry_sample_rates: str | None = Field(None, alias="TELEMETRY_SAMPLE_RATES")
-    telemetry_sampling_override: bool = Field(False, alias="TELEMETRY_SAMPLING_OVERRIDE")
-    telemetry_log_level: str = Field("INFO", alias="TELEMETRY_LOG_LEVEL")
-    telemetry_tracing: Literal["auto", "on", "off"] = Field("auto", alias="TELEMETRY_TRACING")
-    otel_exporter_otlp_endpoint: str | None = Field(None, alias="OTEL_EXPORTER_OTLP_ENDPOINT")
-    telemetry_cloudsql_instance: str | None = Field(None, alias="TELEMETRY_CLOUDSQL_INSTANCE")
-    telemetry_cloudsql_ip_type: Literal["private", "public", "psc"] = Field(
-        "private", alias="TELEMETRY_CLOUDSQL_IP_TYPE"
-    )
-    telemetry_db_iam_user: str | None = Field(None, alias="TELEMETRY_DB_IAM_USER")
+    telemetry_env: Environment = "dev"
+    database_url: Secret | None = None
+    google_cloud_project: str = "telemetry-local"
+    pubsub_emulator_host: str | None = None
+    storage_emulator_host: str | None = None
+    telemetry_bucket: str = "telemetry-local"
+    telemetry_topic: str = "telemetry-events"
+    telemetry_pseudonym_key: Secret = Secret(DEV_PSEUDONYM_KEY)
+    telemetry_allowed_origins: str = "http://localhost:8000,http://127.0.0.1:8000"
+    telemetry_sample_rates: str | None = None
+    telemetry_sampling_override: bool = False
+    telemetry_log_level: str = "INFO"
+    telemetry_tracing: Literal["auto", "on", "off"] = "auto"
+    otel_exporter_otlp_endpoint: str | None = None
+    telemetry_cloudsql_instance: str | None = None
+    telemetry_cloudsql_ip_type: Literal["private", "public", "psc"] = "private"
+    telemetry_db_iam_user: str | None = None
     #: The instance's private IP: the snapshot's DuckDB reaches Cloud SQL there directly (libpq,
     #: TLS, IAM database auth with an access token as the password).
-    telemetry_cloudsql_host: str | None = Field(None, alias="TELEMETRY_CLOUDSQL_HOST")
-    telemetry_db_name: str = Field("telemetry", alias="TELEMETRY_DB_NAME")
-    telemetry_db_pool_size: int = Field(5, ge=1, le=100, alias="TELEMETRY_DB_POOL_SIZE")
-    telemetry_db_max_overflow: int = Field(5, ge=0, le=100, alias="TELEMETRY_DB_MAX_OVERFLOW")
-    telemetry_db_pre_ping: bool = Field(False, alias="TELEMETRY_DB_PRE_PING")
-    telemetry_ingest_url: str | None = Field(None, alias="TELEMETRY_INGEST_URL")
-    telemetry_client_queue_size: int = Field(10_000, ge=1, alias="TELEMETRY_CLIENT_QUEUE_SIZE")
-    telemetry_client_batch_size: int = Field(200, ge=1, le=500, alias="TELEMETRY_CLIENT_BATCH_SIZE")
-    telemetry_client_delay_s: float = Field(1.0, gt=0, le=60, alias="TELEMETRY_CLIENT_DELAY_S")
+    telemetry_cloudsql_host: str | None = None
+    telemetry_db_name: str = "telemetry"
+    telemetry_db_pool_size: Annotated[int, Meta(ge=1, le=100)] = 5
+    telemetry_db_max_overflow: Annotated[int, Meta(ge=0, le=100)] = 5
+    telemetry_db_pre_ping: bool = False
+    telemetry_ingest_url: str | None = None
+    telemetry_client_queue_size: Annotated[int, Meta(ge=1)] = 10_000
+    telemetry_client_batch_size: Annotated[int, Meta(ge=1, le=500)] = 200
+    telemetry_client_delay_s: Annotated[float, Meta(gt=0, le=60)] = 1.0
     #: How long ``telemetry_client`` retries a batch (backoff with jitter, ``Retry-After``
     #: honoured) before it drops it and counts it: an ingest or Pub/Sub outage shorter than
     #: this loses nothing.
-    telemetry_client_retry_s: float = Field(60.0, ge=0, le=3600, alias="TELEMETRY_CLIENT_RETRY_S")
+    telemetry_client_retry_s: Annotated[float, Meta(ge=0, le=3600)] = 60.0
     #: How long the backend client flushes its queue at interpreter exit.
-    telemetry_exit_flush_timeout_s: float = Field(
-        5.0, ge=0, le=60, alias="TELEMETRY_EXIT_FLUSH_TIMEOUT_S"
-    )
-    telemetry_max_body_bytes: int = Field(1 << 20, gt=0, alias="TELEMETRY_MAX_BODY_BYTES")
-    telemetry_max_decompressed_bytes: int = Field(
-        4 << 20, gt=0, alias="TELEMETRY_MAX_DECOMPRESSED_BYTES"
-    )
-    telemetry_max_events: int = Field(500, gt=0, le=10000, alias="TELEMETRY_MAX_EVENTS")
-    telemetry_publish_timeout_s: float = Field(
-        5.0, gt=0, le=60, alias="TELEMETRY_PUBLISH_TIMEOUT_S"
-    )
+    telemetry_exit_flush_timeout_s: Annotated[float, Meta(ge=0, le=60)] = 5.0
+    telemetry_max_body_bytes: Annotated[int, Meta(gt=0)] = 1 << 20
+    telemetry_max_decompressed_bytes: Annotated[int, Meta(gt=0)] = 4 << 20
+    telemetry_max_events: Annotated[int, Meta(gt=0, le=10000)] = 500
+    telemetry_publish_timeout_s: Annotated[float, Meta(gt=0, le=60)] = 5.0
     #: Bearer tokens OTLP exporters send to ``/v1/traces`` (comma-separated; Secret Manager in
     #: production). Unset: the endpoint refuses every request.
-    telemetry_otlp_tokens: SecretStr | None = Field(None, alias="TELEMETRY_OTLP_TOKENS")
-    telemetry_otlp_max_body_bytes: int = Field(4 << 20, gt=0, alias="TELEMETRY_OTLP_MAX_BODY_BYTES")
-    telemetry_otlp_max_decompressed_bytes: int = Field(
-        32 << 20, gt=0, alias="TELEMETRY_OTLP_MAX_DECOMPRESSED_BYTES"
-    )
-    telemetry_otlp_max_spans: int = Field(
-        10_000, gt=0, le=100_000, alias="TELEMETRY_OTLP_MAX_SPANS"
-    )
-    telemetry_flags_ttl_s: float = Field(30.0, ge=0, le=3600, alias="TELEMETRY_FLAGS_TTL_S")
+    telemetry_otlp_tokens: Secret | None = None
+    telemetry_otlp_max_body_bytes: Annotated[int, Meta(gt=0)] = 4 << 20
+    telemetry_otlp_max_decompressed_bytes: Annotated[int, Meta(gt=0)] = 32 << 20
+    telemetry_otlp_max_spans: Annotated[int, Meta(gt=0, le=100_000)] = 10_000
+    telemetry_flags_ttl_s: Annotated[float, Meta(ge=0, le=3600)] = 30.0
     #: DuckDB's memory limit in the snapshot (bounded memory whatever the table's size).
-    telemetry_snapshot_memory_mb: int = Field(
-        128, ge=64, le=16384, alias="TELEMETRY_SNAPSHOT_MEMORY_MB"
-    )
+    telemetry_snapshot_memory_mb: Annotated[int, Meta(ge=64, le=16384)] = 128
     #: The cold tier's key-encryption key: a Cloud KMS key name
     #: (``projects/P/locations/L/keyRings/R/cryptoKeys/K``) or, in dev only, ``file:PATH`` (a
     #: local 32-byte key, created on first use). Unset: the cold archive refuses to write.
-    telemetry_archive_kek: str | None = Field(None, alias="TELEMETRY_ARCHIVE_KEK")
+    telemetry_archive_kek: str | None = None
     #: Largest artifact the cold archive takes, bytes (each is encrypted in memory).
-    telemetry_archive_max_bytes: int = Field(256 << 20, gt=0, alias="TELEMETRY_ARCHIVE_MAX_BYTES")
+    telemetry_archive_max_bytes: Annotated[int, Meta(gt=0)] = 256 << 20
     #: The anomaly function's Slack-compatible webhook (Secret Manager in production). Unset:
     #: alerts go to the ``telemetry-alerts`` topic only.
-    telemetry_alert_webhook_url: SecretStr | None = Field(None, alias="TELEMETRY_ALERT_WEBHOOK_URL")
+    telemetry_alert_webhook_url: Secret | None = None
     #: Where alert messages link a metric's runbook page (``<base><page>.md``).
-    telemetry_runbook_base_url: str = Field(
-        "docs/runbooks/", min_length=1, alias="TELEMETRY_RUNBOOK_BASE_URL"
-    )
+    telemetry_runbook_base_url: Annotated[str, Meta(min_length=1)] = "docs/runbooks/"
     #: The weekly canary's target: an ingest URL (``…/v1/events``) the anomaly function replays
     #: warm-tier events into (Terraform: the deployment's own ingest unless another is named).
-    telemetry_canary_target: str | None = Field(None, alias="TELEMETRY_CANARY_TARGET")
+    telemetry_canary_target: str | None = None
     #: Read access to the target's hot tier (a ``postgresql+pg8000://`` URL; Secret Manager in
     #: production). Unset: this deployment's own database (the target is this deployment).
-    telemetry_canary_target_database_url: SecretStr | None = Field(
-        None, alias="TELEMETRY_CANARY_TARGET_DATABASE_URL"
-    )
+    telemetry_canary_target_database_url: Secret | None = None
     #: Hot paths (ingest) log their totals once per this many seconds, not a line per request.
-    telemetry_log_summary_s: float = Field(60.0, gt=0, le=3600, alias="TELEMETRY_LOG_SUMMARY_S")
-
-    @field_validator("telemetry_pseudonym_key")
-    @classmethod
-    def _check_keyring(cls, value: SecretStr) -> SecretStr:
-        parse_keyring(value.get_secret_value())
-        return value
-
-    @field_validator("telemetry_allowed_origins")
-    @classmethod
-    def _check_origins(cls, value: str) -> str:
-        for origin in _split(value):
-            if origin != "*" and not _ORIGIN.match(origin):
-                raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
-        return value
-
-    @field_validator("telemetry_sample_rates")
-    @classmethod
-    def _check_rates(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_sample_rates(value)
-        return value
-
-    @field_validator("telemetry_archive_kek")
-    @classmethod
-    def _check_kek(cls, value: str | None) -> str | None:
-        if not value:
-            return None
-        if not value.startswith("file:") and not _KMS_KEY.match(value):
-            raise ValueError(
-                "expected projects/P/locations/L/keyRings/R/cryptoKeys/K (Cloud KMS) or file:PATH"
-            )
-        return value
+    telemetry_log_summary_s: Annotated[float, Meta(gt=0, le=3600)] = 60.0
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:
@@ -220,6 +214,51 @@ class Settings(BaseModel):
     def is_production(self) -> bool:
         """True in ``staging`` and ``prod``, where dev defaults are refused."""
         return self.telemetry_env != "dev"
+
+
+def variable_names() -> tuple[str, ...]:
+    """The environment variables :class:`Settings` reads, in field order."""
+    return tuple(field.encode_name for field in msgspec.structs.fields(Settings))
+
+
+def _decode_secret(kind: type, value: Any) -> Any:
+    if kind is Secret and isinstance(value, str):
+        return Secret(value)
+    raise NotImplementedError(f"no conversion to {kind!r}")
+
+
+_AT = re.compile(r" - at `\$\.(\w+)`")
+
+
+def _check_keyring(value: Secret) -> None:
+    parse_keyring(value.get_secret_value())
+
+
+def _check_origins(value: str) -> None:
+    for origin in _split(value):
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
+
+
+def _check_rates(value: str | None) -> None:
+    if value is not None:
+        parse_sample_rates(value)
+
+
+def _check_kek(value: str | None) -> None:
+    if value and not value.startswith("file:") and not _KMS_KEY.match(value):
+        raise ValueError(
+            "expected projects/P/locations/L/keyRings/R/cryptoKeys/K (Cloud KMS) or file:PATH"
+        )
+
+
+#: Checks beyond a variable's type and range, by variable.
+_CHECKS: dict[str, Callable[[Any], None]] = {
+    "TELEMETRY_PSEUDONYM_KEY": _check_keyring,
+    "TELEMETRY_ALLOWED_ORIGINS": _check_origins,
+    "TELEMETRY_SAMPLE_RATES": _check_rates,
+    "TELEMETRY_ARCHIVE_KEK": _check_kek,
+}
 
 
 def _split(value: str) -> list[str]:
@@ -265,16 +304,7 @@ def parse_sample_rates(value: str) -> dict[str, float]:
 
 def load_settings() -> Settings:
     """Read the environment into a fresh :class:`Settings`, or explain what is wrong."""
-    try:
-        settings = Settings.from_environment()
-    except ValidationError as exc:
-        problems = []
-        names = []
-        for error in exc.errors():
-            name = str(error["loc"][0]).upper() if error["loc"] else "?"
-            names.append(name)
-            problems.append(f"{name}: {error['msg']}")
-        raise ConfigurationError("invalid settings: " + "; ".join(problems), names) from None
+    settings = Settings.from_environment()
     if settings.is_production:
         _check_production(settings)
     return settings

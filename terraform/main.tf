@@ -16,13 +16,17 @@ locals {
     TELEMETRY_TOPIC      = local.names.events_topic
   }
   pseudonym_secret = { TELEMETRY_PSEUDONYM_KEY = module.pseudonym_key.secret_id }
+  # Every function exports its spans to Cloud Trace through Google's OTLP endpoint.
+  trace_roles = ["roles/telemetry.tracesWriter"]
+  db_roles    = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
 }
 
 module "ingest_sa" {
-  source      = "./modules/service-account"
-  project_id  = var.project_id
-  account_id  = "telemetry-ingest"
-  description = "Runs ingest: publishes beacons, reads runtime flags"
+  source        = "./modules/service-account"
+  project_id    = var.project_id
+  account_id    = "telemetry-ingest"
+  description   = "Runs ingest: publishes beacons, reads runtime flags"
+  project_roles = local.trace_roles
 }
 
 module "sink_sa" {
@@ -30,7 +34,7 @@ module "sink_sa" {
   project_id    = var.project_id
   account_id    = "telemetry-sink"
   description   = "Runs the sink: writes the hot tier, publishes to the DLQ"
-  project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
+  project_roles = concat(local.db_roles, local.trace_roles)
 }
 
 module "push_sa" {
@@ -45,7 +49,7 @@ module "snapshot_sa" {
   project_id    = var.project_id
   account_id    = "telemetry-snapshot"
   description   = "Runs the snapshot: reads the hot tier, writes the warm tier's Parquet"
-  project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
+  project_roles = concat(local.db_roles, local.trace_roles)
 }
 
 module "lifecycle_sa" {
@@ -53,7 +57,7 @@ module "lifecycle_sa" {
   project_id    = var.project_id
   account_id    = "telemetry-lifecycle"
   description   = "Runs the lifecycle: retention on every tier, GDPR erasure, archive checks"
-  project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
+  project_roles = concat(local.db_roles, local.trace_roles)
 }
 
 module "anomaly_sa" {
@@ -61,7 +65,7 @@ module "anomaly_sa" {
   project_id    = var.project_id
   account_id    = "telemetry-anomaly"
   description   = "Runs the anomaly function: evaluates the metrics catalog, alerts, stores metric values"
-  project_roles = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
+  project_roles = concat(local.db_roles, local.trace_roles)
 }
 
 module "scheduler_sa" {

@@ -24,7 +24,7 @@ from shared.settings import Settings
 
 OPENAPI_PATH = "/v1/openapi.json"
 #: The default of ``TELEMETRY_MAX_EVENTS`` (what docs/openapi.json states).
-DEFAULT_MAX_EVENTS: int = Settings.model_fields["telemetry_max_events"].default
+DEFAULT_MAX_EVENTS: int = Settings().telemetry_max_events
 _ERROR = {
     "type": "object",
     "required": ["error"],

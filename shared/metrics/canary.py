@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from shared.contract.canary import CANARY_APP_VERSION, not_canary_sql
 from shared.contract.registry.keywords import SERVER_ONLY_CATEGORIES
 from shared.contract.registry.loader import Registry
@@ -37,6 +39,7 @@ from shared.metrics.catalog import Catalog, Metric
 from shared.metrics.drift import divergence
 from shared.metrics.evaluate import DuckDbRunner, Evaluator
 from shared.policy.sampling import session_fraction
+from shared.settings import Secret
 from shared.storage.hot.tables import LLM_CALL_EVENT, api_calls_log
 from shared.storage.warm.columns import PROPS_PREFIX, prop_types
 
@@ -337,8 +340,6 @@ def run_canary(
     engine: Any = None,
 ) -> CanaryReport:
     """Replay, wait, compare (see the module's doc); the report holds every difference."""
-    from pydantic import SecretStr
-
     from shared.contract.registry.loader import default_registry
     from shared.metrics.catalog import default_catalog
     from shared.storage.hot.engine import get_engine, make_engine
@@ -364,11 +365,10 @@ def run_canary(
         target_engine = engine
         if target_database_url:
             # The target is reached by its URL alone, never by this deployment's Cloud SQL.
-            target_settings = settings.model_copy(
-                update={
-                    "database_url": SecretStr(target_database_url),
-                    "telemetry_cloudsql_instance": None,
-                }
+            target_settings = msgspec.structs.replace(
+                settings,
+                database_url=Secret(target_database_url),
+                telemetry_cloudsql_instance=None,
             )
             target_engine = make_engine(target_database_url, pool_size=1, max_overflow=0)
             disposals.append(target_engine)

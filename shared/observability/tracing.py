@@ -1,8 +1,9 @@
 """OpenTelemetry, set up once and lazily.
 
-* ``OTEL_EXPORTER_OTLP_ENDPOINT`` set: spans go to that OTLP/HTTP endpoint (the exporter reads
+* ``OTEL_EXPORTER_OTLP_ENDPOINT`` set: spans go to that OTLP/gRPC endpoint (the exporter reads
   ``OTEL_EXPORTER_OTLP_HEADERS`` itself).
-* ``staging``/``prod`` without an OTLP endpoint: spans go to Cloud Trace.
+* ``staging``/``prod`` without an OTLP endpoint: spans go to Cloud Trace, through Google's own
+  OTLP/gRPC endpoint (so the exporter is the same one: gRPC is already loaded for Pub/Sub).
 * Otherwise (dev, tests) no exporter is installed unless ``TELEMETRY_TRACING=on``; the API then
   hands out no-op spans that cost next to nothing.
 
@@ -21,6 +22,10 @@ from opentelemetry import propagate, trace
 
 from shared.settings import Settings, get_settings
 
+#: Google's OTLP endpoint for Cloud Trace (the Telemetry API; the service account needs
+#: ``roles/telemetry.tracesWriter``).
+CLOUD_TRACE_OTLP_ENDPOINT = "telemetry.googleapis.com:443"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _lock = threading.Lock()
 _provider: Any = None
 
@@ -51,6 +56,8 @@ def setup_tracing(settings: Settings | None = None, processor: Any = None) -> bo
                 {
                     "service.name": "telemetry-pipeline",
                     "deployment.environment": settings.telemetry_env,
+                    # Google's OTLP endpoint files the spans under this project.
+                    "gcp.project_id": settings.google_cloud_project,
                 }
             )
         )
@@ -64,20 +71,35 @@ def _choose_exporter(settings: Settings) -> Any:
     if settings.telemetry_tracing == "off":
         return None
     if settings.otel_exporter_otlp_endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
         return OTLPSpanExporter()
-    if settings.is_production or settings.telemetry_tracing == "on":
-        if settings.is_production:
-            from opentelemetry.exporter.cloud_trace import CloudTraceSpanExporter
-
-            return CloudTraceSpanExporter(  # type: ignore[no-untyped-call]
-                project_id=settings.google_cloud_project
-            )
+    if settings.is_production:
+        return cloud_trace_exporter()
+    if settings.telemetry_tracing == "on":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
         return ConsoleSpanExporter()
     return None
+
+
+def cloud_trace_exporter() -> Any:
+    """Spans to Cloud Trace through Google's OTLP endpoint (the Telemetry API), with the
+    service account's Application Default Credentials on every call."""
+    import google.auth
+    import google.auth.transport.grpc
+    import google.auth.transport.urllib3
+    import grpc
+    import urllib3
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    credentials, _ = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+    request = google.auth.transport.urllib3.Request(urllib3.PoolManager())  # type: ignore[no-untyped-call]
+    plugin = google.auth.transport.grpc.AuthMetadataPlugin(credentials, request)  # type: ignore[no-untyped-call]
+    channel_credentials = grpc.composite_channel_credentials(
+        grpc.ssl_channel_credentials(), grpc.metadata_call_credentials(plugin)
+    )
+    return OTLPSpanExporter(endpoint=CLOUD_TRACE_OTLP_ENDPOINT, credentials=channel_credentials)
 
 
 def get_tracer(name: str) -> trace.Tracer:
@@ -85,13 +107,9 @@ def get_tracer(name: str) -> trace.Tracer:
     return trace.get_tracer(name)
 
 
-def instrument_engine(engine: Any) -> None:
-    """Trace every statement of a SQLAlchemy engine (only when tracing is exported)."""
-    if _provider is None:
-        return
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-
-    SQLAlchemyInstrumentor().instrument(engine=engine, tracer_provider=_provider)
+def tracer_provider() -> Any:
+    """The installed tracer provider, or None while spans are not exported."""
+    return _provider
 
 
 def inject_trace_attributes(attributes: MutableMapping[str, str]) -> MutableMapping[str, str]:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.settings import Settings, get_settings
+from shared.storage.gcs_json import read_object, write_object
 
 logger = logging.getLogger(__name__)
 FLAGS_OBJECT = "config/runtime-flags.json"
@@ -76,20 +77,13 @@ class GcsFlagStore:
         self.settings = settings or get_settings()
         self.timeout_s = timeout_s
 
-    def _bucket(self) -> Any:
-        from shared.storage.gcs import get_storage_client
-
-        return get_storage_client(self.settings).bucket(self.settings.telemetry_bucket)
-
     def read(self) -> bytes | None:
         """The object's bytes (None when it does not exist)."""
-        blob = self._bucket().get_blob(FLAGS_OBJECT, timeout=self.timeout_s)
-        return None if blob is None else bytes(blob.download_as_bytes(timeout=self.timeout_s))
+        return read_object(self.settings, FLAGS_OBJECT, self.timeout_s)
 
     def write(self, data: bytes) -> None:
         """Store the object."""
-        blob = self._bucket().blob(FLAGS_OBJECT)
-        blob.upload_from_string(data, content_type="application/json", timeout=self.timeout_s)
+        write_object(self.settings, FLAGS_OBJECT, data, "application/json", self.timeout_s)
 
 
 def write_flags(flags: Flags, store: FlagStore | None = None) -> None:

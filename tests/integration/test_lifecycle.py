@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import text
 
 from shared.contract.intake import Intake
@@ -19,7 +19,7 @@ from shared.contract.stored_event import StoredEvent
 from shared.contract.validation import EventValidator
 from shared.policy.privacy import Pseudonymiser
 from shared.policy.sampling import SamplingPolicy
-from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring
+from shared.settings import DEV_PSEUDONYM_KEY, Secret, parse_keyring
 from shared.storage import audit
 from shared.storage.cold.archive import ArchiveKeyDestroyed, manifest_object_name
 from shared.storage.cold.crypto import ArchiveTampered
@@ -92,11 +92,12 @@ class Tiers:
         self.warm = warm
         self.engine = warm.engine
         self.bucket = warm.bucket
-        self.settings = warm.settings.model_copy(
-            update={
-                "telemetry_pseudonym_key": SecretStr(KEYRING),
+        self.settings = msgspec.structs.replace(
+            warm.settings,
+            **{
+                "telemetry_pseudonym_key": Secret(KEYRING),
                 "telemetry_archive_kek": f"file:{warm.tmp / 'kek.key'}",
-            }
+            },
         )
         self.lifecycle = Lifecycle(self.settings, self.engine, self.bucket)
         self.alerts: list[tuple[str, str]] = []

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+import msgspec
 import pytest
 from click.testing import CliRunner
 
 from shared.policy.flags import RuntimeFlags, read_flags
 from shared.settings import get_settings
-from shared.storage.gcs import reset_storage_client
+from shared.storage import gcs_json
+from shared.storage.gcs import get_storage_client, reset_storage_client
 from telemetry_cli.cli import cli
 
 pytestmark = pytest.mark.integration
@@ -19,9 +21,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(autouse=True)
 def _fresh_client(services):
     reset_storage_client()
+    gcs_json.reset_client()
     yield
     CliRunner().invoke(cli, ["sampling", "clear"])
     reset_storage_client()
+    gcs_json.reset_client()
 
 
 def test_override_set_read_and_cleared_through_the_bucket() -> None:
@@ -40,6 +44,30 @@ def test_override_set_read_and_cleared_through_the_bucket() -> None:
     )
     assert read_flags().sampling_override_until is None
     assert not flags.refresh().sampling_override(datetime.now(UTC))
+
+
+def test_small_objects_over_the_json_api_are_the_librarys_objects() -> None:
+    """What ``gcs_json`` writes, the storage library reads, and the other way round; a missing
+    object is None, and a refusal is a typed error naming the status."""
+    settings = get_settings()
+    name = "config/json-api check é.json"
+    bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
+    assert gcs_json.read_object(settings, name, 5.0) is None
+    gcs_json.write_object(settings, name, b'{"a": 1}', "application/json", 5.0)
+    blob = bucket.get_blob(name)
+    assert blob.download_as_bytes() == b'{"a": 1}' and blob.content_type == "application/json"
+    bucket.blob(name).upload_from_string(b"from the library")
+    assert gcs_json.read_object(settings, name, 5.0) == b"from the library"
+    bucket.blob(name).delete()
+    with pytest.raises(gcs_json.GcsObjectError) as refused:
+        gcs_json.write_object(
+            msgspec.structs.replace(settings, telemetry_bucket="no-such-bucket"),
+            name,
+            b"x",
+            "text/plain",
+            5.0,
+        )
+    assert refused.value.status == 404 and "writing" in str(refused.value)
 
 
 def test_bad_durations_are_refused() -> None:

@@ -9,14 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from shared.contract.registry import default_registry
-from shared.settings import get_settings
+from shared.settings import Secret, get_settings
 from shared.storage.gcs import get_storage_client
 from shared.storage.hot.engine import make_engine, run_migrations
 from shared.storage.warm.snapshot import Snapshotter
@@ -98,11 +98,12 @@ def fresh_tiers(services: Any, tmp: Path) -> Iterator[Warm]:
     _outside_transaction(services.database_url, f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     url = _database_url(services, name)
     engine = make_engine(url)
-    settings = get_settings().model_copy(
-        update={
-            "database_url": SecretStr(url),
+    settings = msgspec.structs.replace(
+        get_settings(),
+        **{
+            "database_url": Secret(url),
             "telemetry_bucket": f"warm-{uuid.uuid4().hex[:10]}",
-        }
+        },
     )
     client = get_storage_client(settings)
     bucket = client.create_bucket(settings.telemetry_bucket)

@@ -49,7 +49,7 @@ def test_settings_are_frozen_and_read_once(monkeypatch: pytest.MonkeyPatch) -> N
     first = get_settings()
     monkeypatch.setenv("TELEMETRY_BUCKET", "changed-later")
     assert get_settings() is first
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(AttributeError, match="immutable"):
         first.telemetry_bucket = "x"  # type: ignore[misc]
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from shared.errors import ConfigurationError, ServiceUnavailable
-from shared.observability.tracing import instrument_engine
+from shared.observability.tracing import tracer_provider
 from shared.settings import Settings, get_settings
 from shared.storage.hot.partitions import ensure_partitions
 
@@ -123,6 +123,16 @@ def get_engine(settings: Settings | None = None) -> Engine:
                 )
             instrument_engine(_engine)
     return _engine
+
+
+def instrument_engine(engine: Engine) -> None:
+    """Trace every statement of a SQLAlchemy engine (only when tracing is exported)."""
+    provider = tracer_provider()
+    if provider is None:
+        return
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+
+    SQLAlchemyInstrumentor().instrument(engine=engine, tracer_provider=provider)
 
 
 def dispose_engine() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pytest
 from ingest_http import IngestHandler
 
@@ -51,7 +52,7 @@ def make_handler(
 ) -> IngestHandler:
     settings = load_settings()
     if env:
-        settings = settings.model_copy(update=env)
+        settings = msgspec.structs.replace(settings, **env)
     flags = RuntimeFlags(settings, StaticFlags(Flags(override_until)))
     flags.refresh()
     flags._fetched_at = float("inf")  # no background refresh in unit tests

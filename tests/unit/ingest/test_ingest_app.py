@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from shared.settings import Settings
 
-DEFAULT_ORIGIN = Settings.model_fields["telemetry_allowed_origins"].default.split(",")[0]
+DEFAULT_ORIGIN = Settings().allowed_origins[0]
 SOURCE = Path(__file__).resolve().parents[3] / "functions" / "ingest" / "main.py"
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from pydantic import SecretStr
 
 from shared.http import Answer
+from shared.settings import Secret
 
 GOLDEN = Path(__file__).resolve().parents[2] / "fixtures" / "otlp" / "string_int64.json"
 NOW_NS = 1_795_521_540_000_000_000  # 2026-11-24T11:59:00Z, a minute before the handler's clock
@@ -34,7 +34,7 @@ def otlp(
 
 
 def handler_with(make_handler: Any, publisher: Any, **env: Any) -> Any:
-    return make_handler(publisher, telemetry_otlp_tokens=SecretStr("tok-1, tok-2"), **env)
+    return make_handler(publisher, telemetry_otlp_tokens=Secret("tok-1, tok-2"), **env)
 
 
 def test_a_span_is_published_as_an_llm_call(make_handler, make_publisher) -> None:

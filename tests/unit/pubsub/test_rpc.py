@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import grpc
+import pytest
 
 from shared.pubsub.rpc import (
     MAX_MESSAGES_PER_REQUEST,
     MAX_REQUEST_BYTES,
     _retryable,
     _status_name,
+    count_message_ids,
+    encode_publish_request,
     request_groups,
 )
 
@@ -38,16 +41,35 @@ def test_status_codes_are_retryable_or_refusals() -> None:
     assert _status_name(ValueError("x")) == "ValueError"
 
 
-def test_the_library_still_exposes_the_channel_publish_rpc_reaches_into() -> None:
-    """``publish_rpc`` takes ``PublisherClient().api.transport.grpc_channel``: a private path
-    of google-cloud-pubsub (pinned below 3). This fails loudly the day a release moves it."""
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import pubsub_v1
+def test_the_publish_request_is_what_the_library_would_send() -> None:
+    """The hand-written wire format decodes, with the library's own message types, to the
+    topic, data and attributes given (an empty data field is left out, as proto3 does)."""
+    from google.pubsub_v1.types import PublishRequest
 
-    client = pubsub_v1.PublisherClient(credentials=AnonymousCredentials())
-    try:
-        channel = client.api.transport.grpc_channel
-        assert isinstance(channel, grpc.Channel)
-        assert callable(channel.unary_unary)
-    finally:
-        client.transport.close()
+    messages = [
+        (b"\x00\x01 payload " * 40, {"source": "web", "events": "3", "\u00e9": "\u2603"}),
+        (b"", {"only": "attributes"}),
+        (b"x" * 300_000, {}),
+    ]
+    raw = encode_publish_request("projects/p/topics/telemetry-events", messages)
+    decoded = PublishRequest.pb().FromString(raw)
+    assert decoded.topic == "projects/p/topics/telemetry-events"
+    assert [(m.data, dict(m.attributes)) for m in decoded.messages] == messages
+
+
+def test_message_ids_are_counted_from_the_library_encoded_response() -> None:
+    from google.pubsub_v1.types import PublishResponse
+
+    for ids in ([], ["1"], [str(n) * 30 for n in range(200)]):
+        raw = PublishResponse.pb()(message_ids=ids).SerializeToString()
+        assert count_message_ids(raw) == len(ids)
+
+
+def test_a_truncated_response_is_an_error_not_a_count() -> None:
+    from google.pubsub_v1.types import PublishResponse
+
+    raw = PublishResponse.pb()(message_ids=["abc", "def"]).SerializeToString()
+    with pytest.raises(ValueError, match="truncated"):
+        count_message_ids(raw[:-1])
+    with pytest.raises(ValueError, match="truncated varint"):
+        count_message_ids(b"\x0a\xff")

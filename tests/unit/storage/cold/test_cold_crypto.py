@@ -88,12 +88,14 @@ def test_kek_from_settings_says_what_to_set(
     monkeypatch.delenv("TELEMETRY_ARCHIVE_KEK", raising=False)  # the session's stack sets one
     with pytest.raises(ConfigurationError, match="TELEMETRY_ARCHIVE_KEK"):
         kek_from_settings(Settings())
-    local = Settings(TELEMETRY_ARCHIVE_KEK=f"file:{tmp_path / 'k'}")  # type: ignore[call-arg]
+    local = Settings.from_environment({"TELEMETRY_ARCHIVE_KEK": f"file:{tmp_path / 'k'}"})
     assert isinstance(kek_from_settings(local), LocalKeyFile)
-    kms = Settings(TELEMETRY_ARCHIVE_KEK="projects/p/locations/l/keyRings/r/cryptoKeys/k")  # type: ignore[call-arg]
+    kms = Settings.from_environment(
+        {"TELEMETRY_ARCHIVE_KEK": "projects/p/locations/l/keyRings/r/cryptoKeys/k"}
+    )
     assert isinstance(kek_from_settings(kms, FakeKms()), KmsKey)
-    with pytest.raises(ValueError, match="cryptoKeys"):
-        Settings(TELEMETRY_ARCHIVE_KEK="my-key")  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match="cryptoKeys"):
+        Settings.from_environment({"TELEMETRY_ARCHIVE_KEK": "my-key"})
 
 
 @pytest.mark.parametrize(

@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import duckdb
+import msgspec
 import pytest
-from pydantic import SecretStr
 
 from shared.errors import ConfigurationError, LocalFileError, ServiceUnavailable
-from shared.settings import load_settings
+from shared.settings import Secret, load_settings
 from shared.storage.warm import export
 from shared.storage.warm.duckdb_errors import sort_duckdb_error, without_conninfo
 from shared.storage.warm.snapshot import service_failure
@@ -41,7 +41,7 @@ def test_a_missing_folder_is_a_local_error(tmp_path: Path) -> None:
 
 def test_postgres_unreachable_at_attach_is_transient(tmp_path: Path) -> None:
     url = f"postgresql+pg8000://postgres@/postgres?unix_sock={tmp_path}/.s.PGSQL.5432"
-    settings = load_settings().model_copy(update={"database_url": SecretStr(url)})
+    settings = msgspec.structs.replace(load_settings(), **{"database_url": Secret(url)})
     with pytest.raises(ServiceUnavailable, match="PostgreSQL") as caught:
         export.connect(settings)
     assert caught.value.service == "postgresql"
@@ -99,8 +99,8 @@ def test_a_refused_login_at_attach_is_a_configuration_error(
 
     real = duckdb.connect
     monkeypatch.setattr(duckdb, "connect", lambda **kw: Refusing(real(**kw)))
-    settings = load_settings().model_copy(
-        update={"database_url": SecretStr("postgresql+pg8000://u:s3cret@db/t")}
+    settings = msgspec.structs.replace(
+        load_settings(), **{"database_url": Secret("postgresql+pg8000://u:s3cret@db/t")}
     )
     with pytest.raises(ConfigurationError, match="password authentication failed") as caught:
         export.connect(settings)
