@@ -96,8 +96,13 @@ class Registry:
         return {name for name, _ in self.specs}
 
 
-class _LineLoader(yaml.SafeLoader):
-    """A safe loader that remembers the line of every mapping."""
+class _LineLoader(yaml.CSafeLoader):
+    """A safe loader that remembers the line of every mapping.
+
+    libyaml's parser (PyYAML's C loader, in every PyYAML wheel): the registry is parsed on every
+    cold start of ingest and the sink, and the pure-Python parser took longer than the rest of
+    the first request.
+    """
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         mapping = super().construct_mapping(node, deep=deep)
