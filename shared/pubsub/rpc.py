@@ -26,7 +26,6 @@ import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 
 import grpc
-import tenacity
 
 from shared.errors import ServiceUnavailable
 from shared.settings import Settings, get_settings
@@ -153,6 +152,25 @@ def open_channel(settings: Settings) -> grpc.Channel:
     return channel
 
 
+def _with_retries(attempt: Callable[[], bytes], deadline: float) -> bytes:
+    """``attempt()``, tried again with backoff until ``deadline`` while it fails in a way worth
+    another try (the retry library is loaded only on a first failure)."""
+    try:
+        return attempt()
+    except grpc.RpcError as exc:
+        if not _retryable(exc):
+            raise
+    import tenacity
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_retryable),
+        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
+        stop=tenacity.stop_after_delay(max(0.0, deadline - time.monotonic())),
+        reraise=True,
+    )
+    return retrying(attempt)
+
+
 class PublishRpc:
     """Sends ``Publish`` requests on one gRPC channel; thread-safe, built once per process."""
 
@@ -188,14 +206,8 @@ class PublishRpc:
                     raise TimeoutError
                 return self._call(request, timeout=timeout, metadata=metadata)
 
-            retrying = tenacity.Retrying(
-                retry=tenacity.retry_if_exception(_retryable),
-                wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
-                stop=tenacity.stop_after_delay(remaining),
-                reraise=True,
-            )
             try:
-                response = retrying(attempt)
+                response = _with_retries(attempt, deadline)
             except TimeoutError:
                 break
             except grpc.RpcError as exc:
