@@ -6,9 +6,10 @@ under the ``logging.googleapis.com/*`` keys, so Cloud Logging groups a request's
 links them to Cloud Trace. Request context lives in context variables, so it follows work into
 asyncio tasks, and into threads started through :func:`run_with_context`.
 
-Modules log through ``logging.getLogger(__name__)`` (or structlog); both end up as the same JSON.
-Values of identifying or free-form keys are replaced by ``[redacted]`` before rendering: logs
-never carry property values or raw identifiers.
+Modules log through ``logging.getLogger(__name__)``, with fields in ``extra``; one handler on
+the root logger renders every line as JSON (python-json-logger). Values of identifying or
+free-form keys are replaced by ``[redacted]`` before rendering: logs never carry property values
+or raw identifiers.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import logging
 import re
 import sys
 import uuid
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO, TypeVar
 
-import structlog
+from pythonjsonlogger.json import JsonFormatter
 
 T = TypeVar("T")
 
@@ -62,75 +63,71 @@ _SEVERITY = {
 }
 _CLOUD_TRACE = re.compile(r"^([0-9a-fA-F]{32})(?:/(\d+))?(?:;o=(\d))?")
 _TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$")
-_configured = False
+#: The request's log fields (request id, trace), set by :func:`request_context`.
+_REQUEST_FIELDS: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar(
+    "telemetry_log_fields", default=None
+)
 
 
-def _redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in list(event_dict):
-        if key.lower() in REDACTED_KEYS:
-            event_dict[key] = "[redacted]"
-    return event_dict
+def _request_fields() -> Mapping[str, Any]:
+    return _REQUEST_FIELDS.get() or {}
 
 
-def _cloud_logging_fields(
-    _: Any, method_name: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    level = str(event_dict.pop("level", method_name)).lower()
-    event_dict["severity"] = _SEVERITY.get(level, "DEFAULT")
-    event_dict["message"] = str(event_dict.pop("event", ""))
-    trace_id = event_dict.pop("trace_id", None)
-    span_id = event_dict.pop("span_id", None)
-    sampled = event_dict.pop("trace_sampled", None)
-    project = event_dict.pop("project", None)
-    if trace_id:
-        event_dict["logging.googleapis.com/trace"] = (
-            f"projects/{project}/traces/{trace_id}" if project else trace_id
+class CloudLoggingFormatter(JsonFormatter):
+    """One JSON object per line, in the shape Cloud Logging reads: ``severity``, ``message``,
+    ``time``, the record's ``extra`` fields and the request's, trace under
+    ``logging.googleapis.com/*``; identifying keys redacted."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(message)s",
+            rename_fields={"exc_info": "exception"},
+            timestamp="time",
+            json_default=str,
         )
-        if span_id:
-            event_dict["logging.googleapis.com/spanId"] = span_id
-        if sampled is not None:
-            event_dict["logging.googleapis.com/trace_sampled"] = bool(sampled)
-    return event_dict
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """The record's fields, then the request's (request id, trace)."""
+        super().add_fields(log_data, record, message_dict)
+        for key, value in _request_fields().items():
+            log_data.setdefault(key, value)
+        log_data["time"] = log_data["time"].isoformat()
+
+    def process_log_record(self, log_data: dict[str, Any]) -> dict[str, Any]:
+        """Redact, then move level and trace to Cloud Logging's keys."""
+        for key in list(log_data):
+            if key.lower() in REDACTED_KEYS:
+                log_data[key] = "[redacted]"
+        level = str(log_data.pop("levelname", "")).lower()
+        log_data["severity"] = _SEVERITY.get(level, "DEFAULT")
+        log_data["message"] = str(log_data.get("message", ""))
+        trace_id = log_data.pop("trace_id", None)
+        span_id = log_data.pop("span_id", None)
+        sampled = log_data.pop("trace_sampled", None)
+        project = log_data.pop("project", None)
+        if trace_id:
+            log_data["logging.googleapis.com/trace"] = (
+                f"projects/{project}/traces/{trace_id}" if project else trace_id
+            )
+            if span_id:
+                log_data["logging.googleapis.com/spanId"] = span_id
+            if sampled is not None:
+                log_data["logging.googleapis.com/trace_sampled"] = bool(sampled)
+        return log_data
 
 
 def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None:
-    """Route structlog and stdlib logging to one JSON-lines handler (idempotent)."""
-    global _configured
-    shared_processors: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
-        _redact,
-    ]
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared_processors, structlog.stdlib.ExtraAdder()],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            _redact,
-            _cloud_logging_fields,
-            structlog.processors.JSONRenderer(),
-        ],
-    )
+    """Route every logger to one JSON-lines handler on the root logger (idempotent)."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(CloudLoggingFormatter())
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_telemetry", False)]:
         root.removeHandler(old)
     handler._telemetry = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    if not _configured:
-        structlog.configure(
-            processors=[
-                *shared_processors,
-                structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-            ],
-            logger_factory=structlog.stdlib.LoggerFactory(),
-            wrapper_class=structlog.stdlib.BoundLogger,
-            cache_logger_on_first_use=True,
-        )
-    _configured = True
 
 
 def parse_trace_header(
@@ -166,16 +163,16 @@ def request_context(
         values["trace_id"], values["span_id"], values["trace_sampled"] = trace
         if project:
             values["project"] = project
-    tokens = structlog.contextvars.bind_contextvars(**values)
+    token = _REQUEST_FIELDS.set({**_request_fields(), **values})
     try:
         yield rid
     finally:
-        structlog.contextvars.reset_contextvars(**tokens)
+        _REQUEST_FIELDS.reset(token)
 
 
 def current_request_id() -> str | None:
     """The request id bound by :func:`request_context`, if any."""
-    value = structlog.contextvars.get_contextvars().get("request_id")
+    value = _request_fields().get("request_id")
     return str(value) if value is not None else None
 
 
