@@ -186,7 +186,7 @@ def main() -> None:
             get = Probe("/")
             # An uncounted first round writes each environment's bytecode caches, as the
             # install step of an image build does (the first import would compile instead).
-            for name, (folder, python) in made.items():
+            for folder, python in made.values():
                 import_seconds(folder, python, env)
             first_answer(*made["hello"], "hello", env, get)
             first_answer(*made["ingest"], "ingest", env, beacon())

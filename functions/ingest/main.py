@@ -51,7 +51,9 @@ def get_handler() -> IngestHandler:
                     SamplingPolicy(settings.sample_rates),
                     Pseudonymiser(settings.pseudonym_keys),
                 )
-                _handler = IngestHandler(settings, intake, get_publisher(), RuntimeFlags(settings))
+                publisher = get_publisher()
+                publisher.connect()  # under way while the first request is read and checked
+                _handler = IngestHandler(settings, intake, publisher, RuntimeFlags(settings))
                 atexit.register(_handler.summary.flush)  # the last totals of this instance
     return _handler
 

@@ -324,11 +324,22 @@ class ContractCodec:
         self._framed = msgspec.json.Decoder(envelope_of(self.frame_type))
         self._raw = msgspec.json.Decoder(envelope_of(msgspec.Raw))
         self._frame = msgspec.json.Decoder(self.frame_type)
+        #: Compiled props decoders, each on its event version's first beacon (a cold
+        #: instance compiles only what its first requests carry).
         self.props: dict[tuple[str, int], msgspec.json.Decoder[Any]] = {}
-        for (name, version), schema in props_schemas.items():
-            decoder = props_decoder(name, version, schema)
-            if decoder is not None:
-                self.props[(name, version)] = decoder
+        self._uncompiled = dict(props_schemas)
+
+    def props_decoder(self, key: tuple[str, int]) -> msgspec.json.Decoder[Any] | None:
+        """The props decoder of one event version, compiled on first use; None when the event
+        is unknown or its schema has no faithful type (the slow path decides)."""
+        decoder = self.props.get(key)
+        if decoder is None:
+            schema = self._uncompiled.pop(key, None)
+            if schema is not None:
+                decoder = props_decoder(key[0], key[1], schema)
+                if decoder is not None:
+                    self.props[key] = decoder
+        return decoder
 
     @classmethod
     def for_registry(cls, registry: Registry) -> ContractCodec:

@@ -237,7 +237,7 @@ class Intake:
                 slow(index)
                 continue
             key = (frame.name, frame.version)
-            props_decoder = props_decoders.get(key)
+            props_decoder = props_decoders.get(key) or codec.props_decoder(key)
             if props_decoder is None:  # unknown event, or props beyond the translation
                 slow(index)
                 continue

@@ -45,6 +45,10 @@ class EventPublisher:
             self._rpc = publish_rpc()
         return self._rpc
 
+    def connect(self) -> None:
+        """Open the channel and start connecting before the first publish needs it."""
+        self.rpc.connect()
+
     def _flush(self, messages: list[Message], budget: float) -> None:
         self.rpc.send(self.topic_path, messages, budget)
 

@@ -178,6 +178,12 @@ class PublishRpc:
         self.channel = channel
         self._call: Callable[..., bytes] = channel.unary_unary(PUBLISH_METHOD)
         self._metadata: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._ready: grpc.Future | None = None
+
+    def connect(self) -> None:
+        """Start connecting now, in gRPC's own threads (they run without the interpreter's
+        lock), so a new instance's first Publish finds the connection made or under way."""
+        self._ready = grpc.channel_ready_future(self.channel)
 
     def _routing(self, topic_path: str) -> tuple[tuple[str, str], ...]:
         metadata = self._metadata.get(topic_path)

@@ -317,6 +317,8 @@ def test_every_bundled_event_has_a_fast_decoder() -> None:
     client_events = {
         k for k, s in registry.specs.items() if s.category not in SERVER_ONLY_CATEGORIES
     }
+    assert not codec.props  # compiled on first use
+    assert {k for k in registry.specs if codec.props_decoder(k) is not None} == client_events
     assert set(codec.props) == client_events
     feedback = registry.get("feedback.submit", 1)
     rules = PiiRules.of_schema(feedback.props_schema)

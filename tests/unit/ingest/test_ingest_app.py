@@ -17,6 +17,7 @@ from functions_framework import create_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from shared.pubsub.publisher import reset_publisher
 from shared.settings import Settings
 
 DEFAULT_ORIGIN = Settings().allowed_origins[0]
@@ -57,6 +58,8 @@ def test_handler_is_built_lazily_from_settings(monkeypatch: pytest.MonkeyPatch) 
     create_app(target="ingest", source=str(SOURCE))
     import main as ingest_main
 
+    # The handler opens its Pub/Sub channel as it is built (connecting in the background).
+    monkeypatch.setenv("PUBSUB_EMULATOR_HOST", "127.0.0.1:9")
     saved = ingest_main._handler
     ingest_main.reset()
     try:
@@ -65,6 +68,7 @@ def test_handler_is_built_lazily_from_settings(monkeypatch: pytest.MonkeyPatch) 
         assert handler.cors.allowed_origins == {"http://localhost:8000", "http://127.0.0.1:8000"}
     finally:
         ingest_main._handler = saved
+        reset_publisher()  # its channel points at the address above
 
 
 json_values = st.recursive(
