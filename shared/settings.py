@@ -86,10 +86,11 @@ class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
         upper = {name.upper(): value for name, value in source.items()}
         # An empty variable whose default is "unset" is unset, as if it were not there.
         values = {
-            field.encode_name: upper[field.encode_name]
-            for field in msgspec.structs.fields(cls)
-            if field.encode_name in upper
-            and (upper[field.encode_name] != "" or field.default is not None)
+            name: upper[name]
+            for name, default in zip(
+                cls.__struct_encode_fields__, cls.__struct_defaults__, strict=True
+            )
+            if name in upper and (upper[name] != "" or default is not None)
         }
         try:
             settings = msgspec.convert(values, cls, strict=False, dec_hook=_decode_secret)
@@ -218,7 +219,7 @@ class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
 
 def variable_names() -> tuple[str, ...]:
     """The environment variables :class:`Settings` reads, in field order."""
-    return tuple(field.encode_name for field in msgspec.structs.fields(Settings))
+    return Settings.__struct_encode_fields__
 
 
 def _decode_secret(kind: type, value: Any) -> Any:

@@ -106,12 +106,21 @@ class EventValidator:
         # One schema per (name, version): the frame with that event's props schema in place,
         # so a valid event costs a single validation call. Failures are re-checked step by
         # step (frame, registry, props) to name the exact field and rule.
-        self._whole = {
-            key: Validator(
+        # Each compiled on its event's first use: a cold instance compiles what it is sent.
+        self._frame = frame
+        self._whole: dict[tuple[str, int], Validator] = {}
+
+    def _whole_for(self, key: tuple[str, int]) -> Validator | None:
+        whole = self._whole.get(key)
+        if whole is None:
+            spec = self.registry.specs.get(key)
+            if spec is None:
+                return None
+            frame = self._frame
+            whole = self._whole[key] = Validator(
                 {**frame, "properties": {**frame["properties"], "props": spec.props_schema}}
             )
-            for key, spec in self.registry.specs.items()
-        }
+        return whole
 
     def validate_envelope(self, body: Any) -> tuple[dict[str, Any], list[Any]]:
         """``(context, events)`` of a beacon body, or the whole-request problem."""
@@ -168,7 +177,7 @@ class EventValidator:
         # Only a (str, int) key can name a spec; anything else (even unhashable) is for the
         # frame check below to refuse with its reason.
         plausible = isinstance(name, str) and isinstance(version, int)
-        whole = self._whole.get(key) if plausible else None  # type: ignore[arg-type]
+        whole = self._whole_for(key) if plausible else None  # type: ignore[arg-type]
         if whole is None or not whole.is_valid(event):
             _check(self._event, event, "", "event")
             _check(
