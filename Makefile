@@ -18,7 +18,7 @@ export CHECKPOINT_DISABLE := 1
 COVERAGE_FLOORS := shared=90 functions/ingest=90 functions/sink=90 functions/snapshot=90 functions/lifecycle=90 functions/anomaly=90 telemetry_client=90
 
 .PHONY: setup setup-js js js-build dev check check-ruff check-mypy check-pytest test test-pytest lint gates \
-	telemetry-check chaos bench bundles docs clean
+	telemetry-check chaos bench bundles dist docs clean
 
 # One mypy cache for every mypy run (shared/, the CLI, each function): warm after the first.
 MYPY := $(BIN)/mypy --cache-dir $(CURDIR)/.mypy_cache
@@ -144,6 +144,10 @@ bench: setup setup-js
 ## bundles: one reproducible zip per function (build/bundles/) and terraform/bundles.auto.tfvars.json
 bundles: setup
 	$(BIN)/python scripts/build_bundles.py
+
+## dist: the Python client's wheel (dist/telemetry_client-*.whl), installable alone
+dist: setup
+	$(BIN)/python scripts/build_client.py --out dist
 
 ## docs: regenerate the generated docs (registry reference, metrics catalog, Grafana dashboards)
 docs: setup

@@ -85,35 +85,78 @@ def _module_file(root: Path, dotted: str) -> Path | None:
     return None
 
 
-def imported_modules(root: Path, name: str) -> tuple[set[str], set[str]]:
-    """``(shared modules, third-party module names)`` that ``functions/<name>`` imports."""
-    source = root / "functions" / name
-    local = {p.stem: p for p in source.glob("*.py")}
-    todo: list[tuple[str, Path]] = list(local.items())
+def _module_level(tree: ast.Module) -> ast.Module:
+    """The statements that run at import: the module's and its classes' own, without the
+    bodies of functions and methods."""
+    functions = (ast.FunctionDef, ast.AsyncFunctionDef)
+    body: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            body.extend(n for n in node.body if not isinstance(n, functions))
+        elif not isinstance(node, functions):
+            body.append(node)
+    return ast.Module(body=body, type_ignores=[])
+
+
+def walk_imports(
+    root: Path,
+    entries: dict[str, Path],
+    packages: Iterable[str] = ("shared",),
+    shallow: Iterable[str] = (),
+) -> tuple[set[str], set[str]]:
+    """``(local modules, third-party module names)`` that the ``entries`` (module name → file)
+    import, following every local module they reach at any depth. ``packages`` are the
+    project's importable packages under ``root``; a module in ``shallow`` contributes only
+    its module-level imports (its function bodies are another distribution's concern)."""
+    local_tops = set(packages)
+    shallow = set(shallow)
+    todo: list[tuple[str, Path]] = list(entries.items())
     seen: set[str] = set()
-    shared: set[str] = set()
+    local: set[str] = set()
     external: set[str] = set()
     while todo:
         module, path = todo.pop()
         if module in seen:
             continue
         seen.add(module)
-        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        tree: ast.Module = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        if module in shallow:
+            tree = _module_level(tree)
         for dotted in _imports(tree, module, path.name == "__init__.py"):
             top = dotted.split(".")[0]
-            if top in local:
-                todo.append((top, local[top]))
-            elif top == "shared":
+            if dotted in entries:
+                todo.append((dotted, entries[dotted]))
+            elif top in entries:
+                todo.append((top, entries[top]))
+            elif top in local_tops:
                 parts = dotted.split(".")
                 for depth in range(1, len(parts) + 1):  # packages run their __init__ first
                     prefix = ".".join(parts[:depth])
                     found = _module_file(root, prefix)
                     if found is not None:
-                        shared.add(prefix)
+                        local.add(prefix)
                         todo.append((prefix, found))
             elif top and top not in sys.stdlib_module_names and top != "__future__":
                 external.add(dotted)
-    return shared, external
+    return local, external
+
+
+def imported_modules(root: Path, name: str) -> tuple[set[str], set[str]]:
+    """``(shared modules, third-party module names)`` that ``functions/<name>`` imports."""
+    source = root / "functions" / name
+    return walk_imports(root, {p.stem: p for p in source.glob("*.py")})
+
+
+def direct_distributions(external: Iterable[str], who: str) -> set[str]:
+    """The installed distributions that hold these third-party modules (normalized names)."""
+    direct = set()
+    for module in sorted(external):
+        dist = distribution_of(module)
+        if dist is not None:
+            direct.add(_normal(dist))
+        elif not any(other.startswith(f"{module}.") for other in external):  # not a namespace
+            raise SystemExit(f"{who} imports {module}, which no installed distribution holds")
+    return direct
 
 
 @functools.cache
@@ -185,13 +228,7 @@ def closure(distributions: Iterable[str], extras: dict[str, set[str]]) -> set[st
 def function_requirements(root: Path, name: str, locked: str) -> str:
     """``requirements.txt`` of one function: the lock's lines of its own closure."""
     _, external = imported_modules(root, name)
-    direct = set()
-    for module in sorted(external):
-        dist = distribution_of(module)
-        if dist is not None:
-            direct.add(dist)
-        elif not any(other.startswith(f"{module}.") for other in external):  # not a namespace
-            raise SystemExit(f"{name} imports {module}, which no installed distribution holds")
+    direct = direct_distributions(external, name)
     needed = closure(direct, declared_extras(root))
     lines = [
         line

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import logging
 import threading
 import uuid
@@ -25,7 +26,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
-from shared.errors import ContractViolation
+from shared.errors import ConfigurationError, ContractViolation
 from telemetry_client.archive import archive
 from telemetry_client.context import (
     CallRecord,
@@ -38,7 +39,6 @@ from telemetry_client.context import (
 from telemetry_client.sender import (
     BackgroundSender,
     HttpTransport,
-    PubSubTransport,
     SenderStats,
     Transport,
 )
@@ -87,12 +87,13 @@ def configure(
 ) -> TelemetryClient:
     """Build the process-wide client explicitly (else it is built from settings on first use)."""
     global _client
-    from shared.settings import get_settings
+    from shared.settings import Settings
 
-    settings = get_settings()
+    # The variables the client reads; the pipeline's production checks are not the app's.
+    settings = Settings.from_environment()
     if transport is None:
         url = settings.telemetry_ingest_url
-        transport = functools.partial(HttpTransport, url) if url else PubSubTransport
+        transport = functools.partial(HttpTransport, url) if url else _pubsub_transport()
     with _client_lock:
         old = _client
         _client = TelemetryClient(
@@ -105,12 +106,21 @@ def configure(
         )
     if old is not None:
         old.shutdown(timeout=5)
-    if transport is PubSubTransport:
-        # Imported here, not at exit: after interpreter shutdown starts, the Pub/Sub client's
-        # thread pools can no longer be imported and the last flush would fail.
-        from google.cloud import pubsub_v1  # type: ignore[attr-defined]  # noqa: F401
     _client.start()
     return _client
+
+
+def _pubsub_transport() -> Callable[[SenderStats], Transport]:
+    """The Pub/Sub transport, or a clear error when the ``[pubsub]`` extra is not installed."""
+    if importlib.util.find_spec("grpc") is None:
+        raise ConfigurationError(
+            "TELEMETRY_INGEST_URL is not set, and sending straight to Pub/Sub needs the "
+            "[pubsub] extra: pip install 'telemetry-client[pubsub]'",
+            ["TELEMETRY_INGEST_URL"],
+        )
+    from telemetry_client.pubsub import PubSubTransport
+
+    return PubSubTransport
 
 
 def get_client() -> TelemetryClient:

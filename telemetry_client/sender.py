@@ -24,7 +24,6 @@ import urllib.request
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from shared.errors import TransientError
@@ -65,37 +64,6 @@ class SenderStats:
     dropped_queue_full: int = 0
     dropped_send_failed: int = 0
     telemetry_errors: int = 0
-
-
-class PubSubTransport:
-    """Validates, samples and pseudonymises like ingest, then publishes to the events topic."""
-
-    def __init__(self, stats: SenderStats, settings: Any = None) -> None:
-        from shared.contract.intake import Intake
-        from shared.contract.validation import EventValidator
-        from shared.policy.privacy import Pseudonymiser
-        from shared.policy.sampling import SamplingPolicy
-        from shared.pubsub.publisher import EventPublisher
-        from shared.settings import get_settings
-
-        settings = settings or get_settings()
-        self.stats = stats
-        self.intake = Intake(
-            EventValidator(),
-            SamplingPolicy(settings.sample_rates),
-            Pseudonymiser(settings.pseudonym_keys),
-        )
-        self.publisher = EventPublisher(settings)
-
-    def send(self, events: list[dict[str, Any]]) -> None:
-        """Publish the accepted events of a batch; count and log the rejected ones."""
-        result = self.intake.process_events(events, {}, datetime.now(UTC))
-        if result.rejected:
-            self.stats.rejected += len(result.rejected)
-            logger.warning(
-                "telemetry events rejected", extra={"rejected_by_field": result.rejected_by_field()}
-            )
-        self.publisher.publish(result.accepted, "backend")
 
 
 class HttpTransport:

@@ -1,6 +1,6 @@
-import type { EventName, EventProps } from "./events";
+import type { EventName, EventProps } from "./events.js";
 
-export type { EventName, EventProps } from "./events";
+export type { EventName, EventProps } from "./events.js";
 
 export interface InitOptions {
   /** Ingest URL, ideally on the site's own domain (e.g. /t/v1/events) so blockers leave it alone. */
