@@ -25,17 +25,13 @@ import argparse
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import build_bundles  # beside this script
 from packaging.requirements import Requirement
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import build_bundles  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENT_PROJECT = ROOT / "clients" / "python"
@@ -167,14 +163,8 @@ def build(out: Path, root: Path = ROOT) -> Path:
         staging = Path(tmp)
         stage(root, staging, needs)
         uv = root / ".tools" / "bin" / "uv"
-        done = subprocess.run(
-            [str(uv) if uv.exists() else "uv", "build", "--wheel", "--quiet", "--out-dir"]
-            + [str(out), str(staging)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        del done
+        command = [str(uv) if uv.exists() else "uv", "build", "--wheel", "--quiet"]
+        subprocess.run([*command, "--out-dir", str(out), str(staging)], check=True)
     (wheel,) = sorted(out.glob("telemetry_client-*.whl"), key=lambda p: p.stat().st_mtime)[-1:]
     return wheel
 

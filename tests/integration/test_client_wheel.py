@@ -64,12 +64,9 @@ def wheel_env() -> Iterator[Callable[[str], Path]]:
             folder = work / f"venv{extra or '-core'}"
             subprocess.run([_uv(), "venv", "--quiet", str(folder)], check=True)
             python = folder / "bin" / "python"
-            subprocess.run(
-                [_uv(), "pip", "install", "--quiet", "--link-mode", "hardlink"]
-                + ["--python", str(python), "--constraint", str(constraints)]
-                + [f"{wheel}{extra}"],
-                check=True,
-            )
+            pip = [_uv(), "pip", "install", "--quiet", "--link-mode", "hardlink"]
+            target = ["--python", str(python), "--constraint", str(constraints)]
+            subprocess.run([*pip, *target, f"{wheel}{extra}"], check=True)
             return python
 
         yield install

@@ -88,7 +88,9 @@ def test_the_package_holds_only_its_build(consumer: Path) -> None:
     assert not installed.is_symlink()  # a copy of the tarball, not a link into the tree
 
 
-def test_packed_types_type_check_under_nodenext_their_relative_imports_carry_extensions(consumer: Path) -> None:
+def test_packed_types_type_check_under_nodenext_their_relative_imports_carry_extensions(
+    consumer: Path,
+) -> None:
     (consumer / "consumer.ts").write_text(CONSUMER_TS, encoding="utf-8")
     done = _tsc(consumer)
     assert done.returncode == 0, done.stdout + done.stderr
