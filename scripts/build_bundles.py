@@ -282,7 +282,18 @@ def stage(name: str, root: Path, staging: Path, requirements: str) -> None:
         target = staging / path.relative_to(root)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, target)
+    compile_registries(staging / "shared")
     (staging / "requirements.txt").write_text(requirements, encoding="utf-8")
+
+
+def compile_registries(shared: Path) -> None:
+    """Parse the event registry at build time (``events.compiled.json`` beside the YAML), so a
+    cold start reads JSON and never loads the YAML parser."""
+    from shared.contract.registry.loader import compile_registry
+
+    registry = shared / "contract" / "registry" / "events.yaml"
+    if registry.is_file():
+        compile_registry(registry)
 
 
 def write_zip(staging: Path, destination: Path) -> str:

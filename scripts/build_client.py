@@ -147,6 +147,7 @@ def stage(root: Path, staging: Path, needs: ClientNeeds) -> None:
             target.write_text(_rewrite(path.read_text(encoding="utf-8")), "utf-8")
         else:
             shutil.copy2(path, target)
+    build_bundles.compile_registries(vendored)
 
 
 def build(out: Path, root: Path = ROOT) -> Path:

@@ -7,6 +7,7 @@ not compile is a :class:`RegistryError` pointing at the entry at fault.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,7 +15,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import jsonschema_rs
-import yaml
 
 from shared.contract.registry.keywords import CATEGORIES, Category
 from shared.errors import RegistryError, UnknownEvent
@@ -96,18 +96,24 @@ class Registry:
         return {name for name, _ in self.specs}
 
 
-class _LineLoader(yaml.CSafeLoader):
+@functools.cache
+def _line_loader() -> type[Any]:
     """A safe loader that remembers the line of every mapping.
 
-    libyaml's parser (PyYAML's C loader, in every PyYAML wheel): the registry is parsed on every
-    cold start of ingest and the sink, and the pure-Python parser took longer than the rest of
-    the first request.
+    libyaml's parser (PyYAML's C loader, in every PyYAML wheel): the pure-Python parser took
+    longer than the rest of a cold instance's first request. PyYAML itself is imported here,
+    not at module import: a bundle reads its compiled registry instead (see
+    :func:`read_registry_entries`).
     """
+    import yaml
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        mapping = super().construct_mapping(node, deep=deep)
-        mapping[_LINE_KEY] = node.start_mark.line + 1
-        return mapping
+    class LineLoader(yaml.CSafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            mapping = super().construct_mapping(node, deep=deep)
+            mapping[_LINE_KEY] = node.start_mark.line + 1
+            return mapping
+
+    return LineLoader
 
 
 def _strip_lines(value: Any) -> Any:
@@ -118,14 +124,54 @@ def _strip_lines(value: Any) -> Any:
     return value
 
 
+def compiled_path(path: Path) -> Path:
+    """Where a bundle keeps a registry file's entries, parsed at build time (JSON)."""
+    return path.with_name(f"{path.stem}.compiled.json")
+
+
+def compile_registry(path: Path) -> Path:
+    """Write the entries of the registry file ``path`` as JSON beside it, keyed by the SHA-256
+    of the file they were read from (``make bundles`` does this for each bundle)."""
+    raw = path.read_bytes()
+    target = compiled_path(path)
+    document = {"source_sha256": hashlib.sha256(raw).hexdigest(), "events": _parse(path, raw)}
+    target.write_text(json.dumps(document, sort_keys=True), encoding="utf-8")
+    return target
+
+
 def read_registry_entries(path: Path) -> list[dict[str, Any]]:
-    """The raw entries of a registry file, each with its ``__line__``."""
+    """The raw entries of a registry file, each with its ``__line__``.
+
+    When the compiled file beside it was made from these very bytes (same SHA-256), its
+    entries are read instead: a function bundle then never imports or runs the YAML parser on
+    a cold start. Any other compiled file is out of date and ignored, as Python ignores a
+    stale ``.pyc``.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise RegistryError(f"cannot read the registry: {exc.strerror}", str(path)) from None
     try:
-        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        compiled = json.loads(compiled_path(path).read_bytes())
+    except (OSError, ValueError):
+        compiled = None
+    if (
+        isinstance(compiled, dict)
+        and compiled.get("source_sha256") == hashlib.sha256(raw).hexdigest()
+        and isinstance(compiled.get("events"), list)
+    ):
+        entries: list[dict[str, Any]] = compiled["events"]
+        return entries
+    return _parse(path, raw)
+
+
+def _parse(path: Path, raw: bytes) -> list[dict[str, Any]]:
+    import yaml
+
+    try:
+        document = yaml.load(raw.decode("utf-8"), Loader=_line_loader())  # noqa: S506 - safe loader
+    except UnicodeDecodeError as exc:
+        raise RegistryError(f"not UTF-8: {exc.reason}", str(path)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

@@ -1,0 +1,69 @@
+"""A bundle's registry is parsed at build time; a stale compiled file is never trusted."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from shared.contract.registry import loader
+
+
+def _copy_registry(tmp_path: Path) -> Path:
+    for path in loader.REGISTRY_DIR.iterdir():
+        if path.is_file() and path.suffix in (".yaml", ".json"):
+            shutil.copyfile(path, tmp_path / path.name)
+    return tmp_path / loader.DEFAULT_REGISTRY_PATH.name
+
+
+def test_the_compiled_registry_is_the_yaml_parsed(tmp_path: Path) -> None:
+    registry = _copy_registry(tmp_path)
+    compiled = loader.compile_registry(registry)
+    assert compiled == loader.compiled_path(registry)
+    document = json.loads(compiled.read_text(encoding="utf-8"))
+    assert document["events"] == loader._parse(registry, registry.read_bytes())
+    assert (
+        loader.load_registry(registry).specs
+        == loader.load_registry(loader.DEFAULT_REGISTRY_PATH).specs
+    )
+
+
+def test_a_matching_compiled_file_is_read_instead_of_the_yaml(tmp_path: Path) -> None:
+    registry = _copy_registry(tmp_path)
+    compiled = loader.compile_registry(registry)
+    document = json.loads(compiled.read_text(encoding="utf-8"))
+    document["events"][0]["description"] = "read from the compiled file"
+    compiled.write_text(json.dumps(document), encoding="utf-8")
+    assert loader.read_registry_entries(registry)[0]["description"] == (
+        "read from the compiled file"
+    )
+
+
+def test_a_stale_compiled_file_is_ignored(tmp_path: Path) -> None:
+    registry = _copy_registry(tmp_path)
+    compiled = loader.compile_registry(registry)
+    document = json.loads(compiled.read_text(encoding="utf-8"))
+    document["events"][0]["description"] = "stale"
+    compiled.write_text(json.dumps(document), encoding="utf-8")
+    registry.write_text(registry.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    assert loader.read_registry_entries(registry)[0]["description"] != "stale"
+    compiled.write_text("{not json", encoding="utf-8")
+    assert loader.read_registry_entries(registry)[0]["name"]
+
+
+def test_reading_a_compiled_registry_never_imports_the_yaml_parser(tmp_path: Path) -> None:
+    registry = _copy_registry(tmp_path)
+    loader.compile_registry(registry)
+    script = (
+        "import sys\n"
+        "from shared.contract.registry.loader import load_registry\n"
+        f"assert load_registry({str(registry)!r}).specs\n"
+        "print('yaml' in sys.modules)\n"
+    )
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
