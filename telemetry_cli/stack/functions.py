@@ -37,14 +37,20 @@ FUNCTION_PREFIX = "function "
 
 
 def function_process(
-    name: str, functions_dir: Path, port: int, log_file: Path, env: Mapping[str, str]
+    name: str,
+    functions_dir: Path,
+    port: int,
+    log_file: Path,
+    env: Mapping[str, str],
+    launcher: Path | None = None,
 ) -> ManagedProcess:
-    """One function as a managed process (not started)."""
+    """One function as a managed process (not started); ``launcher`` is another environment's
+    functions-framework (a bundle's own, say) instead of this one's."""
     source = functions_dir / name / "main.py"
     return ManagedProcess(
         f"{FUNCTION_PREFIX}{name}",
         [
-            str(functions_framework_bin()),
+            str(launcher or functions_framework_bin()),
             "--source",
             str(source),
             "--target",

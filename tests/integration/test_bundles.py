@@ -33,6 +33,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from shared.pubsub import resources as names
+from telemetry_cli.stack.functions import function_process
 from telemetry_cli.stack.process import ManagedProcess, free_port, port_answers
 
 pytestmark = pytest.mark.integration
@@ -107,23 +108,8 @@ def serve(
     def start(name: str) -> str:
         folder = bundles[name]
         port = free_port()
-        proc = ManagedProcess(
-            f"bundle {name}",
-            [
-                str(folder / ".venv" / "bin" / "functions-framework"),
-                "--source",
-                "main.py",
-                "--target",
-                name,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            logs / f"{name}.log",
-            env=env,
-            cwd=folder,
-        )
+        launcher = folder / ".venv" / "bin" / "functions-framework"
+        proc = function_process(name, folder.parent, port, logs / f"{name}.log", env, launcher)
         proc.start()
         started.append(proc)
         proc.wait_ready(lambda: port_answers(port), 60)
