@@ -50,7 +50,10 @@ def retention(dry_run: bool, as_json: bool) -> None:
             f"  ({item.reason}{'; ' + item.verified_by if item.verified_by else ''})"
         )
 
-    report = lifecycle.retention(progress=show).run(dry_run=dry_run)
+    from shared.pubsub.alerts import alert_sender
+
+    alert = alert_sender(lifecycle.settings)
+    report = lifecycle.retention(progress=show, alert=alert).run(dry_run=dry_run)
     resumed = []
     if not dry_run:
         eraser = lifecycle.eraser()

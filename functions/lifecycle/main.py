@@ -61,7 +61,9 @@ def _request_json(request: ErasureRequest) -> dict[str, Any]:
 def _retention(body: dict[str, Any]) -> Answer:
     lifecycle = get_lifecycle()
     dry_run = body.get("dry_run") is True
-    report = lifecycle.retention().run(dry_run=dry_run)
+    from shared.pubsub.alerts import alert_sender
+
+    report = lifecycle.retention(alert=alert_sender(lifecycle.settings)).run(dry_run=dry_run)
     resumed = []
     if not dry_run:
         eraser = lifecycle.eraser()

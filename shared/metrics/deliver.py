@@ -16,7 +16,7 @@ import requests
 from tenacity import Retrying, stop_after_attempt, wait_exponential
 
 from shared.metrics.store import AlertStore, Channel, OutboxRow
-from shared.pubsub.alerts import AlertSend, Severity
+from shared.observability.alerts import AlertSend, Severity
 
 logger = logging.getLogger(__name__)
 #: Seconds a webhook call may take.

@@ -7,20 +7,17 @@ A message never carries a property value or a raw identifier.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 
+from shared.observability.alerts import AlertSend, Severity
 from shared.pubsub import resources
 from shared.pubsub.publisher import topic_path
 from shared.pubsub.rpc import PublishRpc, publish_rpc
 from shared.settings import Settings
-
-Severity = Literal["info", "warning", "critical"]
-#: Publishes one alert.
-AlertSend = Callable[[str, Severity, str, Mapping[str, Any]], None]
 
 
 def alert_body(

@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from shared.observability.alerts import AlertSend
 from shared.policy.privacy import Pseudonymiser
-from shared.pubsub.alerts import alert_sender
 from shared.settings import Settings
 from shared.storage.cold.archive import ColdArchive
 from shared.storage.cold.keys import kek_from_settings
@@ -37,9 +37,11 @@ class Lifecycle:
         """Erasure requests, under every pseudonym key (``progress`` gets a line per step)."""
         return Eraser(self.settings, self.engine, self.bucket, self.pseudonymiser(), progress)
 
-    def retention(self, progress: Progress | None = None, alerts: bool = True) -> Retention:
-        """Retention on every tier (alerts to the alerts topic unless ``alerts`` is False)."""
-        alert = alert_sender(self.settings) if alerts else None
+    def retention(
+        self, progress: Progress | None = None, alert: AlertSend | None = None
+    ) -> Retention:
+        """Retention on every tier; what it must keep is alerted through ``alert`` (the caller
+        chooses where alerts go: the alerts topic, in the functions)."""
         return Retention(self.settings, self.engine, self.bucket, alert, progress)
 
     def archive(self) -> ColdArchive:

@@ -27,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from shared.pubsub.alerts import AlertSend
+from shared.observability.alerts import AlertSend
 from shared.settings import Settings
 from shared.storage import audit
 from shared.storage.cold.archive import iter_manifests, manifest_object_name

@@ -12,6 +12,7 @@ import pytest
 from functions_framework import create_app
 
 from shared.errors import ServiceUnavailable, TerminalError
+from shared.settings import load_settings
 from shared.storage.erasure import ErasureRequest, ErasureRunning, UnknownRequest
 from shared.storage.retention import RetentionItem, RetentionReport
 
@@ -58,12 +59,15 @@ class FakeLifecycle:
         self.fail: Exception | None = None
         self.eraser_ = FakeEraser(None)
         self.retention_ = FakeRetention()
+        self.settings = load_settings()
+        self.alert: Any = None
 
     def eraser(self) -> FakeEraser:
         self.eraser_.fail = self.fail
         return self.eraser_
 
-    def retention(self) -> FakeRetention:
+    def retention(self, alert: Any = None) -> FakeRetention:
+        self.alert = alert  # the function chooses where retention's alerts go
         return self.retention_
 
 
@@ -87,6 +91,7 @@ def test_retention_reports_items_and_resumes_unfinished_erasures(client_and_fake
     dry = client.post("/", data=json.dumps({"action": "retention", "dry_run": True})).get_json()
     assert dry["dry_run"] is True and dry["erasures_resumed"] == []
     assert fake.retention_.dry == [False, True] and fake.eraser_.ran == ["er-" + "2" * 20]
+    assert callable(fake.alert)  # retention's alerts go to the alerts topic
 
 
 def test_erase_answers_the_receipt(client_and_fake) -> None:
