@@ -463,10 +463,11 @@ def _parse_duration(text: str) -> timedelta:
 def sampling_override(duration: str, reason: str | None) -> None:
     """Raise every sampling rate to 1.0 until the given time has passed."""
     from shared.policy.flags import Flags, flags_summary, write_flags
+    from shared.storage.flags_object import GcsFlagStore
 
     until = datetime.now(UTC) + _parse_duration(duration)
     flags = Flags(sampling_override_until=until, reason=reason)
-    write_flags(flags)
+    write_flags(flags, GcsFlagStore())
     click.echo(json.dumps(flags_summary(flags)))
 
 
@@ -474,8 +475,9 @@ def sampling_override(duration: str, reason: str | None) -> None:
 def sampling_clear() -> None:
     """End the override now (rates go back to the configured ones)."""
     from shared.policy.flags import Flags, flags_summary, write_flags
+    from shared.storage.flags_object import GcsFlagStore
 
-    write_flags(Flags())
+    write_flags(Flags(), GcsFlagStore())
     click.echo(json.dumps(flags_summary(Flags())))
 
 
@@ -483,8 +485,9 @@ def sampling_clear() -> None:
 def sampling_status() -> None:
     """Show whether the override is on, until when, and why."""
     from shared.policy.flags import flags_summary, read_flags
+    from shared.storage.flags_object import GcsFlagStore
 
-    click.echo(json.dumps(flags_summary(read_flags())))
+    click.echo(json.dumps(flags_summary(read_flags(GcsFlagStore()))))
 
 
 @cli.group(invoke_without_command=True)

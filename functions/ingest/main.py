@@ -42,6 +42,7 @@ def get_handler() -> IngestHandler:
                 from shared.policy.sampling import SamplingPolicy
                 from shared.pubsub.publisher import get_publisher
                 from shared.settings import get_settings
+                from shared.storage.flags_object import GcsFlagStore
 
                 settings = get_settings()
                 configure_logging(settings.telemetry_log_level)
@@ -53,7 +54,9 @@ def get_handler() -> IngestHandler:
                 )
                 publisher = get_publisher()
                 publisher.connect()  # under way while the first request is read and checked
-                _handler = IngestHandler(settings, intake, publisher, RuntimeFlags(settings))
+                _handler = IngestHandler(
+                    settings, intake, publisher, RuntimeFlags(settings, GcsFlagStore(settings))
+                )
                 atexit.register(_handler.summary.flush)  # the last totals of this instance
     return _handler
 

@@ -26,7 +26,7 @@ from shared.contract.registry.loader import (
 )
 from shared.contract.stored_event import StoredEvent
 from shared.errors import ContractViolation
-from shared.storage.layout import HOT_RETENTION_DAYS, MAX_FUTURE_SKEW_HOURS
+from shared.policy.retention import HOT_RETENTION_DAYS, MAX_FUTURE_SKEW_HOURS
 
 CONTEXT_FIELDS = ("session_id", "user_id", "conversation_id", "app_version")
 _MAX_VALUE_REPR = 60

@@ -17,8 +17,9 @@ from typing import Literal
 from shared.contract.canary import not_canary_sql
 from shared.contract.registry.loader import Registry
 from shared.metrics.catalog import Measure, Metric, Scalar
+from shared.policy.retention import HOT_RETENTION_DAYS
 from shared.storage.hot.tables import api_calls_log, telemetry_events
-from shared.storage.layout import EVENT_TABLES, HOT_RETENTION_DAYS
+from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm.columns import PROPS_PREFIX, prop_sql, prop_types
 
 Dialect = Literal["postgres", "duckdb"]

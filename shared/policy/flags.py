@@ -5,7 +5,9 @@ override: ``{"sampling_override_until": "<RFC 3339>", "reason": "..."}``. While 
 the future every sampling rate is 1.0. The override always expires, so a forgotten incident
 does not keep full sampling (and its cost) forever. Functions re-read the object at most every
 ``TELEMETRY_FLAGS_TTL_S`` seconds, in the background: a request never waits on it, and a read
-failure keeps the last known value. ``telemetry sampling`` sets, clears and shows it.
+failure keeps the last known value. ``telemetry sampling`` sets, clears and shows it. Where the
+object lives is the storage layer's (:class:`shared.storage.flags_object.GcsFlagStore`): the
+caller hands a store in.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from shared.settings import Settings, get_settings
-from shared.storage.gcs_json import read_object, write_object
+from shared.settings import Settings
 
 logger = logging.getLogger(__name__)
 FLAGS_OBJECT = "config/runtime-flags.json"
@@ -70,38 +71,22 @@ class FlagStore(Protocol):
         ...
 
 
-class GcsFlagStore:
-    """The flags object in the bucket: ``gs://$TELEMETRY_BUCKET/config/runtime-flags.json``."""
-
-    def __init__(self, settings: Settings | None = None, timeout_s: float = 2.0) -> None:
-        self.settings = settings or get_settings()
-        self.timeout_s = timeout_s
-
-    def read(self) -> bytes | None:
-        """The object's bytes (None when it does not exist)."""
-        return read_object(self.settings, FLAGS_OBJECT, self.timeout_s)
-
-    def write(self, data: bytes) -> None:
-        """Store the object."""
-        write_object(self.settings, FLAGS_OBJECT, data, "application/json", self.timeout_s)
-
-
-def write_flags(flags: Flags, store: FlagStore | None = None) -> None:
+def write_flags(flags: Flags, store: FlagStore) -> None:
     """Store the flags object (operators, through ``telemetry sampling``)."""
-    (store or GcsFlagStore()).write(flags.dump())
+    store.write(flags.dump())
 
 
-def read_flags(store: FlagStore | None = None) -> Flags:
+def read_flags(store: FlagStore) -> Flags:
     """Read the flags object now."""
-    return Flags.parse((store or GcsFlagStore()).read())
+    return Flags.parse(store.read())
 
 
 class RuntimeFlags:
     """A cached view of the flags object, refreshed in the background."""
 
-    def __init__(self, settings: Settings | None = None, store: FlagStore | None = None) -> None:
-        self.settings = settings or get_settings()
-        self.store = store or GcsFlagStore(self.settings)
+    def __init__(self, settings: Settings, store: FlagStore) -> None:
+        self.settings = settings
+        self.store = store
         self._flags = Flags()
         self._fetched_at = float("-inf")
         self._refreshing = threading.Lock()

@@ -1,7 +1,5 @@
-"""Where each tier keeps its data and for how long: the one place every tier reads.
-
-Terraform's bucket lifecycle rules are checked against these numbers by the test suite, so a
-change here that is not mirrored in ``terraform/`` fails ``make test``.
+"""Where each tier keeps its data: prefixes, tables and object names, the one place every tier
+reads. How long each tier keeps it is a policy (:mod:`shared.policy.retention`).
 """
 
 from __future__ import annotations
@@ -9,18 +7,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal, get_args
 
-#: Days an event stays in the hot tier (PostgreSQL), counted from its event day.
-HOT_RETENTION_DAYS = 30
-#: Days a warm-tier Parquet partition is kept.
-WARM_RETENTION_DAYS = 180
-#: Days after which cold archives move to the ARCHIVE storage class.
-COLD_ARCHIVE_AFTER_DAYS = 365
-#: Days a cold archive object is kept in all.
-COLD_RETENTION_DAYS = 730
 #: Days of partitions created ahead of today in the hot tier.
 HOT_PARTITIONS_AHEAD_DAYS = 7
-#: Largest clock skew accepted for an event time in the future.
-MAX_FUTURE_SKEW_HOURS = 24
 
 #: What a query over the event tables reads: both tiers (no row twice), or one.
 Tier = Literal["both", "hot", "warm"]

@@ -342,8 +342,8 @@ def reprice(since: str, dry_run: bool, as_json: bool) -> None:
     from tqdm import tqdm
 
     from shared.llm.pricing import default_price_table
-    from shared.llm.reprice import reprice as run_reprice
     from shared.storage.hot.engine import get_engine
+    from shared.storage.hot.reprice import reprice as run_reprice
 
     prices = default_price_table()
     with tqdm(desc="calls read", unit=" calls", disable=as_json, file=sys.stderr) as bar:

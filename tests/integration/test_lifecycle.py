@@ -18,6 +18,7 @@ from shared.contract.intake import Intake
 from shared.contract.stored_event import StoredEvent
 from shared.contract.validation import EventValidator
 from shared.policy.privacy import Pseudonymiser
+from shared.policy.retention import HOT_RETENTION_DAYS, WARM_RETENTION_DAYS
 from shared.policy.sampling import SamplingPolicy
 from shared.settings import DEV_PSEUDONYM_KEY, Secret, parse_keyring
 from shared.storage import audit
@@ -28,7 +29,6 @@ from shared.storage.erasure import Eraser
 from shared.storage.hot.engine import grant_lifecycle
 from shared.storage.hot.partitions import ensure_partition, list_partitions, partition_name
 from shared.storage.hot.writer import write_events
-from shared.storage.layout import HOT_RETENTION_DAYS, WARM_RETENTION_DAYS
 from shared.storage.lifecycle import Lifecycle
 from shared.storage.retention import Retention
 from shared.storage.warm import erase as warm_erase

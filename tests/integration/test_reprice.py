@@ -10,7 +10,7 @@ import yaml
 from sqlalchemy import text
 
 from shared.llm.pricing import PRICES_PATH, PriceTable
-from shared.llm.reprice import reprice
+from shared.storage.hot.reprice import reprice
 from telemetry_cli.history import fill_history
 from tests.integration.tiers import Warm
 

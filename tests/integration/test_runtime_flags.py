@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from shared.policy.flags import RuntimeFlags, read_flags
 from shared.settings import get_settings
 from shared.storage import gcs_json
+from shared.storage.flags_object import GcsFlagStore
 from shared.storage.gcs import get_storage_client, reset_storage_client
 from telemetry_cli.cli import cli
 
@@ -34,7 +35,7 @@ def test_override_set_read_and_cleared_through_the_bucket() -> None:
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["sampling_override"] is True and summary["reason"] == "INC-42"
-    flags = RuntimeFlags(get_settings())
+    flags = RuntimeFlags(get_settings(), GcsFlagStore(get_settings()))
     assert flags.refresh().sampling_override(datetime.now(UTC))
     assert not flags.refresh().sampling_override(datetime.now(UTC) + timedelta(hours=3))
     status = json.loads(runner.invoke(cli, ["sampling", "status"]).output)
@@ -42,7 +43,7 @@ def test_override_set_read_and_cleared_through_the_bucket() -> None:
     assert (
         json.loads(runner.invoke(cli, ["sampling", "clear"]).output)["sampling_override"] is False
     )
-    assert read_flags().sampling_override_until is None
+    assert read_flags(GcsFlagStore()).sampling_override_until is None
     assert not flags.refresh().sampling_override(datetime.now(UTC))
 
 

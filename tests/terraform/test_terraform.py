@@ -15,8 +15,12 @@ from typing import Any
 import hcl2
 import pytest
 
+from shared.policy.retention import (
+    COLD_ARCHIVE_AFTER_DAYS,
+    COLD_RETENTION_DAYS,
+    WARM_RETENTION_DAYS,
+)
 from shared.pubsub import resources as names
-from shared.storage.layout import COLD_ARCHIVE_AFTER_DAYS, COLD_RETENTION_DAYS, WARM_RETENTION_DAYS
 
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "terraform"

@@ -4,16 +4,14 @@ from datetime import date
 
 import pytest
 
-from shared.storage.hot.tables import api_calls_log, telemetry_events
-from shared.storage.layout import (
+from shared.policy.retention import (
     COLD_ARCHIVE_AFTER_DAYS,
     COLD_RETENTION_DAYS,
-    EVENT_TABLES,
     HOT_RETENTION_DAYS,
     WARM_RETENTION_DAYS,
-    cold_object_name,
-    warm_partition_prefix,
 )
+from shared.storage.hot.tables import api_calls_log, telemetry_events
+from shared.storage.layout import EVENT_TABLES, cold_object_name, warm_partition_prefix
 
 
 def test_layout_and_retention_numbers() -> None:
