@@ -111,14 +111,14 @@ def stages(payloads: list[bytes], rounds: int = 5) -> dict[str, float]:
     from shared.contract.validation import EventValidator
     from shared.llm import genai
     from shared.policy.privacy import Pseudonymiser
-    from shared.policy.sampling import SamplingPolicy
+    from shared.policy.sampling import SamplingPolicy, sample_rates
     from shared.pubsub.message import encode_batches
     from shared.settings import get_settings
 
     settings = get_settings()
     intake = Intake(
         EventValidator(),
-        SamplingPolicy(settings.sample_rates),
+        SamplingPolicy(sample_rates(settings)),
         Pseudonymiser(settings.pseudonym_keys),
     )
     best: dict[str, float] = {}

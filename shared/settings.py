@@ -17,18 +17,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from shared.contract.registry.keywords import CATEGORIES
 from shared.errors import ConfigurationError
 
 Environment = Literal["dev", "staging", "prod"]
 
 DEV_PSEUDONYM_KEY = "dev:dev-only-pseudonym-key-not-secret"
-#: Rates that differ from 1.0 per environment; every other category keeps every event.
-DEFAULT_SAMPLE_RATES: dict[str, dict[str, float]] = {
-    "dev": {},
-    "staging": {},
-    "prod": {"ui": 0.2},
-}
 _KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _KMS_KEY = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$")
@@ -181,14 +174,14 @@ class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
     @property
     def allowed_origins(self) -> tuple[str, ...]:
         """Origins whose browsers may send beacons."""
-        return tuple(_split(self.telemetry_allowed_origins))
+        return tuple(split_list(self.telemetry_allowed_origins))
 
     @property
     def otlp_tokens(self) -> tuple[str, ...]:
         """The bearer tokens ``/v1/traces`` accepts."""
         if self.telemetry_otlp_tokens is None:
             return ()
-        return tuple(_split(self.telemetry_otlp_tokens.get_secret_value()))
+        return tuple(split_list(self.telemetry_otlp_tokens.get_secret_value()))
 
     @property
     def alert_webhook_url(self) -> str | None:
@@ -201,15 +194,6 @@ class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
     def pseudonym_keys(self) -> tuple[tuple[str, str], ...]:
         """``(key_id, secret)`` pairs; the first is the active key, the rest are retired."""
         return parse_keyring(self.telemetry_pseudonym_key.get_secret_value())
-
-    @property
-    def sample_rates(self) -> dict[str, float]:
-        """Sampling rate per category for this environment."""
-        rates = dict.fromkeys(CATEGORIES, 1.0)
-        rates.update(DEFAULT_SAMPLE_RATES[self.telemetry_env])
-        if self.telemetry_sample_rates:
-            rates.update(parse_sample_rates(self.telemetry_sample_rates))
-        return rates
 
     @property
     def is_production(self) -> bool:
@@ -236,14 +220,9 @@ def _check_keyring(value: Secret) -> None:
 
 
 def _check_origins(value: str) -> None:
-    for origin in _split(value):
+    for origin in split_list(value):
         if origin != "*" and not _ORIGIN.match(origin):
             raise ValueError(f"{origin!r} is not an origin like https://app.example.com")
-
-
-def _check_rates(value: str | None) -> None:
-    if value is not None:
-        parse_sample_rates(value)
 
 
 def _check_kek(value: str | None) -> None:
@@ -257,19 +236,19 @@ def _check_kek(value: str | None) -> None:
 _CHECKS: dict[str, Callable[[Any], None]] = {
     "TELEMETRY_PSEUDONYM_KEY": _check_keyring,
     "TELEMETRY_ALLOWED_ORIGINS": _check_origins,
-    "TELEMETRY_SAMPLE_RATES": _check_rates,
     "TELEMETRY_ARCHIVE_KEK": _check_kek,
 }
 
 
-def _split(value: str) -> list[str]:
+def split_list(value: str) -> list[str]:
+    """The non-empty, stripped items of a comma-separated variable."""
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def parse_keyring(value: str) -> tuple[tuple[str, str], ...]:
     """Parse ``id:secret[,id:secret…]`` (first = active); a bare secret gets id ``default``."""
     pairs: list[tuple[str, str]] = []
-    for part in _split(value):
+    for part in split_list(value):
         key_id, sep, secret = part.partition(":")
         if not sep:
             key_id, secret = "default", part
@@ -283,24 +262,6 @@ def parse_keyring(value: str) -> tuple[tuple[str, str], ...]:
     if not pairs:
         raise ValueError("at least one key is needed")
     return tuple(pairs)
-
-
-def parse_sample_rates(value: str) -> dict[str, float]:
-    """Parse ``ui=0.2,domain=1`` into rates per category, each in [0, 1]."""
-    rates: dict[str, float] = {}
-    for part in _split(value):
-        category, sep, raw = part.partition("=")
-        category = category.strip()
-        if not sep or category not in CATEGORIES:
-            raise ValueError(f"{part!r} is not <{'|'.join(CATEGORIES)}>=<rate>")
-        try:
-            rate = float(raw)
-        except ValueError:
-            raise ValueError(f"{raw!r} is not a number") from None
-        if not 0.0 <= rate <= 1.0:
-            raise ValueError(f"rate {rate} for {category} is outside [0, 1]")
-        rates[category] = rate
-    return rates
 
 
 def load_settings() -> Settings:

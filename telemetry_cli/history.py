@@ -19,7 +19,7 @@ from shared.contract.pipeline_events import intake_events
 from shared.contract.stored_event import StoredEvent
 from shared.contract.validation import EventValidator
 from shared.policy.privacy import Pseudonymiser
-from shared.policy.sampling import SamplingPolicy
+from shared.policy.sampling import SamplingPolicy, sample_rates
 from shared.settings import Settings
 from shared.storage.hot.partitions import ensure_partitions
 from shared.storage.hot.writer import write_events
@@ -42,7 +42,7 @@ def fill_history(
     """Store generated sessions from ``start`` to ``end``; returns the events stored."""
     intake = Intake(
         EventValidator(),
-        SamplingPolicy(settings.sample_rates),
+        SamplingPolicy(sample_rates(settings)),
         Pseudonymiser(settings.pseudonym_keys),
     )
     with engine.begin() as conn:  # days without a partition would land in DEFAULT: still stored

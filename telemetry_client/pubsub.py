@@ -24,7 +24,7 @@ class PubSubTransport:
         from shared.contract.intake import Intake
         from shared.contract.validation import EventValidator
         from shared.policy.privacy import Pseudonymiser
-        from shared.policy.sampling import SamplingPolicy
+        from shared.policy.sampling import SamplingPolicy, sample_rates
         from shared.pubsub.publisher import EventPublisher
         from shared.settings import Settings
 
@@ -32,7 +32,7 @@ class PubSubTransport:
         self.stats = stats
         self.intake = Intake(
             EventValidator(),
-            SamplingPolicy(settings.sample_rates),
+            SamplingPolicy(sample_rates(settings)),
             Pseudonymiser(settings.pseudonym_keys),
         )
         self.publisher = EventPublisher(settings)

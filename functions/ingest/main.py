@@ -39,7 +39,7 @@ def get_handler() -> IngestHandler:
                 from shared.observability.tracing import setup_tracing
                 from shared.policy.flags import RuntimeFlags
                 from shared.policy.privacy import Pseudonymiser
-                from shared.policy.sampling import SamplingPolicy
+                from shared.policy.sampling import SamplingPolicy, sample_rates
                 from shared.pubsub.publisher import get_publisher
                 from shared.settings import get_settings
                 from shared.storage.flags_object import GcsFlagStore
@@ -49,7 +49,7 @@ def get_handler() -> IngestHandler:
                 setup_tracing(settings)
                 intake = Intake(
                     EventValidator(),
-                    SamplingPolicy(settings.sample_rates),
+                    SamplingPolicy(sample_rates(settings)),
                     Pseudonymiser(settings.pseudonym_keys),
                 )
                 publisher = get_publisher()

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 import msgspec
 
-from shared.contract.registry.keywords import Category
 from shared.errors import ContractViolation
+from shared.policy.sampling import Category
 
 #: A time that says its zone (a naive time is refused on decode).
 AwareTime = Annotated[datetime, msgspec.Meta(tz=True)]

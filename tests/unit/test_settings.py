@@ -3,12 +3,12 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import ConfigurationError
+from shared.policy.sampling import parse_sample_rates, sample_rates
 from shared.settings import (
     DEV_PSEUDONYM_KEY,
     get_settings,
     load_settings,
     parse_keyring,
-    parse_sample_rates,
 )
 
 
@@ -41,7 +41,7 @@ def test_dev_defaults_are_safe_and_complete(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.telemetry_env == "dev"
     assert settings.telemetry_topic == "telemetry-events"
     assert settings.pseudonym_keys[0][0] == "dev"
-    assert settings.sample_rates == {"ui": 1.0, "domain": 1.0, "llm": 1.0, "pipeline": 1.0}
+    assert sample_rates(settings) == {"ui": 1.0, "domain": 1.0, "llm": 1.0, "pipeline": 1.0}
     assert not settings.is_production
 
 
@@ -103,7 +103,6 @@ def test_production_refuses_emulators_dev_key_and_wildcard(monkeypatch: pytest.M
     [
         ("TELEMETRY_ENV", "production", "TELEMETRY_ENV"),
         ("TELEMETRY_ALLOWED_ORIGINS", "app.acme.com", "TELEMETRY_ALLOWED_ORIGINS"),
-        ("TELEMETRY_SAMPLE_RATES", "ui=2", "outside [0, 1]"),
         ("TELEMETRY_PSEUDONYM_KEY", "k1:short", "shorter than 16"),
     ],
 )
@@ -132,14 +131,27 @@ def test_keyring_first_key_is_active_and_bare_secret_gets_default_id() -> None:
 def test_sample_rates_override_environment_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in PROD_ENV.items():
         monkeypatch.setenv(key, value)
-    assert load_settings().sample_rates["ui"] == 0.2
+    assert sample_rates(load_settings())["ui"] == 0.2
     monkeypatch.setenv("TELEMETRY_SAMPLE_RATES", "ui=0.5, llm=0.9")
-    assert load_settings().sample_rates == {"ui": 0.5, "domain": 1.0, "llm": 0.9, "pipeline": 1.0}
+    assert sample_rates(load_settings()) == {"ui": 0.5, "domain": 1.0, "llm": 0.9, "pipeline": 1.0}
     assert parse_sample_rates("") == {}
     with pytest.raises(ValueError, match="not <ui"):
         parse_sample_rates("web=1")
     with pytest.raises(ValueError, match="not a number"):
         parse_sample_rates("ui=lots")
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"), [("ui=2", "outside [0, 1]"), ("web=1", "not <ui"), ("ui", "not <ui")]
+)
+def test_bad_sample_rates_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str, fragment: str
+) -> None:
+    monkeypatch.setenv("TELEMETRY_SAMPLE_RATES", value)
+    with pytest.raises(ConfigurationError) as info:
+        sample_rates(load_settings())
+    assert fragment in str(info.value)
+    assert info.value.variables == ["TELEMETRY_SAMPLE_RATES"]
 
 
 def test_production_refuses_a_local_archive_key_file(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""The JSON Schema vocabulary the registry speaks, and the event categories it declares.
+"""The JSON Schema vocabulary the registry speaks. (The event categories themselves are the
+sampling policy's: :data:`shared.policy.sampling.CATEGORIES`.)
 
 One home for these facts: the registry loader, the fast decoder (``shared.contract.fast_decode``)
 and the registry lint (``telemetry_cli.registry.lint``) all read them from here.
@@ -6,11 +7,6 @@ and the registry lint (``telemetry_cli.registry.lint``) all read them from here.
 
 from __future__ import annotations
 
-from typing import Literal, get_args
-
-#: What kind of event an entry is; sampling rates are set per category.
-Category = Literal["ui", "domain", "llm", "pipeline"]
-CATEGORIES: tuple[str, ...] = get_args(Category)
 #: Categories only the pipeline itself emits (its own counts): a client sending one is refused.
 SERVER_ONLY_CATEGORIES = frozenset({"pipeline"})
 

@@ -16,8 +16,8 @@ from typing import Any, cast
 
 import jsonschema_rs
 
-from shared.contract.registry.keywords import CATEGORIES, Category
 from shared.errors import RegistryError, UnknownEvent
+from shared.policy.sampling import CATEGORIES, Category
 
 REGISTRY_DIR = Path(__file__).resolve().parent
 DEFAULT_REGISTRY_PATH = REGISTRY_DIR / "events.yaml"
