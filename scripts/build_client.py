@@ -1,7 +1,7 @@
 """Build the ``telemetry-client`` wheel: the Python client as a distribution of its own.
 
 Backend apps install it alone (``pip install telemetry-client``), without the pipeline. The
-wheel holds the ``telemetry_client`` package and, under ``telemetry_client/_shared``, a copy of
+wheel holds the ``telemetry_client`` package and, under its ``_shared`` folder, a copy of
 the pipeline's ``shared`` modules the client reaches (the event registry and its validator,
 the price table, the settings), with their data files; their imports are rewritten to that
 place, so the wheel never installs a top-level ``shared`` package of its own.

@@ -1,7 +1,7 @@
 """Local push delivery: pull from a subscription and POST each message as Pub/Sub push would.
 
-The Pub/Sub emulator's own push delivery stalls after failed deliveries: in LOCAL_STACK.md's
-measurement, with the endpoint failing for 3 s, 8 of 40 messages arrived and the rest were
+The Pub/Sub emulator's own push delivery stalls after failed deliveries: measured on this
+stack, with the endpoint failing for 3 s, 8 of 40 messages arrived and the rest were
 neither redelivered nor dead-lettered; a 60 s database outage under ``make dev`` stranded
 14,250 of 17,950 accepted events. Its pull path behaves: nacked messages come back after the
 retry backoff and go to the dead-letter topic after ``max_delivery_attempts``. So locally the
