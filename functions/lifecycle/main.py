@@ -126,7 +126,8 @@ def handle(method: str, body: bytes) -> Answer:
     """Run the action a request names; never raises."""
     from shared.errors import ContractViolation, TerminalError
     from shared.storage.erasure import ErasureRunning, UnknownRequest
-    from shared.storage.warm.snapshot import SnapshotAlreadyRunning, service_failure
+    from shared.storage.warm.catalog import SnapshotAlreadyRunning
+    from shared.storage.warm.snapshot import service_failure
 
     parsed = parse_action(method, body, ACTIONS)
     if isinstance(parsed, Answer):

@@ -53,7 +53,7 @@ def handle(method: str, body: bytes) -> Answer:
     """Run the snapshot a request asks for; never raises."""
     from shared.errors import ServiceUnavailable, TerminalError
     from shared.storage.layout import EVENT_TABLES
-    from shared.storage.warm.snapshot import SnapshotAlreadyRunning
+    from shared.storage.warm.catalog import SnapshotAlreadyRunning
 
     if method != "POST":
         return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, text
 
 from shared.settings import Settings
 from shared.storage.layout import EVENT_TABLES
-from shared.storage.warm.snapshot import watermark
+from shared.storage.warm.catalog import watermark
 
 #: The most DLQ messages one probe looks at (it releases them again at once).
 DLQ_PROBE_LIMIT = 1000

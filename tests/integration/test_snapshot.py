@@ -16,7 +16,8 @@ from shared.contract.registry import default_registry
 from shared.storage.hot.engine import make_engine
 from shared.storage.hot.writer import write_events
 from shared.storage.warm import objects
-from shared.storage.warm.snapshot import SnapshotAlreadyRunning, Snapshotter
+from shared.storage.warm.catalog import SnapshotAlreadyRunning
+from shared.storage.warm.snapshot import Snapshotter
 from tests.integration.tiers import Warm
 
 pytestmark = pytest.mark.integration

@@ -2,8 +2,8 @@
 
 A citation is a path whose first part is a top-level folder of the repository (``shared/…``,
 ``tests/…``, ``docs/…``), a package of ``shared/`` (``storage/warm/query.py``), or a root-level
-``NAME.md``. It must exist from the repository's root, from the citing file's folder, or under
-``shared/``; a path the build or the user makes (one git ignores, as
+markdown file named in capitals. It must exist from the repository's root, from the citing
+file's folder, or under ``shared/``; a path the build or the user makes (one git ignores, as
 ``terraform/bundles.auto.tfvars.json``) counts as existing. Paths with a placeholder
 (``functions/<name>/main.py``, ``docs/dashboards/*.json``) are patterns, not citations.
 """

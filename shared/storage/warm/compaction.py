@@ -24,11 +24,10 @@ from sqlalchemy import Engine, text
 
 from shared.settings import Settings
 from shared.storage.layout import warm_partition_prefix
-from shared.storage.warm import export, objects
+from shared.storage.warm import catalog, export, objects
+from shared.storage.warm.catalog import table_lock
 from shared.storage.warm.columns import SORT_COLUMNS
-from shared.storage.warm.digest import add_digests, file_digest, footer_rows
-from shared.storage.warm.erasure_index import build_index, distinct_user_keys
-from shared.storage.warm.snapshot import table_lock
+from shared.storage.warm.digest import add_digests
 
 logger = logging.getLogger(__name__)
 
@@ -130,51 +129,21 @@ def _merge(
             f"ORDER BY {order}) TO {export.sql_string(str(path))} "
             f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {export.ROW_GROUP_ROWS})"
         )
-        merged = file_digest(con, table, [path])
-        keys = distinct_user_keys(con, path)
-        if merged != (rows, digest) or footer_rows(con, path) != rows:
-            raise objects.VerificationFailed(
-                f"{name}: the merge holds {merged[0]} rows, its inputs {rows} "
-                "(or their event ids differ); nothing retired"
-            )
-        stored = objects.upload_create_only(bucket, name, path)
-    finally:
+    except BaseException:
         path.unlink(missing_ok=True)
+        raise
+    placed = (table, day, min(int(f.seq_lo) for f in group), max(int(f.seq_hi) for f in group))
+    merged = catalog.write_verified(
+        con, bucket, path, name, (rows, digest), placed, "nothing retired"
+    )
     with engine.begin() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO warm_files (object_name, table_name, event_date, generation, rows, "
-                "bytes, crc32c, event_id_digest, seq_lo, seq_hi, user_keys, user_key_index) "
-                "VALUES (:n, :t, :d, :g, :r, :b, :c, :x, :lo, :hi, :u, :i) "
-                "ON CONFLICT (object_name) DO NOTHING"
-            ),
-            {
-                "n": name,
-                "t": table,
-                "d": day,
-                "g": stored.generation,
-                "r": rows,
-                "b": stored.size,
-                "c": stored.crc32c,
-                "x": digest,
-                "lo": min(int(f.seq_lo) for f in group),
-                "hi": max(int(f.seq_hi) for f in group),
-                "u": len(keys),
-                "i": build_index(keys),
-            },
-        )
-        conn.execute(
-            text(
-                "UPDATE warm_files SET retired_at = now() "
-                "WHERE object_name = ANY(:inputs) AND retired_at IS NULL"
-            ),
-            {"inputs": inputs},
-        )
+        catalog.record(conn, merged)
+        catalog.retire(conn, inputs)
     logger.info(
         "compaction merged",
         extra={"table": table, "day": day.isoformat(), "inputs": len(inputs), "rows": rows},
     )
-    return Merge(table, day, name, inputs, rows, stored.size)
+    return Merge(table, day, name, inputs, rows, merged.size)
 
 
 def delete_retired(

@@ -29,12 +29,12 @@ from sqlalchemy import Connection, Engine, text
 
 from shared.settings import Settings
 from shared.storage.layout import WARM_PREFIX, warm_partition_prefix
-from shared.storage.warm import export, objects
+from shared.storage.warm import catalog, export, objects
+from shared.storage.warm.catalog import table_lock
 from shared.storage.warm.columns import SORT_COLUMNS
-from shared.storage.warm.digest import file_digest, footer_rows, subtract_digest
-from shared.storage.warm.erasure_index import build_index, distinct_user_keys, files_that_may_hold
+from shared.storage.warm.digest import file_digest, subtract_digest
+from shared.storage.warm.erasure_index import build_index, files_that_may_hold
 from shared.storage.warm.query import gcs_filesystem
-from shared.storage.warm.snapshot import table_lock
 
 logger = logging.getLogger(__name__)
 
@@ -211,7 +211,7 @@ def _erase_file(
     kept_rows = int(old.rows) - held
     kept_digest = subtract_digest(old.event_id_digest, held_digest)
     new_name = erased_name(table, old.event_date, name, request_id)
-    stored = keys = None
+    rewritten = None
     if kept_rows:
         path = space.local_path(new_name)
         keep = f"user_key IS NULL OR NOT list_contains({listed}, user_key)"
@@ -221,51 +221,24 @@ def _erase_file(
                 f"ORDER BY {', '.join(SORT_COLUMNS[table])}) TO {export.sql_string(str(path))} "
                 f"(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE {export.ROW_GROUP_ROWS})"
             )
-            keys = distinct_user_keys(con, path)
-            written = file_digest(con, table, [path])
-            if (
-                written != (kept_rows, kept_digest)
-                or footer_rows(con, path) != kept_rows
-                or set(keys) & set(user_keys)
-            ):
-                raise objects.VerificationFailed(
-                    f"{new_name}: the rewrite holds {written[0]} rows, {kept_rows} expected "
-                    "(or their ids differ); the old file is kept"
-                )
-            stored = objects.upload_create_only(bucket, new_name, path)
-        finally:
+        except BaseException:
             path.unlink(missing_ok=True)
-    with engine.begin() as conn:
-        if stored is not None and keys is not None:
-            conn.execute(
-                text(
-                    "INSERT INTO warm_files (object_name, table_name, event_date, generation, "
-                    "rows, bytes, crc32c, event_id_digest, seq_lo, seq_hi, user_keys, "
-                    "user_key_index) VALUES (:n, :t, :d, :g, :r, :b, :c, :x, :lo, :hi, :u, :i) "
-                    "ON CONFLICT (object_name) DO NOTHING"
-                ),
-                {
-                    "n": new_name,
-                    "t": table,
-                    "d": old.event_date,
-                    "g": stored.generation,
-                    "r": kept_rows,
-                    "b": stored.size,
-                    "c": stored.crc32c,
-                    "x": kept_digest,
-                    "lo": old.seq_lo,
-                    "hi": old.seq_hi,
-                    "u": len(keys),
-                    "i": build_index(keys),
-                },
-            )
-        conn.execute(
-            text(
-                "UPDATE warm_files SET retired_at = now(), retired_reason = 'erasure' "
-                "WHERE object_name = :n AND retired_at IS NULL"
-            ),
-            {"n": name},
+            raise
+        placed = (table, old.event_date, int(old.seq_lo), int(old.seq_hi))
+        rewritten = catalog.write_verified(
+            con,
+            bucket,
+            path,
+            new_name,
+            (kept_rows, kept_digest),
+            placed,
+            "the old file is kept",
+            absent_keys=user_keys,
         )
+    with engine.begin() as conn:
+        if rewritten is not None:
+            catalog.record(conn, rewritten)
+        catalog.retire(conn, [name], "erasure")
         count(
             conn,
             {"files_opened": 1, "files_holding": 1, "files_rewritten": 1, "rows_removed": held},

@@ -25,8 +25,8 @@ from shared.contract.registry.loader import Registry
 from shared.settings import Settings
 from shared.storage.layout import EVENT_TABLES, Tier
 from shared.storage.warm import export
+from shared.storage.warm.catalog import watermark
 from shared.storage.warm.columns import typed_select_sql, warm_columns
-from shared.storage.warm.snapshot import watermark
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from sqlalchemy import Engine, text
 
 from shared.policy.retention import HOT_RETENTION_DAYS
 from shared.storage.layout import EVENT_TABLES
+from shared.storage.warm.catalog import watermark
 from shared.storage.warm.columns import day_range_sql, event_day_sql
 from shared.storage.warm.digest import add_digests, hot_digest_sql
-from shared.storage.warm.snapshot import watermark
 
 
 @dataclass(frozen=True)

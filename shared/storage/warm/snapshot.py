@@ -13,15 +13,15 @@ and ids are these very bytes). Only then are the files recorded in
 
 Restartable at any point: the range is recorded as ``pending`` before anything is written, and a
 rerun resumes that very range, so file names repeat and create-only uploads neither duplicate
-nor lose a row. A second concurrent run of a table exits with "already running" (advisory lock).
+nor lose a row. A second concurrent run of a table exits with "already running" (the table's
+lock). The checks, the upload and the record are the warm catalog's
+(:mod:`shared.storage.warm.catalog`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
@@ -40,35 +40,16 @@ from shared.errors import (
 from shared.settings import Settings
 from shared.storage.hot.errors import classify
 from shared.storage.layout import EVENT_TABLES
-from shared.storage.warm import export, objects
+from shared.storage.warm import catalog, export, objects
+from shared.storage.warm.catalog import WarmFile, table_lock, watermark
 from shared.storage.warm.columns import event_day_sql, warm_columns
-from shared.storage.warm.digest import file_digest, footer_rows, hot_digest_sql
+from shared.storage.warm.digest import hot_digest_sql
 from shared.storage.warm.duckdb_errors import sort_duckdb_error
-from shared.storage.warm.erasure_index import build_index, distinct_user_keys
 
 logger = logging.getLogger(__name__)
 
 #: Called after each file with (table, rows written); the CLI's progress bar.
 Progress = Callable[[str, int], object]
-
-
-class SnapshotAlreadyRunning(TerminalError):
-    """Another snapshot of the same table holds its lock."""
-
-
-@dataclass(frozen=True)
-class WarmFile:
-    """One verified file of a run."""
-
-    object_name: str
-    day: date
-    rows: int
-    size: int
-    generation: int
-    crc32c: str
-    digest: str
-    user_keys: int = 0
-    user_key_index: bytes = b""
 
 
 @dataclass
@@ -122,41 +103,6 @@ def service_failure(error: BaseException) -> TelemetryError | None:
     if is_unreachable(error):
         return ServiceUnavailable(f"GCS does not answer ({type(error).__name__})", "gcs")
     return None
-
-
-def watermark(conn: Connection, table: str) -> int:
-    """Where the warm tier of ``table`` ends: every row with a lower ``stored_seq`` is in a
-    recorded file, and none with a higher one."""
-    value = conn.execute(
-        text(
-            "SELECT coalesce(max(seq_hi), 0) FROM snapshot_runs "
-            "WHERE table_name = :t AND state = 'done'"
-        ),
-        {"t": table},
-    ).scalar_one()
-    return int(value)
-
-
-@contextlib.contextmanager
-def table_lock(engine: Engine, table: str, wait_s: float = 0.0) -> Iterator[None]:
-    """Hold the table's warm-tier lock (snapshots, compaction and erasure take it), or raise
-    :class:`SnapshotAlreadyRunning` when another run still holds it after ``wait_s`` seconds."""
-    key = {"k": f"telemetry-snapshot:{table}"}
-    deadline = time.monotonic() + wait_s
-    with engine.connect() as lock:
-        while True:
-            held = lock.execute(text("SELECT pg_try_advisory_lock(hashtext(:k))"), key).scalar()
-            lock.commit()
-            if held:
-                break
-            if time.monotonic() >= deadline:
-                raise SnapshotAlreadyRunning(f"a snapshot of {table} is already running")
-            time.sleep(min(1.0, max(deadline - time.monotonic(), 0.01)))
-        try:
-            yield
-        finally:
-            lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
-            lock.commit()
 
 
 class Snapshotter:
@@ -311,66 +257,30 @@ class Snapshotter:
         con, path = space.con, space.local_path(name)
         try:
             export.export_slice(con, piece, columns, path)
-            exported = file_digest(con, piece.table, [path])
             expected = digests.result().get(piece.day, (0, "0"))
-            digest = expected[1]
-            if exported != expected or exported[0] != rows:
+            if expected[0] != rows:
                 raise objects.VerificationFailed(
-                    f"{name}: the export holds {exported[0]} rows, PostgreSQL {rows} "
-                    "(or their event ids differ); rows changed while exporting, run again"
+                    f"{name}: PostgreSQL now counts {expected[0]} rows, {rows} were planned; "
+                    "rows changed while exporting, run again"
                 )
-            keys = distinct_user_keys(con, path)
-            footer = footer_rows(con, path)
-            if footer != rows:
-                raise objects.VerificationFailed(
-                    f"{name}: the footer says {footer} rows, {rows} were exported"
-                )
-            # The stored object's CRC32C equals the file's, so its footer is this one.
-            stored = objects.upload_create_only(self.bucket, name, path)
-        finally:
+        except BaseException:
             path.unlink(missing_ok=True)
+            raise
+        placed = (piece.table, piece.day, piece.seq_lo, piece.seq_hi)
+        written = catalog.write_verified(
+            con, self.bucket, path, name, expected, placed, "rows changed while exporting"
+        )
         logger.info(
             "snapshot progress",
             extra={"table": piece.table, "day": piece.day.isoformat(), "rows": rows},
         )
-        return WarmFile(
-            name,
-            piece.day,
-            rows,
-            stored.size,
-            stored.generation,
-            stored.crc32c,
-            digest,
-            len(keys),
-            build_index(keys),
-        )
+        return written
 
     def _record(self, table: str, run: TableRun, files: list[WarmFile]) -> None:
         """Record the verified files and mark the range done: the watermark moves, atomically."""
         with self.engine.begin() as conn:
             for f in files:
-                conn.execute(
-                    text(
-                        "INSERT INTO warm_files (object_name, table_name, event_date, generation, "
-                        "rows, bytes, crc32c, event_id_digest, seq_lo, seq_hi, user_keys, "
-                        "user_key_index) VALUES (:n, :t, :d, :g, :r, :b, :c, :x, :lo, :hi, :u, "
-                        ":i) ON CONFLICT (object_name) DO NOTHING"
-                    ),
-                    {
-                        "n": f.object_name,
-                        "t": table,
-                        "d": f.day,
-                        "g": f.generation,
-                        "r": f.rows,
-                        "b": f.size,
-                        "c": f.crc32c,
-                        "x": f.digest,
-                        "lo": run.seq_lo,
-                        "hi": run.seq_hi,
-                        "u": f.user_keys,
-                        "i": f.user_key_index,
-                    },
-                )
+                catalog.record(conn, f)
             conn.execute(
                 text(
                     "UPDATE snapshot_runs SET state = 'done', finished_at = now(), rows = :r, "

@@ -13,7 +13,8 @@ from functions_framework import create_app
 
 from shared.errors import ServiceUnavailable, TerminalError
 from shared.storage.warm import compaction
-from shared.storage.warm.snapshot import SnapshotAlreadyRunning, TableRun
+from shared.storage.warm.catalog import SnapshotAlreadyRunning
+from shared.storage.warm.snapshot import TableRun
 
 SOURCE = Path(__file__).resolve().parents[3] / "functions" / "snapshot" / "main.py"
 
