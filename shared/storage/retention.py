@@ -34,7 +34,7 @@ from shared.storage import audit
 from shared.storage.cold.archive import iter_manifests, manifest_object_name
 from shared.storage.hot.partitions import ensure_partition, list_partitions, partition_name
 from shared.storage.layout import EVENT_TABLES, HOT_PARTITIONS_AHEAD_DAYS
-from shared.storage.warm import export
+from shared.storage.warm import catalog, export
 from shared.storage.warm.catalog import table_lock, watermark
 from shared.storage.warm.columns import ID_COLUMNS, event_day_sql
 from shared.storage.warm.objects import purge
@@ -255,13 +255,7 @@ class Retention:
         with self.engine.connect() as conn:
             files = [
                 f"gs://{self.settings.telemetry_bucket}/{r[0]}"
-                for r in conn.execute(
-                    text(
-                        "SELECT object_name FROM warm_files WHERE table_name = :t "
-                        "AND event_date = :d AND retired_at IS NULL"
-                    ),
-                    {"t": table, "d": day},
-                )
+                for r in catalog.live_files(conn, table, day)
             ]
         column = ID_COLUMNS[table]
         hot = export.sql_string(f'SELECT {column}::text AS id FROM "{name}"')  # noqa: S608
@@ -302,15 +296,7 @@ class Retention:
         cutoff = report.today - timedelta(days=WARM_RETENTION_DAYS)
         for table in EVENT_TABLES:
             with self.engine.connect() as conn:
-                days = conn.execute(
-                    text(
-                        "SELECT event_date, count(*) FILTER (WHERE retired_at IS NULL), "
-                        "coalesce(sum(rows) FILTER (WHERE retired_at IS NULL), 0), "
-                        "coalesce(sum(bytes), 0) FROM warm_files "
-                        "WHERE table_name = :t AND event_date < :c GROUP BY 1 ORDER BY 1"
-                    ),
-                    {"t": table, "c": cutoff},
-                ).all()
+                days = catalog.days_before(conn, table, cutoff)
             if not days:
                 continue
             if report.dry_run:
@@ -339,23 +325,11 @@ class Retention:
         self, report: RetentionReport, table: str, day: date, item: RetentionItem
     ) -> None:
         with self.engine.connect() as conn:
-            names = [
-                r[0]
-                for r in conn.execute(
-                    text(
-                        "SELECT object_name FROM warm_files WHERE table_name = :t "
-                        "AND event_date = :d"
-                    ),
-                    {"t": table, "d": day},
-                )
-            ]
+            names = sorted(catalog.recorded_names(conn, table, day))
         for name in names:
             purge(self.bucket, name)
         with self.engine.begin() as conn:
-            conn.execute(
-                text("DELETE FROM warm_files WHERE table_name = :t AND event_date = :d"),
-                {"t": table, "d": day},
-            )
+            catalog.forget_day(conn, table, day)
             audit.append(
                 conn,
                 "retention.warm.delete",

@@ -556,7 +556,7 @@ def test_sigkill_at_each_stage_then_a_rerun_leaves_each_row_in_exactly_one_file(
 
 
 def test_the_erasure_index_names_the_files_that_hold_a_person(warm: Warm, make_events) -> None:
-    from shared.storage.warm.erasure_index import candidate_files
+    from shared.storage.warm.catalog import candidate_files
 
     first, second = make_events(3), make_events(3)
     write_events(warm.engine, first)

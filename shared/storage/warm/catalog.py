@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from sqlalchemy import Connection, Engine, text
 from shared.errors import TerminalError
 from shared.storage.warm import objects
 from shared.storage.warm.digest import file_digest, footer_rows
-from shared.storage.warm.erasure_index import build_index, distinct_user_keys
+from shared.storage.warm.erasure_index import build_index, distinct_user_keys, files_that_may_hold
 
 
 class SnapshotAlreadyRunning(TerminalError):
@@ -170,3 +170,112 @@ def table_lock(engine: Engine, table: str, wait_s: float = 0.0) -> Iterator[None
         finally:
             lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
             lock.commit()
+
+
+# Reading the catalog. Rows carry ``warm_files``' own column names (object_name, table_name,
+# event_date, generation, rows, bytes, crc32c, event_id_digest, seq_lo, seq_hi, user_keys,
+# user_key_index, retired_at, retired_reason).
+_COLUMNS = (
+    "object_name, table_name, event_date, generation, rows, bytes, crc32c, event_id_digest, "
+    "seq_lo, seq_hi, user_keys, user_key_index, retired_at, retired_reason"
+)
+
+
+def live_files(conn: Connection, table: str | None = None, day: date | None = None) -> list[Any]:
+    """The files reads see (recorded, not retired), of one table (or all) and one day (or all),
+    by table, day and name."""
+    return list(
+        conn.execute(
+            text(
+                f"SELECT {_COLUMNS} FROM warm_files WHERE retired_at IS NULL "  # noqa: S608
+                "AND (CAST(:t AS text) IS NULL OR table_name = CAST(:t AS text)) "
+                "AND (CAST(:d AS date) IS NULL OR event_date = CAST(:d AS date)) "
+                "ORDER BY table_name, event_date, object_name"
+            ),
+            {"t": table, "d": day},
+        ).all()
+    )
+
+
+def retired_files(
+    conn: Connection,
+    table: str | None = None,
+    before: datetime | None = None,
+    holding_people: bool = False,
+) -> list[Any]:
+    """Retired files (of one table, retired before a time, or whose index names anyone)."""
+    return list(
+        conn.execute(
+            text(
+                f"SELECT {_COLUMNS} FROM warm_files WHERE retired_at IS NOT NULL "  # noqa: S608
+                "AND (CAST(:t AS text) IS NULL OR table_name = CAST(:t AS text)) "
+                "AND (CAST(:b AS timestamptz) IS NULL OR retired_at < CAST(:b AS timestamptz)) "
+                "AND (NOT :h OR user_keys > 0) ORDER BY object_name"
+            ),
+            {"t": table, "b": before, "h": holding_people},
+        ).all()
+    )
+
+
+def file(conn: Connection, name: str) -> Any:
+    """One recorded file (retired or not); ``NoResultFound`` when none has that name."""
+    return conn.execute(
+        text(f"SELECT {_COLUMNS} FROM warm_files WHERE object_name = :n"),  # noqa: S608
+        {"n": name},
+    ).one()
+
+
+def recorded_names(conn: Connection, table: str, day: date | None = None) -> set[str]:
+    """Every object the catalog knows for a table (and day), retired or not."""
+    return {
+        row[0]
+        for row in conn.execute(
+            text(
+                "SELECT object_name FROM warm_files WHERE table_name = :t "
+                "AND (CAST(:d AS date) IS NULL OR event_date = CAST(:d AS date))"
+            ),
+            {"t": table, "d": day},
+        )
+    }
+
+
+def days_before(conn: Connection, table: str, cutoff: date) -> list[Any]:
+    """``(event_date, live files, live rows, bytes of all files)`` of each day before
+    ``cutoff``: what retention would delete."""
+    return list(
+        conn.execute(
+            text(
+                "SELECT event_date, count(*) FILTER (WHERE retired_at IS NULL), "
+                "coalesce(sum(rows) FILTER (WHERE retired_at IS NULL), 0), "
+                "coalesce(sum(bytes), 0) FROM warm_files "
+                "WHERE table_name = :t AND event_date < :c GROUP BY 1 ORDER BY 1"
+            ),
+            {"t": table, "c": cutoff},
+        ).all()
+    )
+
+
+def forget_day(conn: Connection, table: str, day: date) -> None:
+    """Remove a day's files from the catalog (retention, once their objects are deleted)."""
+    conn.execute(
+        text("DELETE FROM warm_files WHERE table_name = :t AND event_date = :d"),
+        {"t": table, "d": day},
+    )
+
+
+def clear_index(conn: Connection, name: str, empty_index: bytes) -> None:
+    """A file's erasure index names no one any more (its object is deleted)."""
+    conn.execute(
+        text("UPDATE warm_files SET user_keys = 0, user_key_index = :i WHERE object_name = :n"),
+        {"i": empty_index, "n": name},
+    )
+
+
+def candidate_files(engine: Engine, user_keys: Iterable[str]) -> list[tuple[str, str]]:
+    """``(table, object_name)`` of every live file whose erasure index may name any key."""
+    keys = list(user_keys)
+    with engine.connect() as conn:
+        rows = live_files(conn)
+    indexes = ((r.object_name, bytes(r.user_key_index)) for r in rows)
+    named = set(files_that_may_hold(indexes, keys))
+    return [(r.table_name, r.object_name) for r in rows if r.object_name in named]

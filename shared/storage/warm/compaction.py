@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from shared.settings import Settings
 from shared.storage.layout import warm_partition_prefix
@@ -75,15 +75,7 @@ def compact(
     merges: list[Merge] = []
     with table_lock(engine, table):
         with engine.connect() as conn:
-            files = conn.execute(
-                text(
-                    "SELECT object_name, event_date, rows, bytes, event_id_digest, seq_lo, seq_hi "
-                    "FROM warm_files WHERE table_name = :t AND retired_at IS NULL "
-                    "AND (CAST(:d AS date) IS NULL OR event_date = CAST(:d AS date)) "
-                    "ORDER BY event_date, object_name"
-                ),
-                {"t": table, "d": day},
-            ).all()
+            files = catalog.live_files(conn, table, day)
         by_day: dict[date, list[Any]] = {}
         for f in files:
             by_day.setdefault(f.event_date, []).append(f)
@@ -156,15 +148,9 @@ def delete_retired(
     """
     now = now or datetime.now(UTC)
     with engine.connect() as conn:
-        retired = conn.execute(
-            text(
-                "SELECT object_name, generation FROM warm_files "
-                "WHERE retired_at IS NOT NULL AND retired_at < :before"
-            ),
-            {"before": now - grace},
-        ).all()
+        retired = catalog.retired_files(conn, before=now - grace)
     deleted = 0
-    for name, generation in retired:
+    for name, generation in ((r.object_name, r.generation) for r in retired):
         blob = bucket.get_blob(name, retry=objects.GCS_RETRY)
         if blob is not None and int(blob.generation) == int(generation):
             blob.delete(if_generation_match=generation, retry=objects.GCS_RETRY)

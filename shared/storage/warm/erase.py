@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from shared.settings import Settings
 from shared.storage.layout import WARM_PREFIX, warm_partition_prefix
@@ -91,14 +91,10 @@ def erase_table(
         counts.orphans_deleted = _delete_orphans(engine, bucket, table)
         counts.retired_files_deleted = _delete_retired_holding(engine, bucket, table, user_keys)
         with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    "SELECT object_name, user_key_index FROM warm_files "
-                    "WHERE table_name = :t AND retired_at IS NULL ORDER BY object_name"
-                ),
-                {"t": table},
-            ).all()
-        named = files_that_may_hold(((r[0], bytes(r[1])) for r in rows), user_keys)
+            rows = catalog.live_files(conn, table)
+        named = files_that_may_hold(
+            ((r.object_name, bytes(r.user_key_index)) for r in rows), user_keys
+        )
         if named:
             with export.workspace(settings, attach_hot=False) as space:
                 space.con.register_filesystem(gcs_filesystem(settings))
@@ -134,12 +130,7 @@ def _delete_orphans(engine: Engine, bucket: Any, table: str) -> int:
     """Delete the table's objects no ``warm_files`` row knows (left by a crashed run)."""
     prefix = f"{WARM_PREFIX}{table}/"
     with engine.connect() as conn:
-        known = {
-            r[0]
-            for r in conn.execute(
-                text("SELECT object_name FROM warm_files WHERE table_name = :t"), {"t": table}
-            )
-        }
+        known = catalog.recorded_names(conn, table)
     deleted = 0
     for blob in bucket.list_blobs(prefix=prefix, retry=objects.GCS_RETRY):
         if blob.name not in known:
@@ -154,15 +145,10 @@ def _delete_retired_holding(
     """Delete retired files that may hold the people (their rows are in the files that replaced
     them), and clear their index; the number of objects deleted."""
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT object_name, user_key_index FROM warm_files "
-                "WHERE table_name = :t AND retired_at IS NOT NULL AND user_keys > 0"
-            ),
-            {"t": table},
-        ).all()
+        rows = catalog.retired_files(conn, table, holding_people=True)
     deleted = 0
-    for name in files_that_may_hold(((r[0], bytes(r[1])) for r in rows), user_keys):
+    indexes = ((r.object_name, bytes(r.user_key_index)) for r in rows)
+    for name in files_that_may_hold(indexes, user_keys):
         deleted += 1 if objects.purge(bucket, name) else 0
         _clear_index(engine, name)
     return deleted
@@ -170,10 +156,7 @@ def _delete_retired_holding(
 
 def _clear_index(engine: Engine, name: str) -> None:
     with engine.begin() as conn:
-        conn.execute(
-            text("UPDATE warm_files SET user_keys = 0, user_key_index = :i WHERE object_name = :n"),
-            {"i": _EMPTY_INDEX, "n": name},
-        )
+        catalog.clear_index(conn, name, _EMPTY_INDEX)
 
 
 def _erase_file(
@@ -191,13 +174,7 @@ def _erase_file(
     """Open one named file; rewrite it without the people if it holds them."""
     con = space.con
     with engine.connect() as conn:
-        old = conn.execute(
-            text(
-                "SELECT object_name, event_date, generation, rows, event_id_digest, seq_lo, "
-                "seq_hi FROM warm_files WHERE object_name = :n"
-            ),
-            {"n": name},
-        ).one()
+        old = catalog.file(conn, name)
     source = f"gs://{settings.telemetry_bucket}/{name}"
     listed = keys_sql(user_keys)
     held, held_digest = file_digest(con, table, [source], f"list_contains({listed}, user_key)")

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from rbloom import Bloom
-from sqlalchemy import Engine, text
 
 from shared.storage.warm.export import sql_string
 
@@ -57,20 +56,6 @@ def distinct_user_keys(con: Any, path: Path | str) -> list[str]:
         f"SELECT DISTINCT user_key FROM read_parquet({literal}) WHERE user_key IS NOT NULL"  # noqa: S608
     ).fetchall()
     return [str(r[0]) for r in rows]
-
-
-def candidate_files(engine: Engine, user_keys: Iterable[str]) -> list[tuple[str, str]]:
-    """``(table, object_name)`` of every recorded, unretired file that may hold any key."""
-    keys = list(user_keys)
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT table_name, object_name, user_key_index FROM warm_files "
-                "WHERE retired_at IS NULL ORDER BY table_name, object_name"
-            )
-        ).all()
-    named = set(files_that_may_hold(((r[1], bytes(r[2])) for r in rows), keys))
-    return [(r[0], r[1]) for r in rows if r[1] in named]
 
 
 def files_that_may_hold(

@@ -19,12 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from shared.contract.registry.loader import Registry
 from shared.settings import Settings
 from shared.storage.layout import EVENT_TABLES, Tier
-from shared.storage.warm import export
+from shared.storage.warm import catalog, export
 from shared.storage.warm.catalog import watermark
 from shared.storage.warm.columns import typed_select_sql, warm_columns
 
@@ -90,13 +90,7 @@ def open_views(settings: Settings, engine: Engine, registry: Registry, tier: Tie
             end = watermark(conn, table)
             files = [
                 f"gs://{settings.telemetry_bucket}/{row[0]}"
-                for row in conn.execute(
-                    text(
-                        "SELECT object_name FROM warm_files WHERE table_name = :t "
-                        "AND retired_at IS NULL ORDER BY object_name"
-                    ),
-                    {"t": table},
-                )
+                for row in catalog.live_files(conn, table)
             ]
             hot_where = "true" if tier == "hot" else f"stored_seq >= {end}"
             parts = []

@@ -18,6 +18,7 @@ from sqlalchemy import Engine, text
 
 from shared.policy.retention import HOT_RETENTION_DAYS
 from shared.storage.layout import EVENT_TABLES
+from shared.storage.warm import catalog
 from shared.storage.warm.catalog import watermark
 from shared.storage.warm.columns import day_range_sql, event_day_sql
 from shared.storage.warm.digest import add_digests, hot_digest_sql
@@ -67,14 +68,7 @@ def reconcile(
                 r[0]: (int(r[1]), str(r[2]))
                 for r in conn.execute(text(hot_digest_sql(table, where, group_by=day_sql)))
             }
-            files = conn.execute(
-                text(
-                    "SELECT event_date, object_name, generation, rows, event_id_digest "
-                    "FROM warm_files WHERE table_name = :t AND retired_at IS NULL "
-                    "AND (CAST(:d AS date) IS NULL OR event_date = CAST(:d AS date))"
-                ),
-                {"t": table, "d": day},
-            ).all()
+            files = catalog.live_files(conn, table, day)
         warm: dict[date, list[Any]] = {}
         for f in files:
             warm.setdefault(f.event_date, []).append(f)
