@@ -40,10 +40,10 @@ from shared.settings import Settings
 from shared.storage import audit
 from shared.storage.cold import shred
 from shared.storage.cold.archive import iter_manifests, manifest_object_name
+from shared.storage.gcs import GCS_RETRY
 from shared.storage.hot import suppression
 from shared.storage.layout import EVENT_TABLES, WARM_PREFIX
 from shared.storage.warm import erase as warm_erase
-from shared.storage.warm.objects import GCS_RETRY
 
 logger = logging.getLogger(__name__)
 

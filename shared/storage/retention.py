@@ -32,12 +32,12 @@ from shared.policy.retention import HOT_RETENTION_DAYS, WARM_RETENTION_DAYS
 from shared.settings import Settings
 from shared.storage import audit
 from shared.storage.cold.archive import iter_manifests, manifest_object_name
+from shared.storage.gcs import purge
 from shared.storage.hot.partitions import ensure_partition, list_partitions, partition_name
 from shared.storage.layout import EVENT_TABLES, HOT_PARTITIONS_AHEAD_DAYS
 from shared.storage.warm import catalog, export
 from shared.storage.warm.catalog import table_lock, watermark
 from shared.storage.warm.columns import ID_COLUMNS, event_day_sql
-from shared.storage.warm.objects import purge
 from shared.storage.warm.reconcile import reconcile
 
 logger = logging.getLogger(__name__)

@@ -32,6 +32,7 @@ from shared.storage.hot.writer import write_events
 from shared.storage.lifecycle import Lifecycle
 from shared.storage.retention import Retention
 from shared.storage.warm import erase as warm_erase
+from shared.storage.warm import objects as warm_objects
 from shared.storage.warm.compaction import compact
 from shared.storage.warm.reconcile import reconcile
 from tests.integration.tiers import Warm
@@ -343,15 +344,12 @@ def test_erasure_killed_at_each_stage_finishes_on_rerun(
         if stage == "after_hot":
             monkeypatch.setattr(Eraser, "_warm", lambda self, r: (_ for _ in ()).throw(Crash()))
         elif stage == "mid_warm_upload":
+            # the verified write that erasure's rewrites go through (the warm catalog's)
             monkeypatch.setattr(
-                warm_erase.objects,
-                "upload_create_only",
-                crash_on_second(warm_erase.objects.upload_create_only),
+                warm_objects, "upload_create_only", crash_on_second(warm_objects.upload_create_only)
             )
         elif stage == "mid_warm_record":
-            monkeypatch.setattr(
-                warm_erase.objects, "purge", crash_on_second(warm_erase.objects.purge)
-            )
+            monkeypatch.setattr(warm_erase.gcs, "purge", crash_on_second(warm_erase.gcs.purge))
         elif stage == "mid_cold":
             from shared.storage.cold import shred
 

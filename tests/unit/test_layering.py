@@ -77,6 +77,17 @@ def test_shared_imports_only_run_down() -> None:
     assert upward_imports(ROOT / "shared") == []
 
 
+def test_the_cold_tier_does_not_import_the_warm_tier() -> None:
+    """Both tiers share what is below them (``shared/storage/gcs.py``), never each other."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted((ROOT / "shared" / "storage" / "cold").rglob("*.py"))
+        for line, name in _imports(ast.parse(path.read_text(encoding="utf-8")))
+        if name.startswith("shared.storage.warm")
+    ]
+    assert found == []
+
+
 def test_every_package_of_shared_has_a_layer() -> None:
     packages = {p.stem if p.is_file() else p.name for p in (ROOT / "shared").iterdir()}
     packages -= {"__init__", "__pycache__"}

@@ -31,9 +31,9 @@ from shared.policy.retention import COLD_RETENTION_DAYS
 from shared.settings import Settings
 from shared.storage.cold.crypto import ArchiveTampered, new_data_key, open_sealed, seal
 from shared.storage.cold.keys import KeyEncryptionKey
+from shared.storage.gcs import GCS_RETRY, purge
 from shared.storage.hot import suppression
 from shared.storage.layout import COLD_PREFIX, cold_object_name
-from shared.storage.warm.objects import GCS_RETRY, purge
 
 logger = logging.getLogger(__name__)
 

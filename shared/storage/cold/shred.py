@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 from shared.storage.cold.archive import iter_manifests, write_json_manifest
-from shared.storage.warm.objects import GCS_RETRY, purge
+from shared.storage.gcs import GCS_RETRY, purge
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ import orjson
 from sqlalchemy import Engine
 
 from shared.storage.cold.archive import Manifest, iter_manifests, manifest_object_name
-from shared.storage.warm.objects import GCS_RETRY
+from shared.storage.gcs import GCS_RETRY
 
 #: Called once per manifest checked (the CLI's progress bar).
 Progress = Callable[[int], object]

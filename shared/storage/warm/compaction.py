@@ -23,8 +23,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from shared.settings import Settings
+from shared.storage import gcs
 from shared.storage.layout import warm_partition_prefix
-from shared.storage.warm import catalog, export, objects
+from shared.storage.warm import catalog, export
 from shared.storage.warm.catalog import table_lock
 from shared.storage.warm.columns import SORT_COLUMNS
 from shared.storage.warm.digest import add_digests
@@ -151,8 +152,8 @@ def delete_retired(
         retired = catalog.retired_files(conn, before=now - grace)
     deleted = 0
     for name, generation in ((r.object_name, r.generation) for r in retired):
-        blob = bucket.get_blob(name, retry=objects.GCS_RETRY)
+        blob = bucket.get_blob(name, retry=gcs.GCS_RETRY)
         if blob is not None and int(blob.generation) == int(generation):
-            blob.delete(if_generation_match=generation, retry=objects.GCS_RETRY)
+            blob.delete(if_generation_match=generation, retry=gcs.GCS_RETRY)
             deleted += 1
     return deleted

@@ -28,8 +28,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from shared.settings import Settings
+from shared.storage import gcs
 from shared.storage.layout import WARM_PREFIX, warm_partition_prefix
-from shared.storage.warm import catalog, export, objects
+from shared.storage.warm import catalog, export
 from shared.storage.warm.catalog import table_lock
 from shared.storage.warm.columns import SORT_COLUMNS
 from shared.storage.warm.digest import file_digest, subtract_digest
@@ -132,9 +133,9 @@ def _delete_orphans(engine: Engine, bucket: Any, table: str) -> int:
     with engine.connect() as conn:
         known = catalog.recorded_names(conn, table)
     deleted = 0
-    for blob in bucket.list_blobs(prefix=prefix, retry=objects.GCS_RETRY):
+    for blob in bucket.list_blobs(prefix=prefix, retry=gcs.GCS_RETRY):
         if blob.name not in known:
-            objects.purge(bucket, blob.name)
+            gcs.purge(bucket, blob.name)
             deleted += 1
     return deleted
 
@@ -149,7 +150,7 @@ def _delete_retired_holding(
     deleted = 0
     indexes = ((r.object_name, bytes(r.user_key_index)) for r in rows)
     for name in files_that_may_hold(indexes, user_keys):
-        deleted += 1 if objects.purge(bucket, name) else 0
+        deleted += 1 if gcs.purge(bucket, name) else 0
         _clear_index(engine, name)
     return deleted
 
@@ -222,5 +223,5 @@ def _erase_file(
         )
     counts.files_rewritten += 1
     counts.rows_removed += held
-    objects.purge(bucket, name)
+    gcs.purge(bucket, name)
     _clear_index(engine, name)

@@ -14,16 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import google_crc32c
-from google.cloud.storage.retry import DEFAULT_RETRY
 
 from shared.errors import TerminalError
+from shared.storage.gcs import GCS_RETRY
 from shared.storage.layout import warm_partition_prefix
 from shared.storage.warm.export import DaySlice
 
-#: GCS calls of the snapshot retry transient failures for at most this long, then the run fails
-#: with one clear error (the watermark unchanged). Every call is idempotent: creates carry
-#: ``if_generation_match=0``, deletes the generation they delete.
-GCS_RETRY = DEFAULT_RETRY.with_deadline(30.0)
 #: Uploads go in resumable chunks of this size (a multiple of 256 KiB): memory stays bounded
 #: however large a day's file is.
 UPLOAD_CHUNK_BYTES = 8 * 1024 * 1024
@@ -90,15 +86,3 @@ def upload_create_only(bucket: Any, name: str, path: Path) -> StoredObject:
 def delete_object(bucket: Any, stored: StoredObject) -> None:
     """Delete exactly this generation of an object (never a newer one)."""
     bucket.blob(stored.name).delete(if_generation_match=stored.generation, retry=GCS_RETRY)
-
-
-def purge(bucket: Any, name: str, keep: int | None = None) -> int:
-    """Delete every stored generation of ``name`` but ``keep``, the noncurrent ones a versioned
-    bucket keeps included (an erased person must not live on in an old version); the number
-    deleted."""
-    deleted = 0
-    for version in bucket.list_blobs(prefix=name, versions=True, retry=GCS_RETRY):
-        if version.name == name and int(version.generation) != keep:
-            bucket.blob(name, generation=version.generation).delete(retry=GCS_RETRY)
-            deleted += 1
-    return deleted
