@@ -25,7 +25,6 @@ import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,18 +144,10 @@ def test_ingest_and_sink_carry_no_warm_tier_or_report_packages(bundles: dict[str
 
 
 def test_the_ingest_bundle_accepts_a_beacon(serve: Callable[[str], str]) -> None:
+    from telemetry_cli.generator import EventGenerator
+
     url = serve("ingest")
-    beacon = {
-        "context": {"session_id": f"s-{uuid.uuid4().hex[:8]}"},
-        "events": [
-            {
-                "event_id": str(uuid.uuid4()),
-                "name": "node.expand",
-                "ts": datetime.now(UTC).isoformat(),
-                "props": {"node_id": "n-1"},
-            }
-        ],
-    }
+    beacon = next(EventGenerator(seed=26).envelopes(1, batch_size=1))
     status, answer = _post(f"{url}/v1/events", beacon, "text/plain;charset=UTF-8")
     assert status == 202, answer
     assert answer["accepted"] == 1
