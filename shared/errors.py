@@ -1,9 +1,11 @@
 """Typed errors of the pipeline.
 
 Every error derives from :class:`TelemetryError`, carries its context as attributes, and says
-whether a retry can help (:attr:`TelemetryError.transient`). The boundary that catches an error
-(an HTTP handler, the sink, the CLI) decides from that one flag whether to answer "try again"
-or to give up and report, so no caller needs to know every concrete class.
+whether a retry can help (:attr:`TelemetryError.transient`) and how an HTTP function answers it
+(:attr:`~TelemetryError.http_status`, :attr:`~TelemetryError.retry_after_s`). The boundary that
+catches an error (an HTTP handler, the sink, the CLI) decides from those alone whether to answer
+"try again" or to give up and report (``shared.http.failure_answer`` is the one mapping every
+function uses), so no caller needs to know every concrete class.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ class TelemetryError(Exception):
     """Base of every error raised by the pipeline's own code."""
 
     transient: bool = False
+    #: The status an HTTP function answers with, and the ``Retry-After`` it sends (seconds).
+    http_status: int = 500
+    retry_after_s: int | None = None
 
     def __init__(self, message: str, **context: Any) -> None:
         super().__init__(message)
@@ -36,6 +41,14 @@ class TerminalError(TelemetryError):
     """A retry cannot succeed: the input or the configuration is wrong."""
 
     transient = False
+
+
+class AlreadyRunning(TransientError):
+    """The same work is running elsewhere right now (a table's snapshot, an erasure): a later
+    call succeeds, so it is 409 with ``Retry-After``, not a failure."""
+
+    http_status = 409
+    retry_after_s = 60
 
 
 class ConfigurationError(TerminalError):
@@ -59,6 +72,8 @@ class RegistryError(TerminalError):
 class ContractViolation(TerminalError):
     """An event or envelope does not match the contract (schema, registry, time window)."""
 
+    http_status = 400
+
     def __init__(self, reason: str, field: str | None = None) -> None:
         super().__init__(reason, field=field)
         self.reason = reason
@@ -71,6 +86,9 @@ class UnknownEvent(ContractViolation):
 
 class ServiceUnavailable(TransientError):
     """A backing service (database, Pub/Sub, GCS) could not be reached in time."""
+
+    http_status = 503
+    retry_after_s = 60
 
     def __init__(self, message: str, service: str) -> None:
         super().__init__(message, service=service)

@@ -16,7 +16,7 @@ from typing import IO, Any, Protocol
 import orjson
 from werkzeug.http import parse_options_header
 
-from shared.errors import ServiceUnavailable, TelemetryError, TerminalError
+from shared.errors import TelemetryError, TerminalError
 
 _READ_CHUNK = 64 * 1024
 #: Encodings of a request body this edge can undo.
@@ -225,12 +225,19 @@ def parse_action(
 def failure_answer(
     what: str, action: str, failure: TelemetryError | None, logger: logging.Logger, note: str
 ) -> Answer:
-    """The answer to an action that failed: 503 with ``Retry-After`` when ``failure`` says a
-    service is unavailable, else 500 (logged with its traceback: call it in the ``except``)."""
-    if isinstance(failure, ServiceUnavailable):
-        logger.warning(
-            f"{what} action interrupted", extra={"action": action, "error": failure.message}
-        )
-        return Answer(503, {"error": f"{failure.message}; {note}"}, {"Retry-After": "60"})
-    logger.exception(f"{what} action failed unexpectedly", extra={"action": action})
-    return Answer(500, {"error": f"internal error; {note}"})
+    """The answer to an action that failed, the one mapping every function uses: the typed
+    error's own status and ``Retry-After`` (400 for a bad request, 404 for an unknown id, 409
+    for work already running, 503 for a service that does not answer, 500 for a terminal
+    failure); an untyped one (``failure`` None: a bug) is 500, logged with its traceback, so
+    call it in the ``except``. ``note`` says what happens next, on a 5xx."""
+    if failure is None:
+        logger.exception(f"{what} action failed unexpectedly", extra={"action": action})
+        return Answer(500, {"error": f"internal error; {note}"})
+    status = failure.http_status
+    headers = {"Retry-After": str(failure.retry_after_s)} if failure.retry_after_s else {}
+    if status >= 500:
+        log = logger.warning if failure.transient else logger.error
+        log(f"{what} action failed", extra={"action": action, "error": failure.message})
+        message = f"{failure.message}; {note}" if failure.transient else failure.message
+        return Answer(status, {"error": message}, headers)
+    return Answer(status, {"error": failure.message}, headers)

@@ -124,9 +124,6 @@ ACTIONS: dict[str, Callable[[dict[str, Any]], Answer]] = {
 
 def handle(method: str, body: bytes) -> Answer:
     """Run the action a request names; never raises."""
-    from shared.errors import ContractViolation, TerminalError
-    from shared.storage.erasure import ErasureRunning, UnknownRequest
-    from shared.storage.warm.catalog import SnapshotAlreadyRunning
     from shared.storage.warm.snapshot import service_failure
 
     parsed = parse_action(method, body, ACTIONS)
@@ -135,15 +132,6 @@ def handle(method: str, body: bytes) -> Answer:
     action, request = parsed
     try:
         return ACTIONS[action](request)
-    except ContractViolation as exc:
-        return Answer(400, {"error": exc.message})
-    except UnknownRequest as exc:
-        return Answer(404, {"error": exc.message})
-    except (ErasureRunning, SnapshotAlreadyRunning) as exc:
-        return Answer(409, {"error": exc.message})
-    except TerminalError as exc:
-        logger.error("lifecycle action failed", extra={"action": action, "error": exc.message})
-        return Answer(500, {"error": exc.message})
     except Exception as exc:
         return failure_answer(
             "lifecycle", action, service_failure(exc), logger, "the work resumes on the next call"

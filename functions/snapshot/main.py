@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import flask
 import functions_framework
 
-from shared.http import Answer, answer_request
+from shared.http import Answer, answer_request, failure_answer
 
 if TYPE_CHECKING:
     from shared.storage.warm.snapshot import Snapshotter
@@ -51,9 +51,8 @@ def get_snapshotter() -> Snapshotter:
 
 def handle(method: str, body: bytes) -> Answer:
     """Run the snapshot a request asks for; never raises."""
-    from shared.errors import ServiceUnavailable, TerminalError
     from shared.storage.layout import EVENT_TABLES
-    from shared.storage.warm.catalog import SnapshotAlreadyRunning
+    from shared.storage.warm.snapshot import service_failure
 
     if method != "POST":
         return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
@@ -71,17 +70,10 @@ def handle(method: str, body: bytes) -> Answer:
         if request.get("compact") is True:
             return Answer(200, {"merged": _compact(tables)})
         runs = get_snapshotter().run(tables, dry_run=dry_run)
-    except SnapshotAlreadyRunning as exc:
-        return Answer(409, {"error": exc.message})
-    except ServiceUnavailable as exc:
-        logger.warning("snapshot failed, nothing recorded", extra={"error": exc.message})
-        return Answer(503, {"error": exc.message}, {"Retry-After": "60"})
-    except TerminalError as exc:
-        logger.error("snapshot failed, nothing recorded", extra={"error": exc.message})
-        return Answer(500, {"error": exc.message})
-    except Exception:
-        logger.exception("snapshot failed unexpectedly, nothing recorded")
-        return Answer(500, {"error": "internal error; nothing was recorded, the next run resumes"})
+    except Exception as exc:
+        action = "compact" if request.get("compact") is True else "snapshot"
+        note = "nothing was recorded, the next run resumes"
+        return failure_answer("snapshot", action, service_failure(exc), logger, note)
     return Answer(200, {"tables": [run.to_json() for run in runs]})
 
 

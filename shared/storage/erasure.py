@@ -34,7 +34,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, text
 
-from shared.errors import ContractViolation, TerminalError
+from shared.errors import AlreadyRunning, ContractViolation, TerminalError
 from shared.policy.privacy import Pseudonymiser
 from shared.settings import Settings
 from shared.storage import audit
@@ -57,12 +57,14 @@ _LOAD = (
 _LOAD_FOR_UPDATE = _LOAD + " FOR UPDATE"
 
 
-class ErasureRunning(TerminalError):
+class ErasureRunning(AlreadyRunning):
     """Another process is running this request right now."""
 
 
 class UnknownRequest(TerminalError):
     """No erasure request has this id."""
+
+    http_status = 404
 
 
 @dataclass

@@ -88,3 +88,35 @@ def test_cors_allows_listed_origins_and_answers_preflight() -> None:
         and preflight.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
     )
     assert Cors(["*"], "POST", "").allows("https://anything.example")
+
+
+def test_already_running_is_409_with_retry_after_and_not_terminal() -> None:
+    """The bug: "already running" was a TerminalError answered 409 by some functions and 500 by
+    others, yet a later call succeeds. Now each typed error carries its own answer."""
+    import logging
+
+    from shared.errors import ContractViolation, ServiceUnavailable, TerminalError
+    from shared.http import failure_answer
+    from shared.storage.erasure import ErasureRunning, UnknownRequest
+    from shared.storage.warm.catalog import SnapshotAlreadyRunning
+
+    log = logging.getLogger("test")
+    for busy in (SnapshotAlreadyRunning("a snapshot is running"), ErasureRunning("erasing")):
+        assert busy.transient
+        answer = failure_answer("x", "run", busy, log, "resumes")
+        assert (answer.status, answer.headers) == (409, {"Retry-After": "60"})
+        assert answer.body == {"error": busy.message}
+    cases = [
+        (ContractViolation("bad field", "f"), 400, {}, "bad field"),
+        (UnknownRequest("no such request"), 404, {}, "no such request"),
+        (ServiceUnavailable("down", "gcs"), 503, {"Retry-After": "60"}, "down; resumes"),
+        (TerminalError("broken"), 500, {}, "broken"),
+    ]
+    for error, status, headers, message in cases:
+        answer = failure_answer("x", "run", error, log, "resumes")
+        assert (answer.status, answer.headers, answer.body) == (status, headers, {"error": message})
+    try:
+        raise ValueError("a bug")
+    except ValueError:
+        bug = failure_answer("x", "run", None, log, "resumes")
+    assert (bug.status, bug.body) == (500, {"error": "internal error; resumes"})

@@ -25,13 +25,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from shared.errors import TerminalError
+from shared.errors import AlreadyRunning
 from shared.storage.warm import objects
 from shared.storage.warm.digest import file_digest, footer_rows
 from shared.storage.warm.erasure_index import build_index, distinct_user_keys, files_that_may_hold
 
 
-class SnapshotAlreadyRunning(TerminalError):
+class SnapshotAlreadyRunning(AlreadyRunning):
     """Another writer of the same table (snapshot, compaction, erasure) holds its lock."""
 
 
