@@ -52,19 +52,9 @@ def hello(request):
 """
 
 
-def uv() -> str:
-    local = ROOT / ".tools" / "bin" / "uv"
-    return str(local) if local.exists() else "uv"
-
-
 def environment(folder: Path, requirements: Path) -> Path:
     """A fresh virtual environment in ``folder`` with ``requirements`` installed; its python."""
-    subprocess.run([uv(), "venv", "--quiet", str(folder / ".venv")], check=True)
-    python = folder / ".venv" / "bin" / "python"
-    subprocess.run(
-        [uv(), "pip", "install", "--quiet", "--python", str(python), "-r", str(requirements)],
-        check=True,
-    )
+    python: Path = build_bundles.install_environment(folder / ".venv", ["-r", str(requirements)])
     return python
 
 

@@ -310,6 +310,24 @@ def write_zip(staging: Path, destination: Path) -> str:
     return hashlib.sha256(destination.read_bytes()).hexdigest()
 
 
+def uv() -> str:
+    """The project's uv (``make setup`` puts it in ``.tools``), else the one on the PATH."""
+    local = ROOT / ".tools" / "bin" / "uv"
+    return str(local) if local.exists() else "uv"
+
+
+def install_environment(target: Path, packages: list[str], constraints: Path | None = None) -> Path:
+    """A clean virtual environment at ``target`` with ``packages`` (pip arguments: ``-r
+    requirements.txt``, a wheel) installed, as Cloud Run's build installs a bundle; its python.
+    Files are hard-linked from uv's cache where it can (the same bytes, less disk)."""
+    subprocess.run([uv(), "venv", "--quiet", str(target)], check=True)
+    python = target / "bin" / "python"
+    pinned = ["--constraint", str(constraints)] if constraints else []
+    command = [uv(), "pip", "install", "--quiet", "--link-mode", "hardlink"]
+    subprocess.run([*command, "--python", str(python), *pinned, *packages], check=True)
+    return python
+
+
 def build(root: Path, out: Path, names: list[str] | None = None) -> dict[str, dict[str, str]]:
     """Build the bundles into ``out``; ``{name: {"object": ..., "sha256": ..., "path": ...}}``."""
     out.mkdir(parents=True, exist_ok=True)

@@ -163,8 +163,7 @@ def build(out: Path, root: Path = ROOT) -> Path:
     with tempfile.TemporaryDirectory(prefix="telemetry-client-") as tmp:
         staging = Path(tmp)
         stage(root, staging, needs)
-        uv = root / ".tools" / "bin" / "uv"
-        command = [str(uv) if uv.exists() else "uv", "build", "--wheel", "--quiet"]
+        command = [build_bundles.uv(), "build", "--wheel", "--quiet"]
         subprocess.run([*command, "--out-dir", str(out), str(staging)], check=True)
     (wheel,) = sorted(out.glob("telemetry_client-*.whl"), key=lambda p: p.stat().st_mtime)[-1:]
     return wheel

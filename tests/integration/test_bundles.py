@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import tempfile
 import urllib.error
 import urllib.request
@@ -43,11 +42,6 @@ FUNCTIONS = ("ingest", "sink", "snapshot", "lifecycle", "anomaly")
 HEAVY = ("duckdb", "pyarrow", "plotly", "grafana-foundation-sdk")
 
 
-def _uv() -> str:
-    local = ROOT / ".tools" / "bin" / "uv"
-    return str(local) if local.exists() else "uv"
-
-
 @pytest.fixture(scope="module")
 def bundles() -> Iterator[dict[str, Path]]:
     """``{name: unpacked bundle folder}``, each with its own ``.venv`` (about 1 GB in all,
@@ -70,22 +64,8 @@ def _install_bundles(work: Path) -> dict[str, Path]:
         folder = work / name
         with zipfile.ZipFile(built[name]["path"]) as archive:
             archive.extractall(folder)
-        subprocess.run([_uv(), "venv", "--quiet", str(folder / ".venv")], check=True)
-        subprocess.run(
-            [
-                _uv(),
-                "pip",
-                "install",
-                "--quiet",
-                "--link-mode",
-                "hardlink",
-                "--python",
-                str(folder / ".venv" / "bin" / "python"),
-                "-r",
-                str(folder / "requirements.txt"),
-            ],
-            check=True,
-        )
+        requirements = ["-r", str(folder / "requirements.txt")]
+        build_bundles.install_environment(folder / ".venv", requirements)
         folders[name] = folder
     return folders
 

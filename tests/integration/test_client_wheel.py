@@ -34,11 +34,6 @@ FORBIDDEN = ("duckdb", "pyarrow", "sqlalchemy", "grpc", "flask", "functions-fram
 MAX_CLOSURE = 8
 
 
-def _uv() -> str:
-    local = ROOT / ".tools" / "bin" / "uv"
-    return str(local) if local.exists() else "uv"
-
-
 def _scripts() -> Any:
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
@@ -62,12 +57,7 @@ def wheel_env() -> Iterator[Callable[[str], Path]]:
 
         def install(extra: str = "") -> Path:
             folder = work / f"venv{extra or '-core'}"
-            subprocess.run([_uv(), "venv", "--quiet", str(folder)], check=True)
-            python = folder / "bin" / "python"
-            pip = [_uv(), "pip", "install", "--quiet", "--link-mode", "hardlink"]
-            target = ["--python", str(python), "--constraint", str(constraints)]
-            subprocess.run([*pip, *target, f"{wheel}{extra}"], check=True)
-            return python
+            return build_bundles.install_environment(folder, [f"{wheel}{extra}"], constraints)
 
         yield install
 
