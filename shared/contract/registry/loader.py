@@ -10,7 +10,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -44,9 +44,6 @@ class Validator:
         return next(iter(self._compiled.iter_errors(instance)), None)
 
 
-_ACCEPT_ALL = Validator({})
-
-
 @dataclass(frozen=True)
 class EventSpec:
     """One (name, version) of the registry."""
@@ -58,7 +55,12 @@ class EventSpec:
     description: str
     props_schema: dict[str, Any]
     line: int | None = None
-    validator: Validator = field(repr=False, compare=False, default=_ACCEPT_ALL)
+
+    @functools.cached_property
+    def validator(self) -> Validator:
+        """The props schema, compiled on first use: a valid beacon takes the fast path and
+        never needs it, so a cold start compiles none."""
+        return Validator(self.props_schema)
 
     @property
     def key(self) -> str:
@@ -217,7 +219,6 @@ def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
     problem = _schema_problem(schema)
     if problem:
         raise RegistryError(f"{name}@{version}: invalid props schema: {problem}", str(path), line)
-    validator = Validator(schema)
     return EventSpec(
         name=name,
         version=version,
@@ -226,7 +227,6 @@ def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
         description=str(entry["description"]).strip(),
         props_schema=schema,
         line=line,
-        validator=validator,
     )
 
 
