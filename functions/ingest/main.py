@@ -31,6 +31,12 @@ def get_handler() -> IngestHandler:
     if _handler is None:
         with _lock:
             if _handler is None:
+                from shared.pubsub.rpc import publish_rpc
+
+                # Connecting starts first: gRPC's own threads make the connection while the
+                # rest of the request path loads and the first request is read and checked.
+                publish_rpc().connect()
+
                 from ingest_http import IngestHandler
 
                 from shared.contract.intake import Intake
@@ -52,10 +58,11 @@ def get_handler() -> IngestHandler:
                     SamplingPolicy(sample_rates(settings)),
                     Pseudonymiser(settings.pseudonym_keys),
                 )
-                publisher = get_publisher()
-                publisher.connect()  # under way while the first request is read and checked
                 _handler = IngestHandler(
-                    settings, intake, publisher, RuntimeFlags(settings, GcsFlagStore(settings))
+                    settings,
+                    intake,
+                    get_publisher(),
+                    RuntimeFlags(settings, GcsFlagStore(settings)),
                 )
                 atexit.register(_handler.summary.flush)  # the last totals of this instance
     return _handler

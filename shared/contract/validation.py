@@ -9,11 +9,10 @@ own value back to the sender, and is never logged.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-import jsonschema_rs
+from typing import TYPE_CHECKING, Any
 
 from shared.contract.registry.keywords import SERVER_ONLY_CATEGORIES
 from shared.contract.registry.loader import (
@@ -27,6 +26,9 @@ from shared.contract.registry.loader import (
 from shared.contract.stored_event import StoredEvent
 from shared.errors import ContractViolation
 from shared.policy.retention import HOT_RETENTION_DAYS, MAX_FUTURE_SKEW_HOURS
+
+if TYPE_CHECKING:
+    import jsonschema_rs
 
 CONTEXT_FIELDS = ("session_id", "user_id", "conversation_id", "app_version")
 _MAX_VALUE_REPR = 60
@@ -63,6 +65,8 @@ def describe_failure(
     path = [str(p) for p in error.instance_path]
     field = ".".join([prefix, *path]) if prefix else ".".join(path)
     field = field or root
+    import jsonschema_rs  # the slow path's: a valid beacon never needs the error kinds
+
     kind = error.kind
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Enum):
         reason = f"{_short(error.instance)} is not one of {list(kind.options)}"
@@ -100,15 +104,23 @@ class EventValidator:
 
     def __init__(self, registry: Registry | None = None) -> None:
         self.registry = registry or default_registry()
-        self._envelope = Validator(load_json_schema(ENVELOPE_SCHEMA_PATH))
-        frame = load_json_schema(EVENT_SCHEMA_PATH)
-        self._event = Validator(frame)
         # One schema per (name, version): the frame with that event's props schema in place,
         # so a valid event costs a single validation call. Failures are re-checked step by
         # step (frame, registry, props) to name the exact field and rule.
         # Each compiled on its event's first use: a cold instance compiles what it is sent.
-        self._frame = frame
+        self._frame = load_json_schema(EVENT_SCHEMA_PATH)
         self._whole: dict[tuple[str, int], Validator] = {}
+
+    @functools.cached_property
+    def _envelope(self) -> Validator:
+        """The beacon envelope's schema, compiled when a body first needs it (ingest's fast
+        decoder checks a well-formed beacon without it)."""
+        return Validator(load_json_schema(ENVELOPE_SCHEMA_PATH))
+
+    @functools.cached_property
+    def _event(self) -> Validator:
+        """The event frame alone, compiled when a failing event is first re-checked."""
+        return Validator(self._frame)
 
     def _whole_for(self, key: tuple[str, int]) -> Validator | None:
         whole = self._whole.get(key)

@@ -8,7 +8,9 @@
   hands out no-op spans that cost next to nothing.
 
 The trace context travels in Pub/Sub message attributes (W3C ``traceparent``), so one trace runs
-from ingest through the sink.
+from ingest through the sink. That format is fixed here, not read from ``OTEL_PROPAGATORS``: both
+ends must agree on it, and the API's configurable propagator scans the installed packages' entry
+points on first use, on every cold start.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
+from opentelemetry import trace
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from shared.settings import Settings, get_settings
 
@@ -28,6 +31,7 @@ CLOUD_TRACE_OTLP_ENDPOINT = "telemetry.googleapis.com:443"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 _lock = threading.Lock()
 _provider: Any = None
+_TRACE_CONTEXT = TraceContextTextMapPropagator()
 
 
 def setup_tracing(settings: Settings | None = None, processor: Any = None) -> bool:
@@ -114,13 +118,13 @@ def tracer_provider() -> Any:
 
 def inject_trace_attributes(attributes: MutableMapping[str, str]) -> MutableMapping[str, str]:
     """Add the current trace context (``traceparent``) to Pub/Sub message attributes."""
-    propagate.inject(attributes)
+    _TRACE_CONTEXT.inject(attributes)
     return attributes
 
 
 def extract_trace_context(attributes: Mapping[str, str] | None) -> otel_context.Context:
     """The trace context carried by Pub/Sub message attributes (empty when there is none)."""
-    return propagate.extract(dict(attributes or {}))
+    return _TRACE_CONTEXT.extract(dict(attributes or {}))
 
 
 def shutdown_tracing() -> None:

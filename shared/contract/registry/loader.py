@@ -12,12 +12,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
-
-import jsonschema_rs
+from typing import TYPE_CHECKING, Any, cast
 
 from shared.errors import RegistryError, UnknownEvent
 from shared.policy.sampling import CATEGORIES, Category
+
+if TYPE_CHECKING:
+    import jsonschema_rs
 
 REGISTRY_DIR = Path(__file__).resolve().parent
 DEFAULT_REGISTRY_PATH = REGISTRY_DIR / "events.yaml"
@@ -33,6 +34,8 @@ class Validator:
     __slots__ = ("_compiled",)
 
     def __init__(self, schema: dict[str, Any]) -> None:
+        import jsonschema_rs  # on the first compiled schema: a cold beacon compiles none
+
         self._compiled = jsonschema_rs.validator_for(schema, validate_formats=True)
 
     def is_valid(self, instance: Any) -> bool:
@@ -133,10 +136,17 @@ def compiled_path(path: Path) -> Path:
 
 def compile_registry(path: Path) -> Path:
     """Write the entries of the registry file ``path`` as JSON beside it, keyed by the SHA-256
-    of the file they were read from (``make bundles`` does this for each bundle)."""
+    of the file they were read from (``make bundles`` does this for each bundle).
+
+    Every entry is checked first, props schemas against the JSON Schema meta-schema included;
+    a registry that fails gets no compiled file (:class:`RegistryError`). A bundle's cold start
+    therefore trusts its compiled entries and skips that check.
+    """
     raw = path.read_bytes()
+    entries = _parse(path, raw)
+    _build_specs(entries, path, check_schemas=True)
     target = compiled_path(path)
-    document = {"source_sha256": hashlib.sha256(raw).hexdigest(), "events": _parse(path, raw)}
+    document = {"source_sha256": hashlib.sha256(raw).hexdigest(), "events": entries}
     target.write_text(json.dumps(document, sort_keys=True), encoding="utf-8")
     return target
 
@@ -149,6 +159,12 @@ def read_registry_entries(path: Path) -> list[dict[str, Any]]:
     a cold start. Any other compiled file is out of date and ignored, as Python ignores a
     stale ``.pyc``.
     """
+    return _read_entries(path)[0]
+
+
+def _read_entries(path: Path) -> tuple[list[dict[str, Any]], bool]:
+    """The entries of a registry file, and whether they come from its compiled file (and so
+    were checked when it was written)."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -163,8 +179,8 @@ def read_registry_entries(path: Path) -> list[dict[str, Any]]:
         and isinstance(compiled.get("events"), list)
     ):
         entries: list[dict[str, Any]] = compiled["events"]
-        return entries
-    return _parse(path, raw)
+        return entries, True
+    return _parse(path, raw), False
 
 
 def _parse(path: Path, raw: bytes) -> list[dict[str, Any]]:
@@ -191,6 +207,8 @@ def _parse(path: Path, raw: bytes) -> list[dict[str, Any]]:
 
 def _schema_problem(schema: dict[str, Any]) -> str | None:
     """Why ``schema`` is not valid JSON Schema 2020-12 (None when it is)."""
+    import jsonschema_rs
+
     try:
         jsonschema_rs.meta.validate(schema)
     except jsonschema_rs.ValidationError as exc:
@@ -198,7 +216,7 @@ def _schema_problem(schema: dict[str, Any]) -> str | None:
     return None
 
 
-def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
+def _build_spec(entry: dict[str, Any], path: Path, check_schema: bool) -> EventSpec:
     line = entry.get(_LINE_KEY)
     missing = [key for key in _REQUIRED_KEYS if key not in entry]
     if missing:
@@ -216,7 +234,7 @@ def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
     if not isinstance(props, dict):
         raise RegistryError(f"{name}@{version}: props must be a JSON Schema", str(path), line)
     schema = _strip_lines(props)
-    problem = _schema_problem(schema)
+    problem = _schema_problem(schema) if check_schema else None
     if problem:
         raise RegistryError(f"{name}@{version}: invalid props schema: {problem}", str(path), line)
     return EventSpec(
@@ -233,13 +251,21 @@ def _build_spec(entry: dict[str, Any], path: Path) -> EventSpec:
 def load_registry(path: Path | str | None = None) -> Registry:
     """Load and compile a registry file (the bundled one by default)."""
     registry_path = Path(path) if path else DEFAULT_REGISTRY_PATH
-    specs: dict[tuple[str, int], EventSpec] = {}
-    for entry in read_registry_entries(registry_path):
-        spec = _build_spec(entry, registry_path)
-        if (spec.name, spec.version) in specs:
-            raise RegistryError(f"{spec.key} is defined twice", str(registry_path), spec.line)
-        specs[(spec.name, spec.version)] = spec
+    entries, compiled = _read_entries(registry_path)
+    specs = _build_specs(entries, registry_path, check_schemas=not compiled)
     return Registry(path=str(registry_path), specs=specs)
+
+
+def _build_specs(
+    entries: list[dict[str, Any]], path: Path, check_schemas: bool
+) -> dict[tuple[str, int], EventSpec]:
+    specs: dict[tuple[str, int], EventSpec] = {}
+    for entry in entries:
+        spec = _build_spec(entry, path, check_schemas)
+        if (spec.name, spec.version) in specs:
+            raise RegistryError(f"{spec.key} is defined twice", str(path), spec.line)
+        specs[(spec.name, spec.version)] = spec
+    return specs
 
 
 @functools.cache

@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from shared.contract.registry import loader
+from shared.errors import RegistryError
 
 
 def _copy_registry(tmp_path: Path) -> Path:
@@ -53,17 +56,30 @@ def test_a_stale_compiled_file_is_ignored(tmp_path: Path) -> None:
     assert loader.read_registry_entries(registry)[0]["name"]
 
 
-def test_reading_a_compiled_registry_never_imports_the_yaml_parser(tmp_path: Path) -> None:
+def test_reading_a_compiled_registry_imports_neither_yaml_nor_the_schema_library(
+    tmp_path: Path,
+) -> None:
     registry = _copy_registry(tmp_path)
     loader.compile_registry(registry)
     script = (
         "import sys\n"
         "from shared.contract.registry.loader import load_registry\n"
         f"assert load_registry({str(registry)!r}).specs\n"
-        "print('yaml' in sys.modules)\n"
+        "print('yaml' in sys.modules, 'jsonschema_rs' in sys.modules)\n"
     )
     root = Path(__file__).resolve().parents[3]
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=root, capture_output=True, text=True, check=True
     )
-    assert done.stdout.strip() == "False"
+    assert done.stdout.strip() == "False False"
+
+
+def test_a_registry_with_an_invalid_props_schema_gets_no_compiled_file(tmp_path: Path) -> None:
+    registry = _copy_registry(tmp_path)
+    text = registry.read_text(encoding="utf-8")
+    broken = text.replace("type: object", "type: 12", 1)
+    assert broken != text
+    registry.write_text(broken, encoding="utf-8")
+    with pytest.raises(RegistryError, match="invalid props schema"):
+        loader.compile_registry(registry)
+    assert not loader.compiled_path(registry).exists()
