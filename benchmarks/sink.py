@@ -116,9 +116,11 @@ def sink_run(engine, messages: list[list[StoredEvent]]) -> float:  # type: ignor
     from shared.storage.hot.writer import write_events
 
     dead: list[bytes] = []
+    from shared.contract.stored_check import StoredEventCheck
+
     handler = SinkHandler(
         lambda events: write_events(engine, events),
-        EventValidator(),
+        StoredEventCheck(),
         lambda data, attrs: dead.append(data),
     )
     encoded = []

@@ -10,7 +10,6 @@ function uses), so no caller needs to know every concrete class.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 
@@ -120,18 +119,10 @@ def local_file_error(error: BaseException) -> LocalFileError | None:
     return None
 
 
-def is_unreachable(error: BaseException) -> bool:
-    """True when a Google API or HTTP call failed because the service did not answer in time.
-
-    The one test every boundary uses (the snapshot, the operator CLI) to tell "the service is
-    down or slow" from a refusal or a bug.
-    """
-    if isinstance(error, (ConnectionError, TimeoutError)):
-        return True
-    # google-api-core's errors exist only where a client library loaded it (never in ingest).
-    api = sys.modules.get("google.api_core.exceptions")
-    if api is not None and isinstance(
-        error, (api.ServiceUnavailable, api.DeadlineExceeded, api.RetryError)
-    ):
-        return True
-    return type(error).__module__.startswith(("requests", "urllib3"))
+def describe_decode_error(exc: Exception, where: str) -> tuple[str, str]:
+    """``(reason, field)`` of a msgspec decode error (its message ends with the ``$`` path of
+    the field), the path rooted at ``where``: the one wording of "this field is wrong" for
+    every typed decoder (stored events, messages, function bodies)."""
+    message, _, path = str(exc).partition(" - at `")
+    field = where + path.rstrip("`").removeprefix("$") if path else where
+    return f"{field}: {message}", field

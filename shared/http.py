@@ -7,16 +7,23 @@ No web framework here: functions hand over the method, headers and body stream, 
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar, Union
 
 import orjson
 from werkzeug.http import parse_options_header
 
-from shared.errors import TelemetryError, TerminalError
+from shared.errors import TelemetryError, TerminalError, describe_decode_error
+
+if TYPE_CHECKING:
+    import msgspec
+
+#: A function's typed action request (a msgspec struct).
+ActionT = TypeVar("ActionT", bound="msgspec.Struct")
 
 _READ_CHUNK = 64 * 1024
 #: Encodings of a request body this edge can undo.
@@ -176,7 +183,6 @@ class Cors:
 def flask_response(answer: Answer) -> Any:
     """The Flask response of an answer: JSON, or the raw bytes its ``Content-Type`` names."""
     import flask
-    import orjson
 
     headers = dict(answer.headers)
     if answer.raw is not None:
@@ -203,25 +209,6 @@ def answer_request(request: Any, handle: Callable[[str, bytes], Answer], project
     return flask_response(answer)
 
 
-def parse_action(
-    method: str, body: bytes, actions: Collection[str], default: str | None = None
-) -> tuple[str, dict[str, Any]] | Answer:
-    """``(action, request)`` of a private function's ``POST`` whose JSON body names an action
-    (an empty body is ``default``), or the 405/400 answer saying what is wrong."""
-    if method != "POST":
-        return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
-    try:
-        request: Any = orjson.loads(body) if body.strip() else {"action": default}
-    except orjson.JSONDecodeError:
-        return Answer(400, {"error": "body is not JSON"})
-    action = request.get("action", default) if isinstance(request, dict) else None
-    if action not in actions:
-        return Answer(
-            400, {"error": f'body must be {{"action": ...}} with one of {sorted(actions)}'}
-        )
-    return str(action), request
-
-
 def failure_answer(
     what: str, action: str, failure: TelemetryError | None, logger: logging.Logger, note: str
 ) -> Answer:
@@ -241,3 +228,58 @@ def failure_answer(
         message = f"{failure.message}; {note}" if failure.transient else failure.message
         return Answer(status, {"error": message}, headers)
     return Answer(status, {"error": failure.message}, headers)
+
+
+def decode_action(
+    method: str,
+    body: bytes,
+    kinds: Sequence[type[ActionT]],
+    default: type[ActionT] | None = None,
+) -> ActionT | Answer:
+    """The typed request of a private function's ``POST``, or the 405/400 answer saying what
+    is wrong (naming the field and the rule).
+
+    ``kinds`` are msgspec structs: either one struct (the body is its fields), or several
+    tagged by an ``action`` field (``tag_field="action"``), each with the fields of its action.
+    An empty body, or one that names no action, is the ``default`` action; unknown fields are
+    refused, not ignored.
+    """
+    import msgspec
+
+    if method != "POST":
+        return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
+    if not body.strip():
+        if default is None:
+            return Answer(400, {"error": "the body is empty; it must name an action"})
+        return default()
+    decoder = _action_decoder(tuple(kinds))
+    try:
+        try:
+            request: ActionT = decoder.decode(body)
+        except msgspec.ValidationError as exc:
+            if default is None or "missing required field `action`" not in str(exc):
+                raise
+            request = _action_decoder((default,)).decode(body)  # no action named: the default
+    except msgspec.ValidationError as exc:
+        reason, field = describe_decode_error(exc, "body")
+        if field == "body.action" or "`action`" in reason:
+            tags = sorted(str(kind.__struct_config__.tag) for kind in kinds)
+            reason = f"body.action: must be one of {tags}"
+        return Answer(400, {"error": reason})
+    except msgspec.DecodeError:
+        return Answer(400, {"error": "body is not JSON"})
+    return request
+
+
+@functools.cache
+def _action_decoder(kinds: tuple[type[Any], ...]) -> Any:
+    import msgspec
+
+    kind: Any = kinds[0] if len(kinds) == 1 else Union[kinds]  # noqa: UP007
+    return msgspec.json.Decoder(kind)
+
+
+def action_name(request: Any) -> str:
+    """The ``action`` tag of a decoded action struct (its class name when it has none)."""
+    tag = request.__struct_config__.tag
+    return str(tag) if tag is not None else type(request).__name__

@@ -75,39 +75,35 @@ class TelemetryGroup(click.Group):
         except TelemetryError as exc:
             _fail(exc)
         except Exception as exc:
-            hint = service_failure_hint(exc)
-            if hint is None:
-                raise
-            click.echo(f"error: {hint}", err=True)
+            from shared.storage.failures import classify_failure
+
+            failure = classify_failure(exc)
+            if failure is None:
+                raise  # a bug: its own type and traceback
+            click.echo(f"error: {failure}{_local_hint(failure)}", err=True)
             sys.exit(1)
 
 
-def service_failure_hint(exc: BaseException) -> str | None:
-    """One line for a missing credential or an unreachable service; None for anything else."""
-    from google.auth import exceptions as auth_exceptions
-
-    from shared.errors import is_unreachable
+def _local_hint(failure: TelemetryError) -> str:
+    """What an operator at this checkout can do about a service failure (empty: nothing)."""
+    from shared.errors import ConfigurationError, ServiceUnavailable
     from shared.settings import get_settings
 
-    if isinstance(exc, auth_exceptions.DefaultCredentialsError):
-        return (
-            "no Google credentials: start `make dev` in this checkout (operator commands then "
-            "use it), set PUBSUB_EMULATOR_HOST / STORAGE_EMULATOR_HOST for other emulators, or "
-            "run `gcloud auth application-default login` for a real project"
-        )
-    if is_unreachable(exc):
+    if isinstance(failure, ServiceUnavailable):
         settings = get_settings()
         hosts = {
             "PUBSUB_EMULATOR_HOST": settings.pubsub_emulator_host,
             "STORAGE_EMULATOR_HOST": settings.storage_emulator_host,
         }
         where = ", ".join(f"{name}={value}" for name, value in hosts.items() if value)
-        target = f" at {where}" if where else ""
+        target = f" ({where})" if where else ""
         return (
-            f"a service{target} does not answer ({type(exc).__name__}); is `make dev` running, "
-            "or do PUBSUB_EMULATOR_HOST / STORAGE_EMULATOR_HOST name the right hosts?"
+            f"; is `make dev` running{target}, or do PUBSUB_EMULATOR_HOST / "
+            "STORAGE_EMULATOR_HOST name the right hosts?"
         )
-    return None
+    if isinstance(failure, ConfigurationError) and "credentials" in failure.message:
+        return "; or start `make dev` in this checkout (operator commands then use it)"
+    return ""
 
 
 @click.group(cls=TelemetryGroup)
@@ -310,12 +306,13 @@ def migrate(
         grant_writer,
         run_migrations,
     )
+    from shared.storage.warm.catalog import WRITER_UPDATES
 
     try:
         engine = get_engine()
         run_migrations(engine)
         for role in grant_to:
-            grant_writer(engine, role)
+            grant_writer(engine, role, WRITER_UPDATES)
         for role in grant_lifecycle_to:
             grant_lifecycle(engine, role)
         for role in grant_anomaly_to:

@@ -14,7 +14,7 @@ import click
 if TYPE_CHECKING:  # imported when a command runs: `telemetry --help` stays fast
     from shared.storage.erasure import ErasureRequest
     from shared.storage.lifecycle import Lifecycle
-    from shared.storage.retention import RetentionItem
+    from shared.storage.retention_item import RetentionItem
 
 
 def _lifecycle() -> Lifecycle:
@@ -107,7 +107,7 @@ def archive_restore(conversation: str, target: Path | None) -> None:
     """Bring a conversation's artifacts back, decrypted and checked."""
     from tqdm import tqdm
 
-    from shared.storage.cold.archive import load_manifest
+    from shared.storage.cold.manifest import load_manifest
 
     lifecycle = _lifecycle()
     store = lifecycle.archive()

@@ -26,12 +26,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import flask
 import functions_framework
+import msgspec
 
-from shared.http import Answer, answer_request, failure_answer, parse_action
+from shared.http import Answer, action_name, answer_request, decode_action, failure_answer
 
 if TYPE_CHECKING:  # imported where used: a cold start loads only the web framework
     from shared.metrics.run import AnomalyRun
@@ -59,52 +60,66 @@ def get_run() -> AnomalyRun:
     return _run
 
 
-def _evaluate(body: dict[str, Any]) -> Answer:
+class Evaluate(msgspec.Struct, tag_field="action", tag="evaluate", forbid_unknown_fields=True):
+    """Evaluate the catalog's metrics (or the ones named) and alert on drift."""
+
+    metrics: list[str] | None = None
+
+
+class Materialize(
+    msgspec.Struct, tag_field="action", tag="materialize", forbid_unknown_fields=True
+):
+    """Write the daily metric tables of the last ``days_back`` days."""
+
+    days_back: Annotated[int, msgspec.Meta(ge=0, le=30)] = 2
+
+
+class Status(msgspec.Struct, tag_field="action", tag="status", forbid_unknown_fields=True):
+    """Each metric's alert state."""
+
+
+class Canary(msgspec.Struct, tag_field="action", tag="canary", forbid_unknown_fields=True):
+    """Send ``count`` canary events through the target's ingest and compare what lands."""
+
+    count: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1000
+
+
+def _evaluate(body: Evaluate) -> Answer:
     run = get_run()
-    names = body.get("metrics")
-    if names is not None:
-        known = {m.name for m in run.catalog}
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            return Answer(400, {"error": "metrics must be a list of metric names"})
-        unknown = sorted(set(names) - known)
+    if body.metrics is not None:
+        unknown = sorted(set(body.metrics) - {m.name for m in run.catalog})
         if unknown:
             return Answer(400, {"error": f"unknown metrics: {', '.join(unknown)[:200]}"})
-    return Answer(200, run.run(names=names).to_json())
+    return Answer(200, run.run(names=body.metrics).to_json())
 
 
-def _materialize(body: dict[str, Any]) -> Answer:
-    days_back = body.get("days_back", 2)
-    if not isinstance(days_back, int) or isinstance(days_back, bool) or not 0 <= days_back <= 30:
-        return Answer(400, {"error": "days_back must be a whole number from 0 to 30"})
+def _materialize(body: Materialize) -> Answer:
     from shared.settings import get_settings
     from shared.storage.gcs import get_storage_client
 
     settings = get_settings()
     bucket = get_storage_client(settings).bucket(settings.telemetry_bucket)
-    return Answer(200, get_run().materialize(bucket, days_back).to_json())
+    return Answer(200, get_run().materialize(bucket, body.days_back).to_json())
 
 
-def _status(_body: dict[str, Any]) -> Answer:
+def _status(_body: Status) -> Answer:
     states = get_run().store.states()
     return Answer(200, {"alerts": {name: s.to_json() for name, s in sorted(states.items())}})
 
 
-def _canary(body: dict[str, Any]) -> Answer:
+def _canary(body: Canary) -> Answer:
     from shared.metrics.canary import run_canary
     from shared.settings import get_settings
 
     settings = get_settings()
     if not settings.telemetry_canary_target:
         return Answer(400, {"error": "set TELEMETRY_CANARY_TARGET to the target's ingest URL"})
-    count = body.get("count", 1000)
-    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10_000:
-        return Answer(400, {"error": "count must be a whole number from 1 to 10000"})
     database = settings.telemetry_canary_target_database_url
     report = run_canary(
         settings,
         settings.telemetry_canary_target,
         database.get_secret_value() if database else None,
-        count,
+        body.count,
         timeout_s=CANARY_TIMEOUT_S,
         progress=lambda line: logger.info("canary progress", extra={"detail": line}),
     )
@@ -116,27 +131,30 @@ def _canary(body: dict[str, Any]) -> Answer:
     return Answer(200, report.to_json())
 
 
-ACTIONS: dict[str, Callable[[dict[str, Any]], Answer]] = {
-    "evaluate": _evaluate,
-    "materialize": _materialize,
-    "status": _status,
-    "canary": _canary,
+ACTIONS: dict[type[Any], Callable[[Any], Answer]] = {
+    Evaluate: _evaluate,
+    Materialize: _materialize,
+    Status: _status,
+    Canary: _canary,
 }
 
 
 def handle(method: str, body: bytes) -> Answer:
     """Run the action a request names (an empty body evaluates); never raises."""
-    parsed = parse_action(method, body, ACTIONS, default="evaluate")
-    if isinstance(parsed, Answer):
-        return parsed
-    action, request = parsed
+    request = decode_action(method, body, list(ACTIONS), default=Evaluate)
+    if isinstance(request, Answer):
+        return request
     try:
-        return ACTIONS[action](request)
+        return ACTIONS[type(request)](request)
     except Exception as exc:
-        from shared.storage.warm.snapshot import service_failure
+        from shared.storage.failures import classify_failure
 
         return failure_answer(
-            "anomaly", action, service_failure(exc), logger, "the next run catches up"
+            "anomaly",
+            action_name(request),
+            classify_failure(exc),
+            logger,
+            "the next run catches up",
         )
 
 

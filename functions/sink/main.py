@@ -44,7 +44,7 @@ def get_handler() -> SinkHandler:
             if _handler is None:
                 from sink_logic import SinkHandler
 
-                from shared.contract.validation import EventValidator
+                from shared.contract.stored_check import StoredEventCheck
                 from shared.observability.log import configure_logging
                 from shared.observability.tracing import get_tracer, setup_tracing
                 from shared.pubsub.publisher import dead_letter_sender
@@ -54,7 +54,7 @@ def get_handler() -> SinkHandler:
                 configure_logging(settings.telemetry_log_level)
                 setup_tracing(settings)
                 _tracer = get_tracer("sink")
-                _handler = SinkHandler(_store, EventValidator(), dead_letter_sender(settings))
+                _handler = SinkHandler(_store, StoredEventCheck(), dead_letter_sender(settings))
     return _handler
 
 

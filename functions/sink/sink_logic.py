@@ -1,9 +1,10 @@
 """The sink's logic: one Pub/Sub message in, its events stored exactly once, nothing lost.
 
-No framework here. :meth:`SinkHandler.handle` decodes a pushed message strictly, re-checks
-every event against the contract with ingest's own validators, stores the valid ones in one
-transaction, and dead-letters what can never be stored (to ``telemetry-events-dlq``, with the
-original bytes and a reason) before the message is acknowledged.
+No framework here. :meth:`SinkHandler.handle` decodes a pushed message strictly, checks every
+event against the contract ingest applied (``StoredEventCheck``, on the typed event), stores the
+valid ones in one transaction, and dead-letters what can never be stored (to
+``telemetry-events-dlq``, with the original bytes and a reason) before the message is
+acknowledged.
 
 * A transient failure raises :class:`ServiceUnavailable`: the function answers non-2xx and
   Pub/Sub redelivers with backoff, harmless because every write is idempotent.
@@ -19,13 +20,14 @@ from dataclasses import dataclass
 
 import msgspec
 
-from shared.contract.stored_event import StoredEvent, decode_stored_event
-from shared.contract.validation import EventValidator
+from shared.contract.stored_check import StoredEventCheck
+from shared.contract.stored_event import StoredEvent
 from shared.errors import ContractViolation, ServiceUnavailable
 from shared.pubsub import dead_letter
 from shared.pubsub.message import decode_message, encode_message
 from shared.pubsub.push import PushedMessage
-from shared.storage.hot.errors import classify
+from shared.storage.failures import classify_failure
+from shared.storage.hot.errors import DataRefused
 from shared.storage.hot.writer import WriteResult
 
 logger = logging.getLogger("sink")
@@ -60,10 +62,10 @@ class SinkHandler:
     """Stores messages of stored-form events; dead-letters what can never be stored."""
 
     def __init__(
-        self, store: Store, validator: EventValidator, dead_letter_send: DeadLetterSend
+        self, store: Store, check: StoredEventCheck, dead_letter_send: DeadLetterSend
     ) -> None:
         self.store = store
-        self.validator = validator
+        self.check = check
         self.dead_letter_send = dead_letter_send
 
     def handle(self, message: PushedMessage) -> SinkOutcome:
@@ -78,8 +80,7 @@ class SinkHandler:
         refused: list[_Refused] = []
         for index, raw in enumerate(body.events):
             try:
-                event = decode_stored_event(raw, f"events[{index}]")
-                self.validator.recheck_stored(event)
+                event = self.check.decode(raw, f"events[{index}]")
             except ContractViolation as exc:
                 refused.append(_Refused(raw, exc.reason))
                 continue
@@ -128,11 +129,11 @@ class SinkHandler:
     @staticmethod
     def _raise_unless_data_refused(error: Exception) -> str:
         """The reason when the database refused the data itself; otherwise raise."""
-        typed = classify(error)
-        if typed is None:
-            raise error  # not a database verdict on the data: keep its type, let Pub/Sub retry
-        if typed.transient:
+        typed = classify_failure(error)
+        if typed is not None and typed.transient:
             raise typed from error
+        if not isinstance(typed, DataRefused):
+            raise error  # not a database verdict on the data: keep its type, let Pub/Sub retry
         return typed.message
 
     def _refuse_message(self, message: PushedMessage, reason: str) -> SinkOutcome:

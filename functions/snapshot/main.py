@@ -11,15 +11,16 @@ Private: Cloud Scheduler calls it with an OIDC token, and Cloud Run checks the t
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
 
 import flask
 import functions_framework
+import msgspec
 
-from shared.http import Answer, answer_request, failure_answer
+from shared.http import Answer, answer_request, decode_action, failure_answer
+from shared.storage.layout import EventTable
 
 if TYPE_CHECKING:
     from shared.storage.warm.snapshot import Snapshotter
@@ -49,31 +50,31 @@ def get_snapshotter() -> Snapshotter:
     return _snapshotter
 
 
+class SnapshotRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """What a call asks for (every field may be left out: all tables, a real run)."""
+
+    tables: list[EventTable] | None = None
+    dry_run: bool = False
+    compact: bool = False
+
+
 def handle(method: str, body: bytes) -> Answer:
     """Run the snapshot a request asks for; never raises."""
+    from shared.storage.failures import classify_failure
     from shared.storage.layout import EVENT_TABLES
-    from shared.storage.warm.snapshot import service_failure
 
-    if method != "POST":
-        return Answer(405, {"error": f"method {method[:20]} is not allowed; use POST"})
+    request = decode_action(method, body, [SnapshotRequest], default=SnapshotRequest)
+    if isinstance(request, Answer):
+        return request
+    tables: list[str] = list(request.tables or EVENT_TABLES)
+    action = "compact" if request.compact else "snapshot"
     try:
-        request: Any = json.loads(body) if body.strip() else {}
-    except ValueError:
-        return Answer(400, {"error": "body is not JSON"})
-    if not isinstance(request, dict):
-        return Answer(400, {"error": 'body is not {"tables": [...], "dry_run": false}'})
-    tables = request.get("tables") or list(EVENT_TABLES)
-    if not isinstance(tables, list) or not all(t in EVENT_TABLES for t in tables):
-        return Answer(400, {"error": f"tables must be a list of {sorted(EVENT_TABLES)}"})
-    dry_run = request.get("dry_run") is True
-    try:
-        if request.get("compact") is True:
+        if request.compact:
             return Answer(200, {"merged": _compact(tables)})
-        runs = get_snapshotter().run(tables, dry_run=dry_run)
+        runs = get_snapshotter().run(tables, dry_run=request.dry_run)
     except Exception as exc:
-        action = "compact" if request.get("compact") is True else "snapshot"
         note = "nothing was recorded, the next run resumes"
-        return failure_answer("snapshot", action, service_failure(exc), logger, note)
+        return failure_answer("snapshot", action, classify_failure(exc), logger, note)
     return Answer(200, {"tables": [run.to_json() for run in runs]})
 
 

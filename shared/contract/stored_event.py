@@ -5,7 +5,7 @@ validated, sampled and pseudonymised, and carries its server ``received_at`` and
 It never holds a raw user id. :func:`decode_stored_event` reads one back strictly: a field of
 the wrong type is refused, never coerced (``"1"`` is not a version, ``2`` is not a session id),
 and the error names the field's path. Whether the event is still one the registry knows is
-:meth:`shared.contract.validation.EventValidator.recheck_stored`'s question.
+:class:`shared.contract.stored_check.StoredEventCheck`'s question (the sink's decoder).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from shared.errors import ContractViolation
+from shared.errors import ContractViolation, describe_decode_error
 from shared.policy.sampling import Category
 
 #: A time that says its zone (a naive time is refused on decode).
@@ -59,10 +59,3 @@ def decode_stored_event(raw: bytes | msgspec.Raw, where: str = "event") -> Store
     if not isinstance(event.props, dict):
         raise ContractViolation(f"{where}.props: expected an object", f"{where}.props")
     return event
-
-
-def describe_decode_error(exc: msgspec.MsgspecError, where: str) -> tuple[str, str]:
-    """``(reason, field)`` of a msgspec decode error, its ``$`` path rooted at ``where``."""
-    message, _, path = str(exc).partition(" - at `")
-    field = where + path.rstrip("`").removeprefix("$") if path else where
-    return f"{field}: {message}", field

@@ -18,12 +18,12 @@ from shared.contract.registry.keywords import SERVER_ONLY_CATEGORIES
 from shared.contract.registry.loader import (
     ENVELOPE_SCHEMA_PATH,
     EVENT_SCHEMA_PATH,
+    EventSpec,
     Registry,
     Validator,
     default_registry,
     load_json_schema,
 )
-from shared.contract.stored_event import StoredEvent
 from shared.errors import ContractViolation
 from shared.policy.retention import HOT_RETENTION_DAYS, MAX_FUTURE_SKEW_HOURS
 
@@ -99,6 +99,11 @@ def _check(validator: Validator, instance: Any, prefix: str, root: str) -> None:
     raise ContractViolation(reason, field=field)
 
 
+def check_props(spec: EventSpec, props: Any) -> None:
+    """Refuse ``props`` that break ``spec``'s props schema, naming the field and the rule."""
+    _check(spec.validator, props, "props", "props")
+
+
 class EventValidator:
     """Compiled validators for the envelope, the event frame and each registry schema."""
 
@@ -139,34 +144,6 @@ class EventValidator:
         _check(self._envelope, body, "", "body")
         return dict(body.get("context") or {}), list(body["events"])
 
-    def recheck_stored(self, event: StoredEvent) -> None:
-        """Check a stored-form event against the same contract ingest applied to its beacon.
-
-        The sink runs this on every event it is given: a producer with another release of the
-        registry, or a hand-made message, must not put rows into the hot tier that ingest would
-        have refused. The frame and props are checked by the very validators of ingest.
-        """
-        frame: dict[str, Any] = {
-            "event_id": event.event_id,
-            "name": event.name,
-            "version": event.version,
-            "ts": event.event_ts.isoformat(),
-            "session_id": event.session_id,
-            "props": event.props,
-        }
-        for name in ("conversation_id", "app_version"):
-            value = getattr(event, name)
-            if value is not None:
-                frame[name] = value
-        valid = self.validate_event(frame, server=True)
-        if valid.event_id != event.event_id:
-            raise ContractViolation("event_id: a stored event_id is lower-case", "event_id")
-        if valid.category != event.category:
-            raise ContractViolation(
-                f"category: {event.category!r} is not the registry's {valid.category!r}",
-                "category",
-            )
-
     def validate_event(
         self, raw: Any, context: dict[str, Any] | None = None, *, server: bool = False
     ) -> ValidEvent:
@@ -192,12 +169,7 @@ class EventValidator:
         whole = self._whole_for(key) if plausible else None  # type: ignore[arg-type]
         if whole is None or not whole.is_valid(event):
             _check(self._event, event, "", "event")
-            _check(
-                self.registry.get(event["name"], event["version"]).validator,
-                event["props"],
-                "props",
-                "props",
-            )
+            check_props(self.registry.get(event["name"], event["version"]), event["props"])
         spec = self.registry.specs[key]  # type: ignore[index]
         if spec.category in SERVER_ONLY_CATEGORIES and not server:
             raise ContractViolation(

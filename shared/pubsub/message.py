@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import msgspec
 
-from shared.contract.stored_event import StoredEvent, describe_decode_error
-from shared.errors import ContractViolation
+from shared.contract.stored_event import StoredEvent
+from shared.errors import ContractViolation, describe_decode_error
 
 MESSAGE_VERSION = 1
 #: Well under Pub/Sub's 10 MB per message (and per publish request).

@@ -6,17 +6,19 @@ into PostgreSQL, the logs, the audit log or the receipt. The request id is deriv
 pseudonyms, so asking again for the same people finds the same request (a no-op once done).
 
 Stages, each recorded in ``erasure_requests`` so that a crash at any point followed by a rerun
-finishes the job:
+finishes the job. Each is one tier's own erase operation; this module only runs them in order:
 
 1. **suppress** (with the request itself): the pseudonyms go on the suppression list, which the
    sink and the snapshot check; a late event is never stored;
-2. **hot**: the people's rows are deleted;
-3. **warm**: only the files whose index may hold them are opened, only those that hold them are
-   rewritten, each new file verified before the old one goes (``warm/erase.py``);
-4. **cold**: their conversations' data keys are destroyed (``cold/shred.py``).
+2. **hot** (``hot/erase.py``): the people's rows are deleted;
+3. **warm** (``warm/erase.py``): only the files whose index may hold them are opened, only those
+   that hold them are rewritten, each new file verified before the old one goes;
+4. **cold** (``cold/shred.py``): their conversations' data keys are destroyed.
 
-Every stage appends to the audit log; the receipt (counts per tier, files opened and rewritten,
-keys destroyed, start, end, duration) is the request's and the final audit entry's.
+Each tier operation adds its counts to the request's receipt (``receipt.py``) in the
+transaction that did the work. Every stage appends to the audit log; the receipt (counts per
+tier, files opened and rewritten, keys destroyed, start, end, duration) is the request's and the
+final audit entry's. :meth:`Eraser.verify` asks each tier what remains of the people.
 """
 
 from __future__ import annotations
@@ -39,10 +41,10 @@ from shared.policy.privacy import Pseudonymiser
 from shared.settings import Settings
 from shared.storage import audit
 from shared.storage.cold import shred
-from shared.storage.cold.archive import iter_manifests, manifest_object_name
-from shared.storage.gcs import GCS_RETRY
+from shared.storage.hot import erase as hot_erase
 from shared.storage.hot import suppression
-from shared.storage.layout import EVENT_TABLES, WARM_PREFIX
+from shared.storage.layout import EVENT_TABLES
+from shared.storage.receipt import ErasureReceipt
 from shared.storage.warm import erase as warm_erase
 
 logger = logging.getLogger(__name__)
@@ -269,26 +271,6 @@ class Eraser:
                 lock.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), key)
                 lock.commit()
 
-    def _count(self, request_id: str, tier: str) -> warm_erase.Count:
-        """A function adding counts to one tier of the request's receipt, in a transaction."""
-
-        def count(conn: Connection, deltas: dict[str, int]) -> None:
-            request = self._load(conn, request_id, lock=True)
-            assert request is not None
-            part = request.receipt.setdefault(tier, {})
-            for name, value in deltas.items():
-                part[name] = int(part.get(name, 0)) + int(value)
-            self._save_receipt(conn, request_id, request.receipt)
-
-        return count
-
-    @staticmethod
-    def _save_receipt(conn: Connection, request_id: str, receipt: dict[str, Any]) -> None:
-        conn.execute(
-            text("UPDATE erasure_requests SET receipt = CAST(:x AS jsonb) WHERE request_id = :r"),
-            {"x": orjson.dumps(receipt).decode(), "r": request_id},
-        )
-
     def _advance(
         self, conn: Connection, request: ErasureRequest, stage: str, verified_by: str
     ) -> None:
@@ -310,23 +292,15 @@ class Eraser:
         request.receipt = done.receipt
 
     def _hot(self, request: ErasureRequest) -> None:
-        # Writers that began before the people were listed either see the list or commit
-        # before this delete (suppression.py).
-        suppression.wait_for_writers_in_flight(self.engine)
+        deleted = hot_erase.erase(
+            self.engine, request.user_keys, ErasureReceipt(request.request_id)
+        )
         with self.engine.begin() as conn:
-            deleted = {
-                table: conn.execute(
-                    text(f"DELETE FROM {table} WHERE user_key = ANY(:k)"),  # noqa: S608
-                    {"k": request.user_keys},
-                ).rowcount
-                for table in EVENT_TABLES
-            }
-            self._count(request.request_id, "hot")(conn, deleted)
             self._advance(conn, request, "warm", "rows deleted by pseudonym in every partition")
         self._report(request.request_id, "hot", f"{sum(deleted.values())} rows deleted", **deleted)
 
     def _warm(self, request: ErasureRequest) -> None:
-        count = self._count(request.request_id, "warm")
+        receipt = ErasureReceipt(request.request_id)
         for table in EVENT_TABLES:
             done = warm_erase.erase_table(
                 self.settings,
@@ -334,8 +308,7 @@ class Eraser:
                 self.bucket,
                 table,
                 request.user_keys,
-                request.request_id,
-                count,
+                receipt,
                 lambda name, table=table: self._report(  # type: ignore[misc]
                     request.request_id, "warm", f"{table}: {name}"
                 ),
@@ -355,22 +328,26 @@ class Eraser:
             )
 
     def _cold(self, request: ErasureRequest) -> None:
-        with self.engine.begin() as conn:
-            destroyed = shred.destroy_keys(conn, request.request_id, request.user_keys)
-            self._count(request.request_id, "cold")(conn, {"keys_destroyed": destroyed})
-        self._report(request.request_id, "cold", f"{destroyed} data keys destroyed", keys=destroyed)
-        shred.finish_shredding(
-            self.engine, self.bucket, request.request_id, self._count(request.request_id, "cold")
+        receipt = ErasureReceipt(request.request_id)
+        done = shred.erase(self.engine, self.bucket, request.user_keys, receipt)
+        self._report(
+            request.request_id,
+            "cold",
+            f"{done.keys_destroyed} data keys destroyed",
+            keys=done.keys_destroyed,
         )
         with self.engine.begin() as conn:
             current = self._load(conn, request.request_id, lock=True)
             assert current is not None
-            receipt = current.receipt
             finished = datetime.now(UTC)
-            receipt["finished_at"] = finished.isoformat()
-            started = datetime.fromisoformat(receipt["started_at"])
-            receipt["duration_s"] = round((finished - started).total_seconds(), 3)
-            self._save_receipt(conn, request.request_id, receipt)
+            started = datetime.fromisoformat(current.receipt["started_at"])
+            receipt.set(
+                conn,
+                {
+                    "finished_at": finished.isoformat(),
+                    "duration_s": round((finished - started).total_seconds(), 3),
+                },
+            )
             conn.execute(
                 text("UPDATE erasure_requests SET finished_at = :f WHERE request_id = :r"),
                 {"f": finished, "r": request.request_id},
@@ -387,81 +364,16 @@ class Eraser:
                 request.request_id,
                 "GDPR erasure finished",
                 "erase verify scans every tier",
-                receipt,
+                request.receipt,
             )
 
     # -- verification ----------------------------------------------------------------------
     def verify(self, request_id: str) -> dict[str, int]:
-        """Scan every tier for the request's pseudonyms; what remains where (all zero when done)."""
+        """Ask every tier what remains of the request's people (all zero when done)."""
         request = self.status(request_id)
         keys = request.user_keys
-        found: dict[str, int] = {}
         with self.engine.connect() as conn:
-            for table in EVENT_TABLES:
-                found[f"hot.{table}"] = int(
-                    conn.execute(
-                        text(f"SELECT count(*) FROM {table} WHERE user_key = ANY(:k)"),  # noqa: S608
-                        {"k": keys},
-                    ).scalar_one()
-                )
-            found["cold.manifests_owned"] = int(
-                conn.execute(
-                    text("SELECT count(*) FROM storage_manifests WHERE owner_key = ANY(:k)"),
-                    {"k": keys},
-                ).scalar_one()
-            )
-            listed = conn.execute(
-                text("SELECT count(*) FROM erasure_suppressions WHERE user_key = ANY(:k)"),
-                {"k": keys},
-            ).scalar_one()
-        found["suppression.missing"] = len(keys) - int(listed)
-        found.update(self._scan_warm(keys))
-        found.update(self._scan_cold(request_id))
+            found = hot_erase.remaining(conn, keys)
+        found.update(warm_erase.remaining(self.settings, self.bucket, keys))
+        found.update(shred.remaining(self.engine, self.bucket, request_id, keys))
         return found
-
-    def _scan_warm(self, keys: Sequence[str]) -> dict[str, int]:
-        """Rows of the pseudonyms in every Parquet object of the bucket, recorded or not."""
-        from shared.storage.warm import export
-        from shared.storage.warm.query import gcs_filesystem
-
-        found = {}
-        with export.workspace(self.settings, attach_hot=False) as space:
-            con = space.con
-            con.register_filesystem(gcs_filesystem(self.settings))
-            for table in EVENT_TABLES:
-                names = [
-                    f"gs://{self.settings.telemetry_bucket}/{b.name}"
-                    for b in self.bucket.list_blobs(
-                        prefix=f"{WARM_PREFIX}{table}/", retry=GCS_RETRY
-                    )
-                    if b.name.endswith(".parquet")
-                ]
-                rows = 0
-                if names:
-                    listing = "[" + ", ".join(export.sql_string(n) for n in names) + "]"
-                    rows = int(
-                        con.execute(
-                            f"SELECT count(*) FROM read_parquet({listing}, union_by_name = true) "  # noqa: S608
-                            f"WHERE list_contains({warm_erase.keys_sql(keys)}, user_key)"
-                        ).fetchone()[0]
-                    )
-                found[f"warm.{table}"] = rows
-        return found
-
-    def _scan_cold(self, request_id: str) -> dict[str, int]:
-        """Readable keys and Standard-class objects left of the request's conversations."""
-        keys_left = objects_left = 0
-        for manifest in iter_manifests(self.engine, "shredded_by = :r", {"r": request_id}):
-            blob = self.bucket.get_blob(manifest_object_name(manifest.conversation_id))
-            stored = orjson.loads(blob.download_as_bytes()) if blob is not None else {}
-            if (
-                manifest.wrapped_key is not None
-                or stored.get("wrapped_key")
-                or stored.get("owner_key")
-            ):
-                keys_left += 1
-            for obj in {o.object for o in manifest.objects}:
-                existing = self.bucket.get_blob(obj, retry=GCS_RETRY)
-                if existing is not None and existing.storage_class not in shred.KEPT_CLASSES:
-                    objects_left += 1
-        return {"cold.keys_readable": keys_left, "cold.standard_objects": objects_left}

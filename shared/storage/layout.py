@@ -17,9 +17,11 @@ TIERS: tuple[str, ...] = get_args(Tier)
 WARM_PREFIX = "analytics/"
 COLD_PREFIX = "archives/"
 
-#: Tables of the hot tier that hold events, mapped to the column that partitions them by day
-#: (the one home of this map: partitions, snapshots and retention read it from here).
-EVENT_TABLES: dict[str, str] = {"telemetry_events": "event_ts", "api_calls_log": "ts"}
+#: A table of the hot tier that holds events (a request naming tables is typed with it).
+EventTable = Literal["telemetry_events", "api_calls_log"]
+#: Each event table, mapped to the column that partitions it by day (the one home of this map:
+#: partitions, snapshots and retention read it from here).
+EVENT_TABLES: dict[str, str] = dict(zip(get_args(EventTable), ("event_ts", "ts"), strict=True))
 
 
 def warm_partition_prefix(table: str, event_date: date) -> str:

@@ -22,8 +22,9 @@ from shared.policy.retention import HOT_RETENTION_DAYS, WARM_RETENTION_DAYS
 from shared.policy.sampling import SamplingPolicy
 from shared.settings import DEV_PSEUDONYM_KEY, Secret, parse_keyring
 from shared.storage import audit
-from shared.storage.cold.archive import ArchiveKeyDestroyed, manifest_object_name
+from shared.storage.cold.archive import ArchiveKeyDestroyed
 from shared.storage.cold.crypto import ArchiveTampered
+from shared.storage.cold.manifest import manifest_object_name
 from shared.storage.cold.verify import verify_archives
 from shared.storage.erasure import Eraser
 from shared.storage.hot.engine import grant_lifecycle
@@ -531,14 +532,14 @@ def test_erasure_while_a_snapshot_is_uploading_waits_and_resurrects_nothing(
 def test_retention_killed_mid_run_finishes_on_rerun(
     tiers: Tiers, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shared.storage import retention as retention_module
+    from shared.storage.warm import expire as warm_expire
 
     old = TODAY - timedelta(days=WARM_RETENTION_DAYS + 3)
     for offset in range(3):
         tiers.store(events("u-old", old + timedelta(days=offset), 2))
     tiers.snapshot()
     later = TODAY
-    original = retention_module.purge
+    original = warm_expire.purge
     calls = {"n": 0}
 
     def crashing(bucket: Any, name: str, keep: int | None = None) -> int:
@@ -547,7 +548,7 @@ def test_retention_killed_mid_run_finishes_on_rerun(
             raise Crash("mid warm retention")
         return original(bucket, name, keep)
 
-    monkeypatch.setattr(retention_module, "purge", crashing)
+    monkeypatch.setattr(warm_expire, "purge", crashing)
     with pytest.raises(Crash):
         tiers.retention(today=later)
     monkeypatch.undo()

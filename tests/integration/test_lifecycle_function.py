@@ -78,7 +78,8 @@ def test_erase_over_http_answers_a_receipt_without_raw_ids(
     [
         (b"not json", 400, "not JSON"),
         ({"action": "shred-everything"}, 400, "one of"),
-        ({"action": "erase", "user_ids": "u-1"}, 400, "user_ids must be a non-empty list"),
+        ({"action": "erase", "user_ids": "u-1"}, 400, "body.user_ids: Expected `array`, got `str`"),
+        ({"action": "erase", "user_ids": []}, 400, "user_ids must be a non-empty list"),
         ({"action": "erase", "user_ids": [""]}, 400, "user_ids[0]"),
         ({"action": "erase_status", "request_id": "drop table"}, 400, "request id looks like"),
         ({"action": "erase_status", "request_id": "er-" + "0" * 20}, 404, "no erasure request"),

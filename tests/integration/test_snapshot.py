@@ -256,7 +256,7 @@ def test_the_function_answers_runs_conflicts_and_bad_requests(
     write_events(warm_env.engine, make_events(2))
     with function_server("snapshot", env, tmp_path) as url:
         status, body = post(url, b"{}")
-    assert status == 503 and "GCS does not answer" in body["error"]
+    assert status == 503 and "GCS or another Google API does not answer" in body["error"]
     with warm_env.engine.connect() as conn:  # the watermark did not move; the run resumes later
         pending = conn.execute(
             text("SELECT count(*) FROM snapshot_runs WHERE state = 'pending'")

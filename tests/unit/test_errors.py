@@ -36,15 +36,3 @@ def test_errors_carry_their_context() -> None:
     assert unavailable.context["service"] == "pubsub"
     assert str(StackError("emulator died", "/x/pubsub.log")) == "emulator died (see /x/pubsub.log)"
     assert ContractViolation("ts: too old", "ts").field == "ts"
-
-
-def test_is_unreachable_tells_a_dead_service_from_a_bug() -> None:
-    from google.api_core import exceptions as api
-
-    from shared.errors import is_unreachable
-
-    assert is_unreachable(api.ServiceUnavailable("down"))
-    assert is_unreachable(ConnectionRefusedError())
-    assert is_unreachable(TimeoutError())
-    assert not is_unreachable(RuntimeError("a bug"))
-    assert not is_unreachable(api.NotFound("gone"))

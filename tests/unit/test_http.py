@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import gzip
 import io
+from typing import Annotated
 
+import msgspec
 import pytest
 
 from shared.http import (
+    Answer,
     BodyLimits,
     Cors,
     RequestProblem,
+    action_name,
+    decode_action,
     gunzip_limited,
     parse_content_type,
     read_body,
@@ -120,3 +125,54 @@ def test_already_running_is_409_with_retry_after_and_not_terminal() -> None:
     except ValueError:
         bug = failure_answer("x", "run", None, log, "resumes")
     assert (bug.status, bug.body) == (500, {"error": "internal error; resumes"})
+
+
+class _Run(msgspec.Struct, tag_field="action", tag="run", forbid_unknown_fields=True):
+    dry_run: bool = False
+    days: Annotated[int, msgspec.Meta(ge=0, le=30)] = 2
+
+
+class _Show(msgspec.Struct, tag_field="action", tag="show", forbid_unknown_fields=True):
+    request_id: str
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b'{"action": "run", "dry_run": true, "days": 3}', _Run(dry_run=True, days=3)),
+        (b'{"action": "show", "request_id": "er-1"}', _Show(request_id="er-1")),
+        (b"", _Run()),
+        (b'{"days": 5}', _Run(days=5)),
+    ],
+)
+def test_decode_action_types_the_body(body: bytes, expected: object) -> None:
+    assert decode_action("POST", body, [_Run, _Show], default=_Run) == expected
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "status", "error"),
+    [
+        ("GET", b"", 405, "method GET is not allowed; use POST"),
+        ("POST", b"{", 400, "body is not JSON"),
+        ("POST", b'{"action": "fly"}', 400, "body.action: must be one of ['run', 'show']"),
+        ("POST", b'{"action": "run", "days": 31}', 400, "body.days: Expected `int` <= 30"),
+        ("POST", b'{"action": "run", "dry_run": "no"}', 400, "body.dry_run: Expected `bool`"),
+        ("POST", b'{"action": "show"}', 400, "missing required field `request_id`"),
+        ("POST", b'{"action": "run", "verbose": 1}', 400, "unknown field `verbose`"),
+        ("POST", b'{"request_id": "er-1"}', 400, "unknown field `request_id`"),
+    ],
+)
+def test_decode_action_names_the_field_and_the_rule(
+    method: str, body: bytes, status: int, error: str
+) -> None:
+    answer = decode_action(method, body, [_Run, _Show], default=_Run)
+    assert isinstance(answer, Answer) and answer.status == status
+    assert answer.body is not None and error in answer.body["error"]
+
+
+def test_decode_action_without_a_default_needs_an_action() -> None:
+    answer = decode_action("POST", b"", [_Run, _Show])
+    assert isinstance(answer, Answer) and answer.status == 400
+    missing = decode_action("POST", b'{"days": 1}', [_Run, _Show])
+    assert isinstance(missing, Answer) and "must be one of" in str(missing.body)
+    assert action_name(_Show(request_id="x")) == "show"

@@ -15,6 +15,7 @@ lower one what it needs (an alert sender, a flag store) instead of being importe
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,15 +78,26 @@ def test_shared_imports_only_run_down() -> None:
     assert upward_imports(ROOT / "shared") == []
 
 
-def test_the_cold_tier_does_not_import_the_warm_tier() -> None:
-    """Both tiers share what is below them (``shared/storage/gcs.py``), never each other."""
-    found = [
-        f"{path.relative_to(ROOT)}:{line}"
-        for path in sorted((ROOT / "shared" / "storage" / "cold").rglob("*.py"))
+#: Each storage tier and the tiers it must not import: a tier shares only what is below all of
+#: them (``shared/storage/gcs.py``, ``receipt.py``, ``audit.py``); compositions of tiers
+#: (retention, erasure) live above them in ``shared/storage``.
+TIER_FIREWALLS = {"hot": ("warm", "cold"), "warm": ("cold",), "cold": ("warm",)}
+
+
+def tier_crossings(tier: str) -> list[str]:
+    """Imports of ``shared/storage/<tier>`` that reach a tier it must not import."""
+    banned = tuple(f"shared.storage.{other}" for other in TIER_FIREWALLS[tier])
+    return [
+        f"{path.relative_to(ROOT)}:{line} imports {name}"
+        for path in sorted((ROOT / "shared" / "storage" / tier).rglob("*.py"))
         for line, name in _imports(ast.parse(path.read_text(encoding="utf-8")))
-        if name.startswith("shared.storage.warm")
+        if name.startswith(banned)
     ]
-    assert found == []
+
+
+@pytest.mark.parametrize("tier", sorted(TIER_FIREWALLS))
+def test_a_storage_tier_does_not_import_another_tier(tier: str) -> None:
+    assert tier_crossings(tier) == []
 
 
 def test_every_package_of_shared_has_a_layer() -> None:
@@ -109,3 +121,38 @@ def test_a_planted_upward_import_is_caught(tmp_path: Path, where: str, planted: 
     (package / where).write_text(planted, encoding="utf-8")
     problems = upward_imports(package)
     assert len(problems) == 1 and where.split("/", maxsplit=1)[0].removesuffix(".py") in problems[0]
+
+
+#: Each catalog table and the one module that holds SQL against it.
+TABLE_OWNERS = {
+    "warm_files": "shared/storage/warm/catalog.py",
+    "storage_manifests": "shared/storage/cold/manifest.py",
+}
+
+
+def modules_naming_table(table: str) -> list[str]:
+    """Modules of ``shared/`` and ``functions/`` that name ``table`` (migrations excepted)."""
+    return sorted(
+        str(path.relative_to(ROOT))
+        for folder in ("shared", "functions")
+        for path in (ROOT / folder).rglob("*.py")
+        if "migrations" not in path.parts and table in path.read_text(encoding="utf-8")
+    )
+
+
+@pytest.mark.parametrize(("table", "owner"), sorted(TABLE_OWNERS.items()))
+def test_each_catalog_table_has_one_owning_module(table: str, owner: str) -> None:
+    """Only the tier's catalog module names its table: the rest go through its functions."""
+    assert modules_naming_table(table) == [owner]
+
+
+def test_a_planted_tier_crossing_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    planted = tmp_path / "shared" / "storage" / "hot" / "planted.py"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("from shared.storage.warm import catalog\n", encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = tier_crossings("hot")
+    assert found
+    assert all(
+        f.startswith("shared/storage/hot/planted.py:1 imports shared.storage.warm") for f in found
+    )

@@ -5,41 +5,41 @@ conversation's data key (``crypto.py``) and stored content-addressed: the SHA-25
 bytes names the object (``layout.cold_object_name``), uploads are create-only, so the same
 bytes are stored once and a retried call stores nothing new.
 
-The manifest of a conversation is a row of ``storage_manifests`` and a JSON object under
-``archives/manifests/``: object names, sizes, SHA-256, GCS CRC32C, the retention class, the
-wrapped data key and the owner's pseudonym. It never holds a raw identifier. An erased person's
-manifests lose the wrapped key and the pseudonym (``shred``): their objects can never be read
-again, and the Standard-class ones are deleted.
+Each conversation's manifest (``manifest.py``) lists its objects and holds its wrapped data key.
+An erased person's manifests lose the wrapped key and the pseudonym (``shred.py``): their
+objects can never be read again, and the Standard-class ones are deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from shared.errors import ContractViolation, TerminalError
 from shared.policy.privacy import Pseudonymiser
-from shared.policy.retention import COLD_RETENTION_DAYS
 from shared.settings import Settings
 from shared.storage.cold.crypto import ArchiveTampered, new_data_key, open_sealed, seal
 from shared.storage.cold.keys import KeyEncryptionKey
-from shared.storage.gcs import GCS_RETRY, purge
+from shared.storage.cold.manifest import (
+    ArchivedObject,
+    Manifest,
+    create_manifest,
+    load_manifest,
+    set_objects,
+    write_json_manifest,
+)
+from shared.storage.gcs import GCS_RETRY
 from shared.storage.hot import suppression
-from shared.storage.layout import COLD_PREFIX, cold_object_name
+from shared.storage.layout import cold_object_name
 
 logger = logging.getLogger(__name__)
 
-#: The retention class every archive gets: Archive storage class after 12 months, gone at 2 years.
-RETENTION_CLASS = "cold-2y"
-MANIFEST_PREFIX = f"{COLD_PREFIX}manifests/"
 _ARTIFACT_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 #: Called with bytes done (restore's progress bar).
@@ -62,27 +62,6 @@ class ArchiveNotFound(TerminalError):
     """No archive exists for the conversation."""
 
 
-@dataclass(frozen=True)
-class ArchivedObject:
-    """One stored artifact, as its manifest lists it."""
-
-    artifact: str
-    object: str
-    bytes: int
-    sha256: str
-    crc32c: str
-
-    def to_json(self) -> dict[str, Any]:
-        """The manifest's form."""
-        return {
-            "artifact": self.artifact,
-            "object": self.object,
-            "bytes": self.bytes,
-            "sha256": self.sha256,
-            "crc32c": self.crc32c,
-        }
-
-
 @dataclass
 class ArchiveResult:
     """What one ``archive`` call did."""
@@ -92,123 +71,6 @@ class ArchiveResult:
     deduplicated: list[str] = field(default_factory=list)
     #: True when the owner is erased: nothing was stored.
     suppressed: bool = False
-
-
-@dataclass(frozen=True)
-class Manifest:
-    """A conversation's manifest row."""
-
-    conversation_id: str
-    owner_key: str | None
-    key_id: str | None
-    kek: str
-    wrapped_key: bytes | None
-    retention_class: str
-    objects: tuple[ArchivedObject, ...]
-    bytes: int
-    created_at: datetime
-    expires_at: datetime
-    shredded_at: datetime | None
-    shredded_by: str | None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Manifest:
-        """From a ``storage_manifests`` row."""
-        listed = row.objects if isinstance(row.objects, list) else orjson.loads(row.objects)
-        return cls(
-            row.conversation_id,
-            row.owner_key,
-            row.key_id,
-            row.kek,
-            bytes(row.wrapped_key) if row.wrapped_key is not None else None,
-            row.retention_class,
-            tuple(ArchivedObject(**o) for o in listed),
-            int(row.bytes),
-            row.created_at,
-            row.expires_at,
-            row.shredded_at,
-            row.shredded_by,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON manifest stored beside the objects (the wrapped key in hex, if any)."""
-        return {
-            "conversation_id": self.conversation_id,
-            "owner_key": self.owner_key,
-            "key_id": self.key_id,
-            "kek": self.kek,
-            "wrapped_key": self.wrapped_key.hex() if self.wrapped_key is not None else None,
-            "retention_class": self.retention_class,
-            "objects": [o.to_json() for o in self.objects],
-            "bytes": self.bytes,
-            "created_at": self.created_at.astimezone(UTC).isoformat(),
-            "expires_at": self.expires_at.astimezone(UTC).isoformat(),
-            "shredded_at": self.shredded_at.astimezone(UTC).isoformat()
-            if self.shredded_at
-            else None,
-            "shredded_by": self.shredded_by,
-        }
-
-
-def manifest_object_name(conversation_id: str) -> str:
-    """Where a conversation's JSON manifest lives (named by a hash: any id is a safe name)."""
-    digest = hashlib.sha256(conversation_id.encode("utf-8")).hexdigest()[:32]
-    return f"{MANIFEST_PREFIX}{digest}.json"
-
-
-_COLUMNS = (
-    "conversation_id, owner_key, key_id, kek, wrapped_key, retention_class, objects, bytes, "
-    "created_at, expires_at, shredded_at, shredded_by"
-)
-
-
-def load_manifest(conn: Connection, conversation_id: str, lock: bool = False) -> Manifest | None:
-    """The manifest row of a conversation (``FOR UPDATE`` with ``lock``), or None."""
-    row = conn.execute(
-        text(
-            f"SELECT {_COLUMNS} FROM storage_manifests WHERE conversation_id = :c"  # noqa: S608
-            + (" FOR UPDATE" if lock else "")
-        ),
-        {"c": conversation_id},
-    ).first()
-    return Manifest.from_row(row) if row is not None else None
-
-
-def iter_manifests(
-    engine: Engine,
-    where: str = "true",
-    params: Mapping[str, Any] | None = None,
-    batch: int = 500,
-) -> Iterator[Manifest]:
-    """Every manifest matching ``where`` (our own SQL, bound ``params``), in pages."""
-    after = ""
-    while True:
-        with engine.connect() as conn:
-            rows = conn.execute(
-                text(
-                    f"SELECT {_COLUMNS} FROM storage_manifests WHERE conversation_id > :after "  # noqa: S608
-                    f"AND {where} ORDER BY conversation_id LIMIT :n"
-                ),
-                {**(params or {}), "after": after, "n": batch},
-            ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield Manifest.from_row(row)
-        after = rows[-1].conversation_id
-
-
-def write_json_manifest(bucket: Any, manifest: Manifest) -> None:
-    """Store the JSON manifest, and remove its older generations (they may hold a wrapped key
-    that was since destroyed)."""
-    name = manifest_object_name(manifest.conversation_id)
-    blob = bucket.blob(name)
-    blob.upload_from_string(
-        orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2),
-        content_type="application/json",
-        retry=GCS_RETRY,
-    )
-    purge(bucket, name, keep=int(blob.generation))
 
 
 def validate_request(conversation_id: Any, artifacts: Any, max_bytes: int) -> dict[str, bytes]:
@@ -307,27 +169,8 @@ class ColdArchive:
         """The conversation's manifest, created with a new wrapped data key if missing."""
         manifest = load_manifest(conn, conversation_id)
         if manifest is None:
-            now = datetime.now(UTC)
-            conn.execute(
-                text(
-                    "INSERT INTO storage_manifests (conversation_id, owner_key, key_id, kek, "
-                    "wrapped_key, retention_class, created_at, updated_at, expires_at) "
-                    "VALUES (:c, :o, :k, :kek, :w, :r, :now, :now, :exp) "
-                    "ON CONFLICT (conversation_id) DO NOTHING"
-                ),
-                {
-                    "c": conversation_id,
-                    "o": owner[1] if owner else None,
-                    "k": owner[0] if owner else None,
-                    "kek": self.kek.name,
-                    "w": self.kek.wrap(new_data_key(), context),
-                    "r": RETENTION_CLASS,
-                    "now": now,
-                    "exp": now + timedelta(days=COLD_RETENTION_DAYS),
-                },
-            )
-            manifest = load_manifest(conn, conversation_id)  # ours, or a concurrent call's
-            assert manifest is not None
+            wrapped = self.kek.wrap(new_data_key(), context)
+            manifest = create_manifest(conn, conversation_id, owner, self.kek.name, wrapped)
         if manifest.wrapped_key is None:
             raise ArchiveRefused(f"conversation {conversation_id} was erased; nothing is archived")
         if owner is not None and manifest.owner_key not in (None, owner[1]):
@@ -374,19 +217,7 @@ class ColdArchive:
             listed = {(o.artifact, o.object): o for o in manifest.objects}
             for obj in stored:
                 listed.setdefault((obj.artifact, obj.object), obj)
-            objects = list(listed.values())
-            unique = {o.object: o.bytes for o in objects}
-            conn.execute(
-                text(
-                    "UPDATE storage_manifests SET objects = CAST(:o AS jsonb), bytes = :b, "
-                    "updated_at = now() WHERE conversation_id = :c"
-                ),
-                {
-                    "o": orjson.dumps([o.to_json() for o in objects]).decode(),
-                    "b": sum(unique.values()),
-                    "c": conversation_id,
-                },
-            )
+            set_objects(conn, conversation_id, list(listed.values()))
             updated = load_manifest(conn, conversation_id)
             assert updated is not None
         write_json_manifest(self.bucket, updated)

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
-from shared.storage.cold.archive import Manifest, iter_manifests, manifest_object_name
+from shared.storage.cold.manifest import Manifest, iter_manifests, manifest_object_name
 from shared.storage.gcs import GCS_RETRY
 
 #: Called once per manifest checked (the CLI's progress bar).

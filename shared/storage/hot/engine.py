@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -170,10 +171,10 @@ def alembic_config() -> Any:
     return config
 
 
-def grant_writer(engine: Engine, role: str) -> None:
+def grant_writer(engine: Engine, role: str, updated_tables: Sequence[str] = ()) -> None:
     """Let a database role (a function's IAM user) read and insert events, now and in future
-    partitions, use temporary staging tables, and keep the snapshot's bookkeeping
-    (``snapshot_runs``, ``warm_files``); idempotent."""
+    partitions, use temporary staging tables, and update ``updated_tables`` (the snapshot's
+    bookkeeping, which the warm catalog names); idempotent."""
     quoted = _quoted_role(role, "--grant-to")
     with engine.begin() as conn:
         database = conn.exec_driver_sql("SELECT current_database()").scalar()
@@ -182,9 +183,10 @@ def grant_writer(engine: Engine, role: str) -> None:
             f"GRANT USAGE ON SCHEMA public TO {quoted}",
             f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO {quoted}",
             f"ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT ON TABLES TO {quoted}",
-            f"GRANT UPDATE ON snapshot_runs, warm_files TO {quoted}",
         ):
             conn.exec_driver_sql(statement)
+        if updated_tables:
+            conn.exec_driver_sql(f"GRANT UPDATE ON {', '.join(updated_tables)} TO {quoted}")
     logger.info("writer granted", extra={"tables": "all in public"})
 
 

@@ -91,3 +91,16 @@ def list_partitions(conn: Connection, table: str) -> list[str]:
         {"t": table},
     )
     return [str(r[0]) for r in rows]
+
+
+def event_day_sql(table: str) -> str:
+    """PostgreSQL: a row's event day (UTC), the warm tier's ``event_date``."""
+    return f"({EVENT_TABLES[table]} AT TIME ZONE 'UTC')::date"
+
+
+def day_range_sql(table: str, day: date) -> str:
+    """PostgreSQL: the rows of one event day, as a range on the partition column (so only that
+    day's partition is read)."""
+    column = EVENT_TABLES[table]
+    start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
+    return f"{column} >= '{start}T00:00:00+00:00' AND {column} < '{end}T00:00:00+00:00'"

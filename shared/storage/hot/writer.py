@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -97,21 +98,44 @@ def call_row(event: StoredEvent) -> tuple[Any, ...]:
     return tuple(values[c] for c in CALL_COLUMNS)
 
 
+_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
+
+
+def _text(value: str) -> str:
+    """A string in COPY's text format (most strings hold nothing to escape)."""
+    return value if _NEEDS_ESCAPE.search(value) is None else value.translate(_ESCAPES)
+
+
+def _json(value: Any) -> str:
+    """A JSON column: orjson escapes every control character inside strings, so the only
+    character COPY's text format needs escaped in its output is the backslash."""
+    text = orjson.dumps(value).decode()
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+#: How each column value type is written, looked up by exact type (a row has a dozen values,
+#: and a chain of isinstance tests cost more than the rest of the rendering).
+_RENDERERS: dict[type, Callable[[Any], str]] = {
+    str: _text,
+    type(None): lambda _: "\\N",
+    bool: lambda value: "t" if value else "f",
+    int: int.__repr__,
+    float: float.__repr__,
+    datetime: datetime.isoformat,
+    dict: _json,
+    list: _json,
+    Decimal: Decimal.__str__,
+}
+
+
 def _copy_field(value: Any) -> str:
-    if value is None:
-        return "\\N"
-    if isinstance(value, str):
-        return value.translate(_ESCAPES)
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (dict, list)):
-        return orjson.dumps(value).decode().translate(_ESCAPES)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, Decimal):
-        return str(value)
+    render = _RENDERERS.get(type(value))
+    if render is not None:
+        return render(value)
+    # A subclass (an IntEnum, a str subclass): the first renderer of a type it derives from.
+    for kind, render in _RENDERERS.items():
+        if isinstance(value, kind):
+            return render(value)
     return str(value)
 
 

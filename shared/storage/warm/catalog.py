@@ -30,6 +30,10 @@ from shared.storage.warm import objects
 from shared.storage.warm.digest import file_digest, footer_rows
 from shared.storage.warm.erasure_index import build_index, distinct_user_keys, files_that_may_hold
 
+#: The tables a snapshot writer updates besides inserting (its runs, and the files it retires);
+#: ``telemetry db migrate --grant-to`` grants exactly these.
+WRITER_UPDATES = ("snapshot_runs", "warm_files")
+
 
 class SnapshotAlreadyRunning(AlreadyRunning):
     """Another writer of the same table (snapshot, compaction, erasure) holds its lock."""

@@ -12,17 +12,16 @@ it simply lack it, which DuckDB (``union_by_name``) and BigQuery read as NULL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
 from typing import Any
 
 from shared.contract.registry.loader import Registry
+from shared.storage.hot.partitions import event_day_sql
 from shared.storage.hot.tables import (
     LLM_CALL_EVENT,
     SERVER_SET_COLUMNS,
     api_calls_log,
     telemetry_events,
 )
-from shared.storage.layout import EVENT_TABLES
 
 #: Each event table's id column (the event_id) and its day column.
 ID_COLUMNS = {"telemetry_events": "event_id", "api_calls_log": "call_id"}
@@ -102,19 +101,6 @@ def warm_columns(table: str, registry: Registry) -> list[WarmColumn]:
             for name, kind in prop_types(registry).items()
         )
     return columns
-
-
-def event_day_sql(table: str) -> str:
-    """PostgreSQL: a row's event day (UTC), the warm tier's ``event_date``."""
-    return f"({EVENT_TABLES[table]} AT TIME ZONE 'UTC')::date"
-
-
-def day_range_sql(table: str, day: date) -> str:
-    """PostgreSQL: the rows of one event day, as a range on the partition column (so only that
-    day's partition is read)."""
-    column = EVENT_TABLES[table]
-    start, end = day.isoformat(), (day + timedelta(days=1)).isoformat()
-    return f"{column} >= '{start}T00:00:00+00:00' AND {column} < '{end}T00:00:00+00:00'"
 
 
 def typed_select_sql(

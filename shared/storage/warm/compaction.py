@@ -4,7 +4,7 @@ Snapshots every few minutes leave many small files per day. Compaction merges th
 unretired files of a day (in bins of at most :data:`TARGET_BYTES` of input), checks the merged
 file exactly as a snapshot checks its own (the footer holds the inputs' rows, the event ids
 the sum of their digests, the stored CRC32C the file's), and then, in one transaction, records
-it and retires its inputs. Queries list files in one snapshot of ``warm_files``: they read
+it and retires its inputs. Queries list files in one snapshot of the warm catalog: they read
 either the inputs or the merged file, never both, so no row is seen twice or missed. Retired
 objects are deleted only after :data:`RETIRED_GRACE` (a query that listed them can still read
 them), by :func:`delete_retired`. It takes the table's snapshot lock: a snapshot and a
@@ -145,7 +145,7 @@ def delete_retired(
     """Delete the objects of files retired longer ago than ``grace``; the count deleted.
 
     Their rows live on in the merged file that replaced them (recorded before they were
-    retired), so deleting them loses nothing; a ``warm_files`` row stays as the audit trail.
+    retired), so deleting them loses nothing; the catalog's record stays as the audit trail.
     """
     now = now or datetime.now(UTC)
     with engine.connect() as conn:

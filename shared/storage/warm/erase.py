@@ -2,7 +2,7 @@
 
 Under the table's warm-tier lock (so no snapshot or compaction runs meanwhile), per table:
 
-1. objects in the bucket that ``warm_files`` does not know are deleted: only a crashed snapshot
+1. objects in the bucket that the warm catalog does not know are deleted: only a crashed snapshot
    or compaction leaves them, and both write them again from their sources when they resume;
 2. retired files (compaction inputs in their grace period) whose index may hold the people are
    deleted at once, their rows live on in the file that replaced them;
@@ -11,7 +11,10 @@ Under the table's warm-tier lock (so no snapshot or compaction runs meanwhile), 
    rewritten without them, and the new file is checked (its footer holds the old rows minus the
    removed ones, its event-id digest the old digest minus theirs, its pseudonyms none of theirs,
    the stored CRC32C the file's) before, in one transaction, it is recorded, the old file retired
-   and the receipt counted. The old object is deleted right after.
+   and its counts added to the request's receipt. The old object is deleted right after.
+
+:func:`remaining` is the tier's check afterwards: every Parquet object in the bucket, recorded
+or not, is read for the people's rows.
 
 Restartable at any point: a file already rewritten is no longer named by any index, a new file
 uploaded but not recorded has a name fixed by (old file, request) and is written again.
@@ -25,11 +28,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from shared.settings import Settings
 from shared.storage import gcs
-from shared.storage.layout import WARM_PREFIX, warm_partition_prefix
+from shared.storage.layout import EVENT_TABLES, WARM_PREFIX, warm_partition_prefix
+from shared.storage.receipt import ErasureReceipt
 from shared.storage.warm import catalog, export
 from shared.storage.warm.catalog import table_lock
 from shared.storage.warm.columns import SORT_COLUMNS
@@ -42,9 +46,6 @@ logger = logging.getLogger(__name__)
 #: How long an erasure waits for a running snapshot or compaction of the table.
 LOCK_WAIT_S = 900.0
 _EMPTY_INDEX = build_index([])
-
-#: Adds counts to the request's receipt inside the caller's transaction.
-Count = Callable[[Connection, dict[str, int]], None]
 
 
 @dataclass
@@ -81,8 +82,7 @@ def erase_table(
     bucket: Any,
     table: str,
     user_keys: Sequence[str],
-    request_id: str,
-    count: Count,
+    receipt: ErasureReceipt,
     opened: Callable[[str], object] | None = None,
 ) -> WarmCounts:
     """Remove every row of ``user_keys`` from ``table``'s warm files (``opened`` is told of
@@ -110,14 +110,14 @@ def erase_table(
                         table,
                         name,
                         user_keys,
-                        request_id,
+                        receipt,
                         counts,
-                        count,
                     )
     if counts.orphans_deleted or counts.retired_files_deleted:
         with engine.begin() as conn:
-            count(
+            receipt.add(
                 conn,
+                "warm",
                 {
                     "orphans_deleted": counts.orphans_deleted,
                     "retired_files_deleted": counts.retired_files_deleted,
@@ -128,7 +128,7 @@ def erase_table(
 
 
 def _delete_orphans(engine: Engine, bucket: Any, table: str) -> int:
-    """Delete the table's objects no ``warm_files`` row knows (left by a crashed run)."""
+    """Delete the table's objects the warm catalog does not record (left by a crashed run)."""
     prefix = f"{WARM_PREFIX}{table}/"
     with engine.connect() as conn:
         known = catalog.recorded_names(conn, table)
@@ -168,9 +168,8 @@ def _erase_file(
     table: str,
     name: str,
     user_keys: Sequence[str],
-    request_id: str,
+    receipt: ErasureReceipt,
     counts: WarmCounts,
-    count: Count,
 ) -> None:
     """Open one named file; rewrite it without the people if it holds them."""
     con = space.con
@@ -183,12 +182,12 @@ def _erase_file(
     if held == 0:
         counts.false_positives += 1
         with engine.begin() as conn:
-            count(conn, {"files_opened": 1, "false_positives": 1})
+            receipt.add(conn, "warm", {"files_opened": 1, "false_positives": 1})
         return
     counts.files_holding += 1
     kept_rows = int(old.rows) - held
     kept_digest = subtract_digest(old.event_id_digest, held_digest)
-    new_name = erased_name(table, old.event_date, name, request_id)
+    new_name = erased_name(table, old.event_date, name, receipt.request_id)
     rewritten = None
     if kept_rows:
         path = space.local_path(new_name)
@@ -217,11 +216,38 @@ def _erase_file(
         if rewritten is not None:
             catalog.record(conn, rewritten)
         catalog.retire(conn, [name], "erasure")
-        count(
+        receipt.add(
             conn,
+            "warm",
             {"files_opened": 1, "files_holding": 1, "files_rewritten": 1, "rows_removed": held},
         )
     counts.files_rewritten += 1
     counts.rows_removed += held
     gcs.purge(bucket, name)
     _clear_index(engine, name)
+
+
+def remaining(settings: Settings, bucket: Any, user_keys: Sequence[str]) -> dict[str, int]:
+    """Rows of ``user_keys`` in every Parquet object of the bucket, recorded or not, per table
+    (all zero once they are erased)."""
+    found = {}
+    with export.workspace(settings, attach_hot=False) as space:
+        con = space.con
+        con.register_filesystem(gcs_filesystem(settings))
+        for table in EVENT_TABLES:
+            names = [
+                f"gs://{settings.telemetry_bucket}/{b.name}"
+                for b in bucket.list_blobs(prefix=f"{WARM_PREFIX}{table}/", retry=gcs.GCS_RETRY)
+                if b.name.endswith(".parquet")
+            ]
+            rows = 0
+            if names:
+                listing = "[" + ", ".join(export.sql_string(n) for n in names) + "]"
+                rows = int(
+                    con.execute(
+                        f"SELECT count(*) FROM read_parquet({listing}, union_by_name = true) "  # noqa: S608
+                        f"WHERE list_contains({keys_sql(user_keys)}, user_key)"
+                    ).fetchone()[0]
+                )
+            found[f"warm.{table}"] = rows
+    return found

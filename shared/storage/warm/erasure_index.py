@@ -2,9 +2,10 @@
 
 Erasure (the lifecycle function) must rewrite only the files that hold a person. Parquet's own
 Bloom filters do not help here: DuckDB writes one only for a dictionary-encoded column, and a
-file holds too many distinct ``user_key`` values for that. So each file gets a filter of its own,
-kept beside it in ``warm_files.user_key_index``: erasure asks PostgreSQL which files may hold
-the person's pseudonyms (one under every key ever active) without opening any file.
+file holds too many distinct ``user_key`` values for that. So each file gets a filter of its
+own, kept beside it in the file's catalog record (``catalog.py``): erasure asks PostgreSQL
+which files may hold the person's pseudonyms (one under every key ever active) without opening
+any file.
 
 A filter never misses a pseudonym a file holds; it wrongly names a file that does not hold it
 with probability :data:`FALSE_POSITIVE_RATE` (sized for each file's distinct pseudonyms; the

@@ -29,8 +29,9 @@ from sqlalchemy.engine import make_url
 from shared.errors import ConfigurationError
 from shared.settings import Settings
 from shared.storage import scratch
+from shared.storage.hot.partitions import day_range_sql
 from shared.storage.hot.suppression import not_suppressed_sql
-from shared.storage.warm.columns import WarmColumn, day_range_sql, typed_select_sql
+from shared.storage.warm.columns import WarmColumn, typed_select_sql
 from shared.storage.warm.duckdb_errors import sort_duckdb_error, without_conninfo
 
 #: Rows per Parquet row group. The writer holds one group in memory, so this bounds memory:

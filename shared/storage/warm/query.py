@@ -2,8 +2,9 @@
 
 ``telemetry_events`` and ``api_calls_log`` are DuckDB views, each the union (by column name) of
 
-* the warm tier: the recorded, unretired Parquet files of ``warm_files``, read where they are in
-  the bucket through fsspec/gcsfs (DuckDB's own ``httpfs`` extension downloads at run time);
+* the warm tier: the recorded, unretired Parquet files of the warm catalog (``catalog.py``),
+  read where they are in the bucket through fsspec/gcsfs (DuckDB's own ``httpfs`` extension
+  downloads at run time);
 * the hot tier past the watermark: the rows no finished snapshot holds yet, read from
   PostgreSQL through DuckDB's postgres extension, typed exactly like the files.
 

@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from shared.policy.retention import HOT_RETENTION_DAYS
+from shared.storage.hot.partitions import day_range_sql, event_day_sql
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm import catalog
 from shared.storage.warm.catalog import watermark
-from shared.storage.warm.columns import day_range_sql, event_day_sql
 from shared.storage.warm.digest import add_digests, hot_digest_sql
 
 

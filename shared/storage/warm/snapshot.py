@@ -9,7 +9,7 @@ Each (table, event day) of the range becomes one file, verified before it counts
 row count equals the rows PostgreSQL counted, the digest of its event ids equals the same digest
 computed by PostgreSQL, and the stored object's CRC32C equals the file's (so the stored footer
 and ids are these very bytes). Only then are the files recorded in
-``warm_files`` and the range marked done, in one transaction: that is the watermark moving.
+the warm catalog and the range marked done, in one transaction: that is the watermark moving.
 
 Restartable at any point: the range is recorded as ``pending`` before anything is written, and a
 rerun resumes that very range, so file names repeat and create-only uploads neither duplicate
@@ -31,20 +31,16 @@ from sqlalchemy import Connection, Engine, text
 
 from shared.contract.registry.loader import Registry
 from shared.errors import (
-    ServiceUnavailable,
-    TelemetryError,
     TerminalError,
-    is_unreachable,
-    local_file_error,
 )
 from shared.settings import Settings
-from shared.storage.hot.errors import classify
+from shared.storage.failures import classify_failure
+from shared.storage.hot.partitions import event_day_sql
 from shared.storage.layout import EVENT_TABLES
 from shared.storage.warm import catalog, export, objects
 from shared.storage.warm.catalog import WarmFile, table_lock, watermark
-from shared.storage.warm.columns import event_day_sql, warm_columns
+from shared.storage.warm.columns import warm_columns
 from shared.storage.warm.digest import hot_digest_sql
-from shared.storage.warm.duckdb_errors import sort_duckdb_error
 
 logger = logging.getLogger(__name__)
 
@@ -86,25 +82,6 @@ class TableRun:
         }
 
 
-def service_failure(error: BaseException) -> TelemetryError | None:
-    """A typed error when ``error`` means PostgreSQL or GCS could not be reached, or a local
-    file could not be written (:class:`LocalFileError`, not retried as an outage); else None,
-    and the caller re-raises the original with its own type."""
-    if isinstance(error, TelemetryError):
-        return error
-    local = local_file_error(error)
-    if local is not None:
-        return local
-    if type(error).__module__.startswith(("duckdb", "_duckdb")):
-        return sort_duckdb_error(error)
-    database = classify(error)
-    if database is not None and database.transient:
-        return database
-    if is_unreachable(error):
-        return ServiceUnavailable(f"GCS does not answer ({type(error).__name__})", "gcs")
-    return None
-
-
 class Snapshotter:
     """Runs snapshots of the event tables into the bucket."""
 
@@ -134,7 +111,7 @@ class Snapshotter:
         try:
             return self._run_table(table, dry_run)
         except Exception as exc:
-            typed = service_failure(exc)
+            typed = classify_failure(exc)
             if typed is None:
                 raise
             raise typed from exc

@@ -97,9 +97,10 @@ def test_status_lists_each_alert(client_and_fake: Any) -> None:
     [
         (b"{", 400, "not JSON"),
         (b'{"action": "explode"}', 400, "one of"),
-        (b"[1]", 400, "one of"),
+        (b"[1]", 400, "body: Expected `object`, got `array`"),
         (b'{"metrics": ["nope"]}', 400, "unknown metrics"),
-        (b'{"metrics": [1]}', 400, "list of metric names"),
+        (b'{"metrics": [1]}', 400, "body.metrics[0]: Expected `str`, got `int`"),
+        (b'{"action": "status", "metrics": []}', 400, "unknown field `metrics`"),
     ],
 )
 def test_bad_requests(client_and_fake: Any, body: bytes, status: int, says: str) -> None:

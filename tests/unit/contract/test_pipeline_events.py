@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import msgspec
 import orjson
 import pytest
 
 from shared.contract.intake import Intake
 from shared.contract.pipeline_events import ALL_REASONS, intake_events
+from shared.contract.stored_check import StoredEventCheck
 from shared.contract.validation import EventValidator
 from shared.errors import ContractViolation
 from shared.policy.privacy import Pseudonymiser
@@ -32,9 +34,9 @@ def test_an_interval_becomes_a_totals_row_and_one_row_per_reason() -> None:
     }
     assert rows["props.depth"]["rejected"] == 5 and rows["props.depth"]["received"] == 0
     assert rows["weird_field_"]["rejected"] == 1  # a field name made safe, never a value
-    validator = EventValidator()
+    check = StoredEventCheck()
     for event in events:
-        validator.recheck_stored(event)  # what the sink checks before it stores
+        check.decode(msgspec.json.encode(event))  # what the sink checks before it stores
         assert event.category == "pipeline" and event.sample_rate == 1.0
 
 

@@ -14,7 +14,8 @@ from functions_framework import create_app
 from shared.errors import ServiceUnavailable, TerminalError
 from shared.settings import load_settings
 from shared.storage.erasure import ErasureRequest, ErasureRunning, UnknownRequest
-from shared.storage.retention import RetentionItem, RetentionReport
+from shared.storage.retention import RetentionReport
+from shared.storage.retention_item import RetentionItem
 
 SOURCE = Path(__file__).resolve().parents[3] / "functions" / "lifecycle" / "main.py"
 
@@ -124,7 +125,16 @@ def test_failures_map_to_statuses(
 
 @pytest.mark.parametrize(
     ("body", "says"),
-    [(b"{", "not JSON"), (b"[]", "one of"), (b"", "one of"), (b'{"action": 1}', "one of")],
+    [
+        (b"{", "not JSON"),
+        (b"[]", "body: Expected `object`, got `array`"),
+        (b"", "must name an action"),
+        (b'{"action": 1}', "body.action: must be one of ['archive_verify', 'audit_verify',"),
+        (b'{"action": "erase"}', "missing required field `user_ids`"),
+        (b'{"action": "erase", "user_ids": "u-1"}', "body.user_ids: Expected `array`"),
+        (b'{"action": "retention", "dry_run": "yes"}', "body.dry_run: Expected `bool`"),
+        (b'{"action": "retention", "dryrun": true}', "unknown field `dryrun`"),
+    ],
 )
 def test_bad_bodies_say_what_is_wrong(client_and_fake, body: bytes, says: str) -> None:
     client, _ = client_and_fake

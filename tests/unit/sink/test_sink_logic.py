@@ -14,8 +14,8 @@ import pytest
 from sink_logic import SinkHandler
 from sqlalchemy import exc as sa_exc
 
+from shared.contract.stored_check import StoredEventCheck
 from shared.contract.stored_event import StoredEvent
-from shared.contract.validation import EventValidator
 from shared.errors import ServiceUnavailable
 from shared.pubsub.message import encode_batches
 from shared.pubsub.push import NOT_BASE64, PushedMessage
@@ -61,8 +61,8 @@ class Recorder:
 
 
 @pytest.fixture(scope="module")
-def validator() -> EventValidator:
-    return EventValidator()
+def check() -> StoredEventCheck:
+    return StoredEventCheck()
 
 
 @pytest.fixture
@@ -71,8 +71,8 @@ def rec() -> Recorder:
 
 
 @pytest.fixture
-def handler(rec: Recorder, validator: EventValidator) -> SinkHandler:
-    return SinkHandler(rec.store, validator, rec.dead_letter)
+def handler(rec: Recorder, check: StoredEventCheck) -> SinkHandler:
+    return SinkHandler(rec.store, check, rec.dead_letter)
 
 
 def test_valid_message_is_written_in_one_batch(
@@ -89,24 +89,24 @@ def test_message_without_attributes_is_fine(handler: SinkHandler, make_stored) -
 
 
 def test_duplicates_are_counted_not_dead_lettered(
-    rec: Recorder, validator: EventValidator, make_stored
+    rec: Recorder, check: StoredEventCheck, make_stored
 ) -> None:
     def already_stored(events: Sequence[StoredEvent]) -> WriteResult:
         return WriteResult(len(events), 0)
 
-    outcome = SinkHandler(already_stored, validator, rec.dead_letter).handle(
+    outcome = SinkHandler(already_stored, check, rec.dead_letter).handle(
         pushed(message(make_stored(1), make_stored(2)))
     )
     assert (outcome.inserted, outcome.duplicates, outcome.dead_lettered) == (0, 2, 0)
 
 
 def test_events_of_erased_people_are_counted_suppressed_not_duplicates(
-    rec: Recorder, validator: EventValidator, make_stored
+    rec: Recorder, check: StoredEventCheck, make_stored
 ) -> None:
     def erased_one(events: Sequence[StoredEvent]) -> WriteResult:
         return WriteResult(len(events), len(events) - 1, 1)
 
-    outcome = SinkHandler(erased_one, validator, rec.dead_letter).handle(
+    outcome = SinkHandler(erased_one, check, rec.dead_letter).handle(
         pushed(message(make_stored(1), make_stored(2), make_stored(3)))
     )
     assert (outcome.inserted, outcome.duplicates, outcome.suppressed) == (2, 0, 1)
@@ -160,7 +160,7 @@ def test_contract_violations_are_dead_lettered_and_the_rest_stored(
     ((body, attributes),) = rec.dead
     dead = json.loads(body)
     assert [e["event_id"][-1] for e in dead["events"]] == ["2", "3"]
-    assert dead["reasons"][0] == "name: 'nope.x' is not in the event registry"
+    assert dead["reasons"][0] == "events[1].name: 'nope.x' is not in the event registry"
     assert "colour" in dead["reasons"][1]
     assert attributes["event_count"] == "2" and attributes["reason"] == dead["reasons"][0]
 
@@ -204,7 +204,7 @@ def test_stored_event_decoding_coerced_bad_input(
 def test_sink_recheck_refuses_what_ingest_would_refuse(
     rec: Recorder, handler: SinkHandler, change: dict[str, Any], fragment: str, make_stored
 ) -> None:
-    """The sink's re-check is ingest's own validator (one UUID pattern, one props check)."""
+    """The sink's re-check is ingest's own check (one UUID pattern, one props check)."""
     raw = msgspec.to_builtins(make_stored(1)) | change
     outcome = handler.handle(pushed(orjson.dumps({"v": 1, "events": [raw]})))
     assert outcome.dead_lettered == 1 and rec.written == []
@@ -245,10 +245,10 @@ def test_rows_the_database_refuses_are_isolated_and_dead_lettered(
     assert dead["events"][0] == msgspec.to_builtins(make_stored(2))
 
 
-def test_dead_letter_failure_is_transient(rec: Recorder, validator: EventValidator) -> None:
+def test_dead_letter_failure_is_transient(rec: Recorder, check: StoredEventCheck) -> None:
     def broken(data: bytes, attributes: Any) -> None:
         raise RuntimeError("no pubsub")
 
-    handler = SinkHandler(rec.store, validator, broken)
+    handler = SinkHandler(rec.store, check, broken)
     with pytest.raises(ServiceUnavailable, match="dead-letter publish failed"):
         handler.handle(pushed(b"junk"))

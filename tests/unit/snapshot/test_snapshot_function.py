@@ -59,9 +59,10 @@ def test_a_run_answers_what_each_table_wrote(client_and_fake) -> None:
     [
         ("GET", b"", 405, "use POST"),
         ("POST", b"{", 400, "not JSON"),
-        ("POST", b"[]", 400, "dry_run"),
-        ("POST", b'{"tables": "telemetry_events"}', 400, "tables must be a list"),
-        ("POST", b'{"tables": ["users"]}', 400, "tables must be a list"),
+        ("POST", b"[]", 400, "body: Expected `object`, got `array`"),
+        ("POST", b'{"tables": "telemetry_events"}', 400, "body.tables: Expected `array | null`"),
+        ("POST", b'{"tables": ["users"]}', 400, "body.tables[0]: Invalid enum value 'users'"),
+        ("POST", b'{"dry_run": 1}', 400, "body.dry_run: Expected `bool`, got `int`"),
     ],
 )
 def test_bad_requests_say_what_is_wrong(client_and_fake, method, body, status, fragment) -> None:

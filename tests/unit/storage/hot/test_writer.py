@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
+from enum import IntEnum
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from shared.storage.hot.tables import api_calls_log, telemetry_events, written_columns
 from shared.storage.hot.writer import call_row, copy_text, event_row
@@ -43,3 +49,47 @@ def test_copy_text_escapes_and_nulls() -> None:
     assert fields[0] == "a\\tb" and fields[1] == "\\N" and fields[2] == "t"
     assert fields[3] == '{"k":"x\\\\ny\\\\\\\\"}'
     assert fields[4:] == ["1.5", "0.1", NOW.isoformat(), "7"]
+
+
+_COPY_UNESCAPES = {"\\\\": "\\", "\\t": "\t", "\\n": "\n", "\\r": "\r"}
+
+
+def _copy_unescape(field: str) -> str | None:
+    """A COPY text field read back as PostgreSQL reads it (the escapes the writer emits)."""
+    if field == "\\N":
+        return None
+    return re.sub(r"\\[\\tnr]", lambda m: _COPY_UNESCAPES[m.group()], field)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(),
+    props=st.dictionaries(
+        st.text(),
+        st.one_of(st.text(), st.integers(-(2**63), 2**63 - 1), st.booleans(), st.none()),
+        max_size=4,
+    ),
+)
+def test_copy_text_reads_back_as_the_values_it_was_given(
+    text: str, props: dict[str, object]
+) -> None:
+    """Strings with any character, and JSON whose strings hold backslashes and control
+    characters, come back unchanged once PostgreSQL unescapes the field."""
+    rendered = copy_text([(text, props, None)]).decode("utf-8")
+    assert rendered.endswith("\n")
+    fields = rendered[:-1].split("\t")
+    assert len(fields) == 3
+    assert _copy_unescape(fields[0]) == text
+    assert json.loads(_copy_unescape(fields[1]) or "null") == props
+    assert _copy_unescape(fields[2]) is None
+
+
+class _Level(IntEnum):
+    HIGH = 3
+
+
+def test_copy_text_renders_subclasses_of_the_column_types() -> None:
+    class Name(str):
+        pass
+
+    assert copy_text([(Name("a\tb"), _Level.HIGH)]).decode() == "a\\tb\t3\n"

@@ -11,9 +11,9 @@ import pytest
 
 from shared.errors import ConfigurationError, LocalFileError, ServiceUnavailable
 from shared.settings import Secret, load_settings
+from shared.storage.failures import classify_failure
 from shared.storage.warm import export
 from shared.storage.warm.duckdb_errors import sort_duckdb_error, without_conninfo
-from shared.storage.warm.snapshot import service_failure
 
 COPY = "COPY (SELECT range AS i FROM range(200000)) TO '{path}' (FORMAT parquet)"
 
@@ -35,7 +35,7 @@ def test_a_full_disk_is_a_local_error_naming_the_file(tmp_path: Path) -> None:
 
 def test_a_missing_folder_is_a_local_error(tmp_path: Path) -> None:
     path = tmp_path / "gone" / "x.parquet"
-    error = service_failure(failure(COPY.format(path=path)))
+    error = classify_failure(failure(COPY.format(path=path)))
     assert isinstance(error, LocalFileError) and error.cause == "No such file or directory"
 
 
@@ -109,14 +109,14 @@ def test_a_refused_login_at_attach_is_a_configuration_error(
 
 def test_any_other_duckdb_error_keeps_its_own_type() -> None:
     raised = failure("SELECT * FROM no_such_table")
-    assert sort_duckdb_error(raised) is None and service_failure(raised) is None
+    assert sort_duckdb_error(raised) is None and classify_failure(raised) is None
 
 
 def test_an_os_error_naming_a_file_is_local_and_a_socket_error_is_postgres() -> None:
-    local = service_failure(PermissionError(13, "Permission denied", "/tmp/x/telemetry-1-a"))
+    local = classify_failure(PermissionError(13, "Permission denied", "/tmp/x/telemetry-1-a"))
     assert isinstance(local, LocalFileError) and local.path == "/tmp/x/telemetry-1-a"
     assert "Permission denied" in local.message
-    remote = service_failure(ConnectionRefusedError(111, "Connection refused"))
+    remote = classify_failure(ConnectionRefusedError(111, "Connection refused"))
     assert isinstance(remote, ServiceUnavailable) and remote.service == "postgresql"
 
 
