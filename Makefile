@@ -102,6 +102,7 @@ telemetry-check: setup
 	$(BIN)/telemetry metrics lint
 	$(BIN)/telemetry metrics docs --check
 	$(BIN)/telemetry metrics dashboards --check
+	$(BIN)/telemetry cli-docs --check
 	$(BIN)/pytest -q -p no:cacheprovider tests/contract
 	$(BIN)/ruff check shared
 	$(MYPY) shared
@@ -115,6 +116,7 @@ gates: setup
 	$(BIN)/telemetry metrics lint
 	$(BIN)/telemetry metrics docs --check
 	$(BIN)/telemetry metrics dashboards --check
+	$(BIN)/telemetry cli-docs --check
 
 ## test: lint, the JS checks, the gates and the whole suite over every core, side by side, with
 ## coverage floors (PYTEST_ARGS narrows pytest, e.g. Cloud Build's -m 'not needs_terraform';
@@ -149,13 +151,15 @@ bundles: setup
 dist: setup
 	$(BIN)/python scripts/build_client.py --out dist
 
-## docs: regenerate the generated docs (registry reference, metrics catalog, Grafana dashboards)
+## docs: regenerate the generated docs (registry reference, metrics catalog, Grafana dashboards,
+## the command reference)
 docs: setup
 	$(BIN)/telemetry registry docs
 	$(BIN)/telemetry registry ts
 	$(BIN)/telemetry registry openapi
 	$(BIN)/telemetry metrics docs
 	$(BIN)/telemetry metrics dashboards
+	$(BIN)/telemetry cli-docs
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(JS)/node_modules $(JS)/dist .telemetry .pytest_cache .mypy_cache .ruff_cache .coverage coverage.xml

@@ -7,10 +7,13 @@ from typing import Any
 
 import click
 
+from telemetry_cli.commands import needs_stack
+
 
 def canary_command() -> Any:
     """The ``telemetry canary`` click command."""
 
+    @needs_stack
     @click.command("canary")
     @click.option(
         "--target", required=True, help="The target deployment's ingest URL (/v1/events)."

@@ -10,31 +10,14 @@ from typing import Any
 
 import click
 
+from telemetry_cli.commands import needs_stack, write_or_check
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCS_PATH = ROOT / "docs" / "metrics.md"
 DASHBOARDS_DIR = ROOT / "docs" / "dashboards"
 
 
-def write_or_check(files: dict[Path, str], check: bool, command: str) -> None:
-    """Write generated ``files``, or with ``check`` fail when any differs from what is there."""
-    if check:
-        stale = [
-            p
-            for p, text in files.items()
-            if not p.exists() or p.read_text(encoding="utf-8") != text
-        ]
-        if stale:
-            names = ", ".join(str(p.relative_to(ROOT)) for p in stale)
-            click.echo(f"{names} drifted from the catalog; run `{command}`", err=True)
-            sys.exit(1)
-        click.echo(f"{len(files)} generated file(s) current")
-        return
-    for path, text in files.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {path.relative_to(ROOT)}")
-
-
+@needs_stack
 @click.group()
 def metrics() -> None:
     """The metrics catalog: list, lint, docs, dashboards, check, evaluate, backtest."""
@@ -294,6 +277,7 @@ def render_live_report(days: int = 7) -> str:
         con.close()
 
 
+@needs_stack
 @click.command("report")
 @click.option("--from", "start", required=True, help="First day (UTC), e.g. 2026-11-01.")
 @click.option("--to", "end", required=True, help="Last day (UTC), included.")
@@ -332,6 +316,7 @@ def report(start: str, end: str, out: Path) -> None:
     click.echo(f"wrote {out} ({len(page) // 1024} KiB)")
 
 
+@needs_stack
 @click.command("reprice")
 @click.option("--since", required=True, help="First day (UTC) of the calls to reprice.")
 @click.option("--dry-run", is_flag=True, help="Report the differences; change nothing.")

@@ -5,8 +5,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from telemetry_cli import cli as cli_module
 from telemetry_cli.cli import cli
+from telemetry_cli.commands import registry as registry_commands
 
 
 def test_registry_lint_ok_and_failing_file(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_generate_is_repeatable_json_lines() -> None:
 def test_docs_check_detects_drift(tmp_path: Path, monkeypatch) -> None:
     runner = CliRunner()
     target = tmp_path / "events.md"
-    monkeypatch.setattr(cli_module, "DOCS_PATH", target)
+    monkeypatch.setattr(registry_commands, "DOCS_PATH", target)
     result = runner.invoke(cli, ["registry", "docs", "--check"])
     assert result.exit_code == 1 and "has drifted" in result.output
     assert runner.invoke(cli, ["registry", "docs"]).exit_code == 0
@@ -64,3 +64,37 @@ def test_migrate_without_database_url_is_one_clear_error(monkeypatch) -> None:
     result = CliRunner().invoke(cli, ["migrate"])
     assert result.exit_code == 1
     assert result.output.strip().startswith("error: DATABASE_URL is not set")
+
+
+def test_the_command_reference_is_generated_and_checked_for_drift(
+    tmp_path: Path, monkeypatch
+) -> None:
+    from telemetry_cli.commands import cli_docs
+
+    target = tmp_path / "cli.md"
+    monkeypatch.setattr(cli_docs, "CLI_DOCS_PATH", target)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["cli-docs", "--check"]).exit_code == 1
+    assert runner.invoke(cli, ["cli-docs"]).exit_code == 0
+    text = target.read_text()
+    assert runner.invoke(cli, ["cli-docs", "--check"]).exit_code == 0
+    for name in cli.list_commands(None):  # type: ignore[arg-type]
+        assert f"## `telemetry {name}`" in text
+    assert "## `telemetry erase verify` *(services)*" in text  # a marked group's subcommand
+    assert "## `telemetry generate`\n" in text  # local tooling is not marked
+    assert "Usage: telemetry snapshot compact [OPTIONS]" in text
+    target.write_text(text.replace("--dry-run", "--dryrun"))
+    drifted = runner.invoke(cli, ["cli-docs", "--check"])
+    assert drifted.exit_code == 1 and "drifted" in drifted.output
+
+
+def test_the_committed_command_reference_is_current() -> None:
+    assert CliRunner().invoke(cli, ["cli-docs", "--check"]).exit_code == 0
+
+
+def test_stack_commands_are_marked_by_their_decorator() -> None:
+    from telemetry_cli.commands import STACK_COMMANDS
+
+    marked = {c.name for c in STACK_COMMANDS}
+    assert {"migrate", "dlq", "sampling", "snapshot", "query", "erase", "metrics"} <= marked
+    assert not {"dev", "generate", "registry", "check", "chaos"} & marked

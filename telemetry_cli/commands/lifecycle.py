@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from telemetry_cli.commands import needs_stack
+
 if TYPE_CHECKING:  # imported when a command runs: `telemetry --help` stays fast
     from shared.storage.erasure import ErasureRequest
     from shared.storage.lifecycle import Lifecycle
@@ -33,6 +35,7 @@ def _size(value: int) -> str:
     return f"{size:.1f} GB"
 
 
+@needs_stack
 @click.command()
 @click.option("--dry-run", is_flag=True, help="Print what would go, with sizes; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -68,6 +71,7 @@ def retention(dry_run: bool, as_json: bool) -> None:
     )
 
 
+@needs_stack
 @click.group()
 def archive() -> None:
     """The cold archive: verify it, restore a conversation."""
@@ -132,6 +136,7 @@ def _print_request(request: ErasureRequest) -> None:
     click.echo(json.dumps(receipt, indent=2))
 
 
+@needs_stack
 @click.group(invoke_without_command=True)
 @click.option("--user-id", "user_ids", multiple=True, help="A person to erase (repeatable).")
 @click.option(
@@ -180,6 +185,7 @@ def erase_verify(request_id: str) -> None:
         sys.exit(1)
 
 
+@needs_stack
 @click.group()
 def audit() -> None:
     """The lifecycle's audit log."""
@@ -195,6 +201,3 @@ def audit_verify() -> None:
         click.echo(f"broken: {broken} ({checked} entries read)", err=True)
         sys.exit(1)
     click.echo(f"{checked} entries, chain intact")
-
-
-COMMANDS = (retention, archive, erase, audit)
