@@ -113,3 +113,43 @@ def test_a_planted_citation_of_a_missing_file_is_caught(tmp_path: Path) -> None:
         "shared/storage/real.py: LOCAL_STACK.md",
         "shared/storage/real.py: storage/gone.py",
     ]
+
+
+_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def broken_links(root: Path) -> list[str]:
+    """``file: target`` for every relative markdown link that points at nothing."""
+    problems = []
+    for name in _tracked(root):
+        path = root / name
+        if path.suffix != ".md" or not path.is_file():
+            continue
+        for match in _LINK.finditer(path.read_text(encoding="utf-8")):
+            target = match.group(1)
+            if "://" in target or target.startswith("mailto:"):
+                continue
+            if not (path.parent / target).exists():
+                problems.append(f"{name}: {target}")
+    return sorted(problems)
+
+
+def test_every_relative_link_of_the_docs_resolves() -> None:
+    assert broken_links(ROOT) == []
+
+
+def test_a_planted_broken_link_is_caught(tmp_path: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("[b](b.md) [c](c.md#x) [web](https://x.y/z.md)\n")
+    (tmp_path / "docs" / "b.md").write_text("# b\n")
+    subprocess.run(["git", "add", "-A"], cwd=tmp_path, check=True)
+    assert broken_links(tmp_path) == ["docs/a.md: c.md"]
+
+
+def test_the_readme_is_short_and_points_at_every_topic_page() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 300
+    pages = {p.name for p in (ROOT / "docs").glob("*.md")}
+    linked = {Path(m.group(1)).name for m in _LINK.finditer(readme)}
+    assert pages <= linked, f"not linked from the README: {sorted(pages - linked)}"
