@@ -8,6 +8,7 @@ No web framework here: functions hand over the method, headers and body stream, 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import logging
 import zlib
 from collections.abc import Callable, Iterable, Sequence
@@ -228,6 +229,38 @@ def failure_answer(
         message = f"{failure.message}; {note}" if failure.transient else failure.message
         return Answer(status, {"error": message}, headers)
     return Answer(status, {"error": failure.message}, headers)
+
+
+#: Most addresses an ``X-Forwarded-For`` chain may hold (proxies of ours add one or two; a
+#: longer chain is a client writing its own and is refused, not parsed).
+MAX_FORWARDED_ADDRESSES = 16
+
+
+def client_ip(forwarded: str | None, peer: str | None, trusted_hops: int) -> str | None:
+    """The sender's address: in ``X-Forwarded-For``, the entry ``trusted_hops`` from the
+    right (each proxy of ours appends one; what is left of them the client wrote and is not
+    trusted); without the header, the connection's peer.
+
+    A :class:`RequestProblem` (400) when the header is malformed: too many addresses, fewer
+    than the proxies of ours that must have added one, or an entry that is not an address.
+    """
+    if not forwarded:
+        return peer
+    if forwarded.count(",") >= MAX_FORWARDED_ADDRESSES:
+        raise RequestProblem(
+            400, f"X-Forwarded-For holds more than {MAX_FORWARDED_ADDRESSES} addresses"
+        )
+    chain = [part.strip() for part in forwarded.split(",")]
+    if len(chain) <= trusted_hops:
+        raise RequestProblem(
+            400, f"X-Forwarded-For holds {len(chain)} addresses; a proxy of ours adds more"
+        )
+    chosen = chain[-1 - trusted_hops]
+    try:
+        return str(ipaddress.ip_address(chosen))
+    except ValueError:
+        problem = "X-Forwarded-For: the client's entry is not an IP address"
+        raise RequestProblem(400, problem) from None
 
 
 def decode_action(

@@ -170,6 +170,33 @@ class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
     telemetry_canary_target_database_url: Secret | None = None
     #: Hot paths (ingest) log their totals once per this many seconds, not a line per request.
     telemetry_log_summary_s: Annotated[float, Meta(gt=0, le=3600)] = 60.0
+    #: Ingest's rate limits, per instance, in events per second and bucket size (burst). Where
+    #: each default comes from (the capacity model, the web client's pacing): docs/abuse.md.
+    #: A session (one tab) sends about one event a second; 5/s with a burst of 60 keeps every
+    #: real user whole and holds a sender at 50 times that to a few percent.
+    telemetry_rate_session_eps: Annotated[float, Meta(gt=0)] = 5.0
+    telemetry_rate_session_burst: Annotated[float, Meta(ge=1)] = 60.0
+    #: A client IP: many people can share one (an office, carrier-grade NAT).
+    telemetry_rate_ip_eps: Annotated[float, Meta(gt=0)] = 100.0
+    telemetry_rate_ip_burst: Annotated[float, Meta(ge=1)] = 500.0
+    #: One site (Origin): half an instance's budget, so no single site takes a whole instance.
+    telemetry_rate_origin_eps: Annotated[float, Meta(gt=0)] = 17_000.0
+    telemetry_rate_origin_burst: Annotated[float, Meta(ge=1)] = 17_000.0
+    #: The instance: the capacity model's events per second per instance at 60 % of one vCPU.
+    telemetry_rate_instance_eps: Annotated[float, Meta(gt=0)] = 34_000.0
+    telemetry_rate_instance_burst: Annotated[float, Meta(ge=1)] = 34_000.0
+    #: One OTLP bearer token, in spans per second (an exporter batches 512 spans by default).
+    telemetry_rate_otlp_token_sps: Annotated[float, Meta(gt=0)] = 5_000.0
+    telemetry_rate_otlp_token_burst: Annotated[float, Meta(ge=1)] = 20_000.0
+    #: Buckets kept per table (sessions, IPs, ...), least recently used forgotten first.
+    telemetry_rate_max_keys: Annotated[int, Meta(ge=1, le=10_000_000)] = 100_000
+    #: Proxies of ours in front of ingest that append to ``X-Forwarded-For``: 0 when Cloud Run
+    #: is reached directly (its front end appends the client's address last), 1 behind the
+    #: external load balancer of ``edge_protection`` (it appends its own address after it).
+    telemetry_trusted_proxy_hops: Annotated[int, Meta(ge=0, le=8)] = 0
+    #: A sender IP that takes more than this share of an instance's budget in a summary
+    #: interval raises the ``ingest.sender_flood`` alert (naming its pseudonym, never the IP).
+    telemetry_rate_alert_share: Annotated[float, Meta(gt=0, le=1)] = 0.2
 
     @property
     def allowed_origins(self) -> tuple[str, ...]:

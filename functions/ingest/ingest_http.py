@@ -28,12 +28,15 @@ from shared.http import (
     Cors,
     HeaderLookup,
     RequestProblem,
+    client_ip,
     lower_case_headers,
     read_body,
 )
+from shared.observability.alerts import AlertSend
 from shared.observability.log import request_context
 from shared.observability.summary import PeriodicSummary
 from shared.policy.flags import RuntimeFlags
+from shared.policy.rate_limits import FloodWatch, Keys, RateLimiter, Refusal, rate_limits
 from shared.pubsub.publisher import EventPublisher
 from shared.settings import Settings
 
@@ -58,6 +61,9 @@ class IngestOutcome:
     result: IntakeResult | None = None
     messages: int = 0
     error: str | None = None
+    #: Events refused by a rate limit, and the bucket that refused them (its reason).
+    limited: int = 0
+    limited_by: str | None = None
 
     def counts(self) -> dict[str, int]:
         """Counts of this request for the periodic summary (names only, never values)."""
@@ -65,11 +71,34 @@ class IngestOutcome:
         return {
             "requests": 1,
             f"status_{self.answer.status}": 1,
-            "events": result.total if result else 0,
+            "events": (result.total if result else 0) + self.limited,
             "accepted": len(result.accepted) if result else 0,
             "sampled_out": result.sampled_out if result else 0,
-            "rejected": len(result.rejected) if result else 0,
+            "rejected": (len(result.rejected) if result else 0) + self.limited,
+            "rate_limited": self.limited,
         }
+
+    def rejected_by_field(self) -> dict[str, int]:
+        """Refused events by reason: the field that failed, or the rate limit that refused."""
+        by_field = self.result.rejected_by_field() if self.result else {}
+        if self.limited_by is not None:
+            reason = f"rate_limit.{self.limited_by}"
+            by_field = {**by_field, reason: by_field.get(reason, 0) + self.limited}
+        return by_field
+
+
+class RateLimited(RequestProblem):
+    """A request refused by a rate limit: 429 with ``Retry-After``, its events counted."""
+
+    def __init__(self, refusal: Refusal, events: int) -> None:
+        super().__init__(
+            429,
+            f"rate limit ({refusal.reason}): too many events from this sender; "
+            f"retry after {refusal.retry_after_s} s",
+            {"Retry-After": str(refusal.retry_after_s)},
+        )
+        self.refusal = refusal
+        self.events = events
 
 
 class IngestHandler:
@@ -82,6 +111,7 @@ class IngestHandler:
         publisher: EventPublisher,
         flags: RuntimeFlags,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        alert: AlertSend | None = None,
     ) -> None:
         self.settings = settings
         self.intake = intake
@@ -96,6 +126,8 @@ class IngestHandler:
             settings.telemetry_max_body_bytes,
             settings.telemetry_max_decompressed_bytes,
         )
+        self.limiter = RateLimiter(rate_limits(settings))
+        self.floods = FloodWatch(settings, alert)
         self.instance = uuid.uuid4().hex[:12]
         self._openapi_json: bytes | None = None
         self.summary = PeriodicSummary(
@@ -110,7 +142,7 @@ class IngestHandler:
             from otlp_http import OtlpHandler
 
             self._otlp = OtlpHandler(
-                self.settings, self.intake, self.publisher, self.flags, self.clock
+                self.settings, self.intake, self.publisher, self.flags, self.clock, self.limiter
             )
         return self._otlp
 
@@ -134,12 +166,21 @@ class IngestHandler:
             counts, groups.get("rejected_by_field", {}), self.clock(), self.instance
         )
         self.publisher.publish(events, "pipeline")
+        self.floods.flush()
 
-    def handle(self, method: str, path: str, headers: HeaderLookup, stream: IO[bytes]) -> Answer:
+    def handle(
+        self,
+        method: str,
+        path: str,
+        headers: HeaderLookup,
+        stream: IO[bytes],
+        peer: str | None = None,
+    ) -> Answer:
         """Answer one request; never raises.
 
         ``headers`` is looked up with lower-case names: pass a plain dict (its keys are
-        lower-cased here) or a case-insensitive mapping such as werkzeug's headers.
+        lower-cased here) or a case-insensitive mapping such as werkzeug's headers. ``peer`` is
+        the connection's remote address (the sender when no proxy of ours is in front).
         """
         started = time.perf_counter()
         headers = lower_case_headers(headers)
@@ -155,7 +196,14 @@ class IngestHandler:
             request_id=headers.get("function-execution-id"),
         ):
             try:
-                outcome = self._handle(method, path, headers, stream, origin)
+                outcome = self._handle(method, path, headers, stream, origin, peer)
+            except RateLimited as limited:
+                outcome = IngestOutcome(
+                    limited.answer(),
+                    error="rate limited",
+                    limited=limited.events,
+                    limited_by=limited.refusal.reason,
+                )
             except RequestProblem as problem:
                 error = problem.message if problem.status != 403 else "origin not allowed"
                 outcome = IngestOutcome(problem.answer(), error=error)
@@ -204,9 +252,9 @@ class IngestHandler:
     def _account(self, method: str, outcome: IngestOutcome, started: float) -> None:
         """Count the request in the summary; log it alone when it has something to say."""
         status = outcome.answer.status
-        by_field = outcome.result.rejected_by_field() if outcome.result else {}
+        by_field = outcome.rejected_by_field()
         self.summary.add(outcome.counts(), {"rejected_by_field": by_field})
-        notable = status != 202 or bool(by_field)
+        notable = status not in (202, 429) or bool(by_field and not outcome.limited)
         level = logging.INFO if notable else logging.DEBUG
         if status >= 500:
             level = logging.ERROR if status != 503 else logging.WARNING
@@ -231,6 +279,7 @@ class IngestHandler:
         headers: HeaderLookup,
         stream: IO[bytes],
         origin: str | None,
+        peer: str | None,
     ) -> IngestOutcome:
         self.cors.check(origin)
         if path not in PATHS:
@@ -241,6 +290,14 @@ class IngestHandler:
             raise RequestProblem(
                 405, f"method {method[:20]} is not allowed; use POST", {"Allow": "POST, OPTIONS"}
             )
+        ip = client_ip(
+            headers.get("x-forwarded-for"), peer, self.settings.telemetry_trusted_proxy_hops
+        )
+        keys = Keys(origin=origin or "-", ip=ip)
+        refusal = self.limiter.precheck(keys)  # a flooding sender costs no body read
+        if refusal is not None:
+            self.floods.saw(ip, 1)
+            raise RateLimited(refusal, 0)
         raw = read_body(headers, stream, self.limits)
         try:
             beacon = self.intake.read_beacon(raw)
@@ -252,6 +309,11 @@ class IngestHandler:
                 f"{len(beacon.events)} events is over the limit of "
                 f"{self.settings.telemetry_max_events} per request",
             )
+        keys = Keys(origin=keys.origin, ip=ip, session=beacon.session_id())
+        self.floods.saw(ip, len(beacon.events))
+        refusal = self.limiter.admit(keys, len(beacon.events))
+        if refusal is not None:
+            raise RateLimited(refusal, len(beacon.events))
         received_at = self.clock()
         incident = self.flags.sampling_override(received_at)
         result = self.intake.process_beacon(beacon, received_at, incident)

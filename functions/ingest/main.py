@@ -46,6 +46,7 @@ def get_handler() -> IngestHandler:
                 from shared.policy.flags import RuntimeFlags
                 from shared.policy.privacy import Pseudonymiser
                 from shared.policy.sampling import SamplingPolicy, sample_rates
+                from shared.pubsub.alerts import alert_sender
                 from shared.pubsub.publisher import get_publisher
                 from shared.settings import get_settings
                 from shared.storage.flags_object import GcsFlagStore
@@ -63,6 +64,7 @@ def get_handler() -> IngestHandler:
                     intake,
                     get_publisher(),
                     RuntimeFlags(settings, GcsFlagStore(settings)),
+                    alert=alert_sender(settings),
                 )
                 atexit.register(_handler.summary.flush)  # the last totals of this instance
     return _handler
@@ -72,7 +74,9 @@ def get_handler() -> IngestHandler:
 def ingest(request: flask.Request) -> Any:
     """Accept a beacon batch (POST /v1/events or POST /)."""
     # werkzeug's headers look names up case-insensitively, which is all the handler needs.
-    answer = get_handler().handle(request.method, request.path, request.headers, request.stream)
+    answer = get_handler().handle(
+        request.method, request.path, request.headers, request.stream, request.remote_addr
+    )
     return flask_response(answer)
 
 

@@ -17,6 +17,7 @@ exporters honour; nothing of the request counts as accepted.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from shared.http import (
 )
 from shared.llm import genai
 from shared.policy.flags import RuntimeFlags
+from shared.policy.rate_limits import Keys, RateLimiter
 from shared.pubsub.publisher import EventPublisher
 from shared.settings import Settings
 
@@ -83,8 +85,10 @@ class OtlpHandler:
         publisher: EventPublisher,
         flags: RuntimeFlags,
         clock: Callable[[], datetime],
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
+        self.limiter = limiter
         self.intake = intake
         self.publisher = publisher
         self.flags = flags
@@ -102,7 +106,7 @@ class OtlpHandler:
             raise RequestProblem(
                 405, f"method {method[:20]} is not allowed; use POST", {"Allow": "POST"}
             )
-        self._authorise(headers.get("authorization"))
+        token = self._authorise(headers.get("authorization"))
         encoding, _ = parse_content_type(headers.get("content-type"))
         raw = read_body(headers, stream, self.limits)
         try:
@@ -118,9 +122,18 @@ class OtlpHandler:
                 f"{self.settings.telemetry_otlp_max_spans} per request"
             )
             return OtlpOutcome(self._error(encoding, 413, message), len(spans), error=message)
+        if self.limiter is not None:
+            # Per token (its digest: the token itself is a secret), in spans.
+            refusal = self.limiter.admit(Keys(token=_token_key(token)), len(spans))
+            if refusal is not None:
+                wait = str(refusal.retry_after_s)
+                message = f"rate limit ({refusal.reason}): retry after {wait} s"
+                answer = self._error(encoding, 429, message, {"Retry-After": wait})
+                return OtlpOutcome(answer, len(spans), error="rate limited")
         return self._export(encoding, spans, headers.get("traceparent"))
 
-    def _authorise(self, header: str | None) -> None:
+    def _authorise(self, header: str | None) -> bytes:
+        """The request's bearer token, when it is one this deployment accepts."""
         scheme, _, token = (header or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise RequestProblem(
@@ -132,6 +145,7 @@ class OtlpHandler:
         given = token.strip().encode()
         if not any(hmac.compare_digest(given, known) for known in self.tokens):
             raise RequestProblem(403, "the bearer token is not one this deployment accepts")
+        return given
 
     def _export(
         self, encoding: str, spans: list[otlp.SpanRecord], traceparent: str | None
@@ -205,10 +219,15 @@ class OtlpHandler:
         if encoding == PROTOBUF:
             from google.rpc.status_pb2 import Status
 
-            code = {400: 3, 413: 8, 503: 14}.get(status, 2)
+            code = {400: 3, 413: 8, 429: 8, 503: 14}.get(status, 2)
             body = Status(code=code, message=message).SerializeToString()
             return Answer(status, None, {**(headers or {}), "Content-Type": PROTOBUF}, body)
         return Answer(status, {"error": message}, dict(headers or {}))
+
+
+def _token_key(token: bytes) -> str:
+    """A token's bucket key: its digest, so the limiter never holds the secret."""
+    return hashlib.sha256(token).hexdigest()[:32]
 
 
 def _reason(rejection: Rejection) -> str:

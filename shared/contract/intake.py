@@ -119,6 +119,17 @@ class Beacon:
     screen_nul: bool = True
     framed: bool = False
 
+    def session_id(self) -> str | None:
+        """The sender's session: the context's, else the first event's (None when neither
+        names one yet; the events' own checks refuse that)."""
+        for holder in (self.context, self.events[0] if self.events else None):
+            value = holder.get("session_id") if isinstance(holder, dict) else None
+            if holder is not None and not isinstance(holder, dict):
+                value = getattr(holder, "session_id", None)
+            if isinstance(value, str) and value:
+                return value
+        return None
+
 
 class _BatchState:
     """What the events of one batch share: ids seen, sampling decisions, pseudonyms."""
