@@ -120,15 +120,13 @@ class Beacon:
     framed: bool = False
 
     def session_id(self) -> str | None:
-        """The sender's session: the context's, else the first event's (None when neither
-        names one yet; the events' own checks refuse that)."""
-        for holder in (self.context, self.events[0] if self.events else None):
-            value = holder.get("session_id") if isinstance(holder, dict) else None
-            if holder is not None and not isinstance(holder, dict):
-                value = getattr(holder, "session_id", None)
-            if isinstance(value, str) and value:
-                return value
-        return None
+        """The session the context names for every event (a browser's beacon), or None (a
+        server's batch of many sessions names them per event)."""
+        context = self.context
+        value = context.get("session_id") if isinstance(context, dict) else None
+        if context is not None and not isinstance(context, dict):
+            value = getattr(context, "session_id", None)
+        return value if isinstance(value, str) and value else None
 
 
 class _BatchState:

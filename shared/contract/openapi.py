@@ -137,6 +137,11 @@ def openapi_document(
                         "403": _error("The Origin is not allowed"),
                         "413": _error("The body or its number of events is over the limit"),
                         "415": _error("Not JSON or text/plain, or an unknown Content-Encoding"),
+                        "429": _error(
+                            "Over a rate limit (this session, this address, this site or the "
+                            "instance): nothing accepted; send again after Retry-After",
+                            retry,
+                        ),
                         "503": _error("Pub/Sub unavailable: nothing accepted, retry", retry),
                     },
                 },

@@ -219,16 +219,29 @@ def send(url: str, events: list[dict[str, Any]], session: str, timeout_s: float)
                     accepted += int(json.loads(answer.read())["accepted"])
                     break
             except urllib.error.HTTPError as error:
-                if error.code < 500 or time.monotonic() > deadline:
+                retryable = error.code >= 500 or error.code == 429
+                if not retryable or time.monotonic() > deadline:
                     detail = error.read()[:300].decode("utf-8", "replace")
                     raise CanaryFailed(
                         f"the target's ingest answered {error.code}: {detail}"
                     ) from None
+                # A rate limit says when to come back: the canary is one session, paced as any.
+                wait = _retry_after(error.headers.get("Retry-After"))
+                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+                continue
             except OSError as exc:
                 if time.monotonic() > deadline:
                     raise CanaryFailed(f"the target's ingest does not answer ({exc})") from None
             time.sleep(2.0)
     return accepted
+
+
+def _retry_after(value: str | None) -> float:
+    """A ``Retry-After`` of delta-seconds, else the canary's own pause of 2 s."""
+    try:
+        return max(0.0, float(value)) if value else 2.0
+    except ValueError:
+        return 2.0
 
 
 # -- comparing -----------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any
 
 from shared.errors import TelemetryError
 from shared.pubsub import resources as names
-from shared.settings import reset_settings
+from shared.settings import Settings, reset_settings
 from shared.storage.hot.engine import dispose_engine, make_engine, run_migrations
 from telemetry_cli.stack import gcs, pubsub
 from telemetry_cli.stack.errors import StackError
@@ -395,6 +395,11 @@ class DevStack:
             "TELEMETRY_ALLOWED_ORIGINS": self.options.allowed_origins,
             "TELEMETRY_ARCHIVE_KEK": self.archive_kek,
             "TELEMETRY_OTLP_TOKENS": self.otlp_token,
+            # Everything here comes from one address (loopback): the per-IP bucket is as wide
+            # as the instance, or a newcomer's first burst of generated sessions would be
+            # refused. Every other limit keeps its production default.
+            "TELEMETRY_RATE_IP_EPS": str(int(Settings().telemetry_rate_instance_eps)),
+            "TELEMETRY_RATE_IP_BURST": str(int(Settings().telemetry_rate_instance_burst)),
         }
         for key, value in (
             ("DATABASE_URL", self.database_url),

@@ -112,7 +112,7 @@ def test_alerts_reach_the_webhook_and_the_topic_once(
         (b"not json", 400, "not JSON"),
         ({"action": "panic"}, 400, "one of"),
         ({"action": "evaluate", "metrics": ["no_such_metric"]}, 400, "unknown metrics"),
-        ({"action": "evaluate", "metrics": "llm_error_rate"}, 400, "list of metric names"),
+        ({"action": "evaluate", "metrics": "llm_error_rate"}, 400, "body.metrics: Expected `array"),
     ],
 )
 def test_bad_requests_say_what_is_wrong(

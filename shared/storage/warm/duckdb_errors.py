@@ -15,6 +15,7 @@ by what the message says, as DuckDB and libpq word it:
 from __future__ import annotations
 
 import re
+import sys
 
 from shared.errors import LocalFileError, ServiceUnavailable, TelemetryError
 
@@ -65,10 +66,14 @@ def without_conninfo(message: str) -> str:
 
 
 def sort_duckdb_error(error: BaseException) -> TelemetryError | None:
-    """The typed error a DuckDB error stands for, or None to keep the original."""
-    import duckdb
+    """The typed error a DuckDB error stands for, or None to keep the original.
 
-    if not isinstance(error, duckdb.Error):
+    DuckDB is looked up, not imported: an error of it exists only where DuckDB is loaded, and
+    a function that never runs DuckDB (the sink classifies its failures here too) must not
+    carry it in its bundle.
+    """
+    duckdb = sys.modules.get("duckdb")
+    if duckdb is None or not isinstance(error, duckdb.Error):
         return None
     message = str(error)
     local = _LOCAL_FILE.search(message)
