@@ -188,17 +188,6 @@ class RateLimiter:
                 self.tables[name].charge(key, cost, now)
         return None
 
-    def precheck(self, keys: Keys) -> Refusal | None:
-        """A refusal when a bucket of ``keys`` is already empty (before the body is read: a
-        flooding sender costs no body read), else None. Charges nothing."""
-        now = self.clock()
-        with self._lock:
-            for name, key in self._drawn(keys):
-                table = self.tables[name]
-                if table.tokens(key, now) < 1:
-                    return Refusal(name, max(1, math.ceil(table.wait_s(key, 1, now))))
-        return None
-
     def sizes(self) -> dict[str, int]:
         """Buckets kept per table (each at most ``max_keys``)."""
         with self._lock:
