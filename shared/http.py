@@ -165,7 +165,13 @@ class Cors:
     def headers(self, origin: str | None) -> dict[str, str]:
         """The CORS headers of any answer to ``origin``."""
         if origin and self.allows(origin):
-            return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+            # Retry-After is not a CORS-safelisted header: without this, a page's script sees a
+            # 429 or 503 but not when to come back.
+            return {
+                "Access-Control-Allow-Origin": origin,
+                "Access-Control-Expose-Headers": "Retry-After",
+                "Vary": "Origin",
+            }
         return {"Vary": "Origin"}
 
     def preflight(self) -> Answer:

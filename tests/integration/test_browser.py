@@ -6,6 +6,7 @@ Chromium (Debian's package) and builds the client first.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.error
@@ -13,6 +14,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -237,3 +239,61 @@ def test_reload_with_queued_events_stores_them_once(
         proxy.shutdown()
     assert rows == ["reload-0", "reload-1", "reload-2"]
     assert errors == []
+
+
+def test_a_rate_limited_page_backs_off_and_loses_nothing(
+    browser: Any,
+    services,
+    sink_url: str,
+    engine: Engine,
+    page_origin: str,
+    tmp_path: Path,
+    function_server,
+) -> None:
+    """Ingest answers 429 past the session's burst; the client keeps the events in its queue,
+    waits (Retry-After, readable cross-origin) and sends them again: all of them land."""
+    session = f"s-e2e-{uuid.uuid4().hex[:8]}"
+    env = {
+        **services.env(),
+        "TELEMETRY_ALLOWED_ORIGINS": page_origin,
+        "TELEMETRY_RATE_SESSION_EPS": "2",
+        "TELEMETRY_RATE_SESSION_BURST": "3",
+    }
+    with function_server("ingest", env, tmp_path) as url:
+        # The session's burst is spent first, so the page's first sends are refused for sure.
+        spent = _spend_session_burst(f"{url}/v1/events", page_origin, session)
+        assert spent == 429
+        context, page, errors = open_page(
+            browser, page_origin, f"{url}/v1/events", session, batch=1
+        )
+        page.evaluate("trackSome(8, 'limited-')")
+        rows = wait_for_rows(engine, session, 11, timeout=90)
+        context.close()
+    assert [r for r in rows if r.startswith("limited-")] == [f"limited-{n}" for n in range(8)]
+    assert errors == []
+
+
+def _spend_session_burst(endpoint: str, origin: str, session: str) -> int:
+    """Send the session's whole burst (3 events), then one more; the last answer's status."""
+    ts = datetime.now(UTC).isoformat()
+    status = 0
+    for count in (3, 1):
+        events = [
+            {
+                "event_id": str(uuid.uuid4()),
+                "name": "node.expand",
+                "ts": ts,
+                "props": {"node_id": "n"},
+            }
+            for _ in range(count)
+        ]
+        body = json.dumps({"context": {"session_id": session}, "events": events}).encode()
+        request = urllib.request.Request(
+            endpoint, data=body, headers={"Content-Type": "application/json", "Origin": origin}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as answer:
+                status = answer.status
+        except urllib.error.HTTPError as error:
+            status = error.code
+    return status

@@ -1,0 +1,130 @@
+"""Rate limits on the real ingest: 429 with Retry-After for the sender past its bucket, 202 for
+the others, buckets that refill, and a Python client that honours it and loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.pubsub import resources as names
+from shared.pubsub.message import event_dicts
+
+pytestmark = pytest.mark.integration
+ORIGIN = "http://localhost:8000"
+
+
+@pytest.fixture(scope="module")
+def limited_ingest(
+    services, tmp_path_factory: pytest.TempPathFactory, function_server
+) -> Iterator[str]:
+    env = {
+        **services.env(),
+        "TELEMETRY_RATE_SESSION_EPS": "2",
+        "TELEMETRY_RATE_SESSION_BURST": "4",
+        "TELEMETRY_RATE_IP_EPS": "5",
+        "TELEMETRY_RATE_IP_BURST": "20",
+    }
+    with function_server("ingest", env, tmp_path_factory.mktemp("limited")) as url:
+        yield f"{url}/v1/events"
+
+
+def beacon(session: str, count: int) -> bytes:
+    ts = (datetime.now(UTC) - timedelta(seconds=5)).isoformat()
+    events = [
+        {"event_id": str(uuid.uuid4()), "name": "node.expand", "ts": ts, "props": {"node_id": "n"}}
+        for _ in range(count)
+    ]
+    return json.dumps({"context": {"session_id": session}, "events": events}).encode()
+
+
+def post(url: str, body: bytes, address: str) -> tuple[int, dict[str, str], Any]:
+    headers = {"Content-Type": "application/json", "Origin": ORIGIN, "X-Forwarded-For": address}
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def test_a_sender_past_its_bucket_gets_429_and_the_others_202(limited_ingest: str) -> None:
+    first = post(limited_ingest, beacon("s-flood", 4), "198.51.100.1")
+    assert first[0] == 202 and first[2]["accepted"] == 4
+    status, headers, body = post(limited_ingest, beacon("s-flood", 2), "198.51.100.1")
+    assert status == 429 and int(headers["Retry-After"]) >= 1
+    assert "rate limit (session)" in body["error"]
+    assert headers["Access-Control-Expose-Headers"] == "Retry-After"
+    other = post(limited_ingest, beacon("s-calm", 2), "198.51.100.2")
+    assert other[0] == 202 and other[2]["accepted"] == 2
+
+
+def test_a_bucket_refills_for_a_sender_that_waits(limited_ingest: str) -> None:
+    assert post(limited_ingest, beacon("s-wait", 4), "198.51.100.3")[0] == 202
+    status, headers, _ = post(limited_ingest, beacon("s-wait", 2), "198.51.100.3")
+    assert status == 429
+    time.sleep(int(headers["Retry-After"]) + 0.2)
+    assert post(limited_ingest, beacon("s-wait", 2), "198.51.100.3")[0] == 202
+
+
+def test_rotating_session_ids_are_held_by_their_address(limited_ingest: str) -> None:
+    statuses = [post(limited_ingest, beacon(f"s-rot-{n}", 2), "198.51.100.4")[0] for n in range(15)]
+    assert statuses[:10] == [202] * 10 and 429 in statuses[10:]
+    assert post(limited_ingest, beacon("s-rot-x", 2), "198.51.100.5")[0] == 202
+
+
+def test_bad_sender_headers_are_clear_errors_on_the_real_server(limited_ingest: str) -> None:
+    status, _, body = post(limited_ingest, beacon("s-x", 1), "1.2.3.4, not-an-address")
+    assert status == 400 and "not an IP address" in body["error"]
+    chain = ", ".join(f"10.0.0.{n % 256}" for n in range(40))
+    status, _, body = post(limited_ingest, beacon("s-x", 1), chain)
+    assert status == 400 and "more than 16 addresses" in body["error"]
+
+
+def test_the_python_client_honours_429_and_loses_nothing(
+    limited_ingest: str, services, topic_tap, project_dir: Path
+) -> None:
+    """30 events in batches of 10 against an IP bucket of 20 at 5/s: refused, retried after
+    Retry-After, every one published once."""
+    tag = uuid.uuid4().hex[:10]
+    script = textwrap.dedent(f"""
+        import telemetry_client as tc
+
+        for n in range(30):
+            tc.emit("llm.call", {{"provider": "openai", "model": "gpt-4o-mini",
+                "operation": "limited-{tag}", "latency_ms": 1.0, "status": "ok",
+                "input_tokens": 1, "output_tokens": 1}}, session_id="s-{tag}")
+        assert tc.flush(timeout=60)
+        stats = tc.get_client().stats
+        print(stats.sent, stats.dropped_send_failed)
+    """)
+    env = {
+        **os.environ,
+        **services.env(),
+        "TELEMETRY_INGEST_URL": limited_ingest,
+        "TELEMETRY_CLIENT_BATCH_SIZE": "10",
+        "TELEMETRY_CLIENT_DELAY_S": "0.05",
+        "PYTHONPATH": str(project_dir),
+    }
+    with topic_tap(services.options.project, names.TOPIC_EVENTS) as tap:
+        done = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        events = [e for m in tap.pull_all(expected=3, timeout=30) for e in event_dicts(m.data)]
+    sent, dropped = (int(x) for x in done.stdout.split())
+    mine = [e for e in events if e["props"].get("operation") == f"limited-{tag}"]
+    assert len(mine) == 30 and len({e["event_id"] for e in mine}) == 30
+    assert sent == 30 and dropped == 0
