@@ -148,9 +148,24 @@ module "function_ingest" {
   source_bucket         = module.sources_bucket.name
   source_object         = var.function_bundles["ingest"]
   service_account_email = module.ingest_sa.email
-  environment           = merge(local.common_env, { TELEMETRY_ALLOWED_ORIGINS = join(",", var.allowed_origins) })
-  secret_environment    = merge(local.pseudonym_secret, { TELEMETRY_OTLP_TOKENS = module.otlp_tokens.secret_id })
-  scaling               = { max_instances = 50, concurrency = 32 }
+  environment = merge(local.common_env, {
+    TELEMETRY_ALLOWED_ORIGINS = join(",", var.allowed_origins)
+    # Behind the load balancer of edge_protection, one proxy of ours appends to X-Forwarded-For.
+    TELEMETRY_TRUSTED_PROXY_HOPS = var.edge_protection ? "1" : "0"
+  })
+  secret_environment   = merge(local.pseudonym_secret, { TELEMETRY_OTLP_TOKENS = module.otlp_tokens.secret_id })
+  scaling              = { max_instances = 50, concurrency = 32 }
+  behind_load_balancer = var.edge_protection
+}
+
+module "edge" {
+  source              = "./modules/edge-protection"
+  count               = var.edge_protection ? 1 : 0
+  project_id          = var.project_id
+  region              = var.region
+  cloud_run_service   = module.function_ingest.service
+  domain              = var.edge_domain
+  requests_per_minute = var.edge_requests_per_minute
 }
 
 module "function_sink" {

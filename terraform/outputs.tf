@@ -32,3 +32,8 @@ output "anomaly_url" {
   description = "URL of the anomaly function (private: only the scheduler's account invokes it)."
   value       = module.function_anomaly.uri
 }
+
+output "edge_address" {
+  description = "With edge_protection: the load balancer's address (point edge_domain's A record at it)."
+  value       = var.edge_protection ? module.edge[0].address : null
+}

@@ -253,3 +253,33 @@ variable "cold_key_protection_level" {
     error_message = "cold_key_protection_level must be SOFTWARE or HSM."
   }
 }
+
+variable "edge_protection" {
+  description = "Put ingest behind an external HTTPS load balancer with Cloud Armor rate-based bans per client address (docs/abuse.md)."
+  type        = bool
+  default     = false
+  validation {
+    condition     = var.edge_protection == true || var.edge_protection == false
+    error_message = "edge_protection must be a boolean."
+  }
+}
+
+variable "edge_domain" {
+  description = "With edge_protection: the domain beacons are sent to (a managed certificate is issued for it)."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.edge_domain == "" || can(regex("^([a-z0-9-]+\\.)+[a-z]{2,}$", var.edge_domain))
+    error_message = "edge_domain must be empty or a domain name such as t.example.com."
+  }
+}
+
+variable "edge_requests_per_minute" {
+  description = "With edge_protection: requests a minute one client address may send before Cloud Armor answers 429."
+  type        = number
+  default     = 600
+  validation {
+    condition     = var.edge_requests_per_minute >= 10 && var.edge_requests_per_minute <= 100000
+    error_message = "edge_requests_per_minute must be from 10 to 100000."
+  }
+}

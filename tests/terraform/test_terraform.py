@@ -399,3 +399,41 @@ def test_anomaly_function_its_schedules_webhook_secret_and_access() -> None:
         == jobs["metrics-materialize"]["uri"]
         == ("${module.function_anomaly.uri}")
     )
+
+
+def test_edge_protection_bans_floods_per_address_in_front_of_ingest() -> None:
+    """Optional (var.edge_protection): a Cloud Armor policy with a rate-based ban per client
+    address on the load balancer's backend, a serverless NEG to ingest, TLS 1.2 at least."""
+    edge = TF / "modules" / "edge-protection"
+    doc = load(edge / "main.tf")
+    policy = resources(doc, "google_compute_security_policy")["ingest"]
+    rules = {one(r["priority"]): r for r in policy["rule"]}
+    ban = rules[1000]
+    assert one(ban["action"]) == "rate_based_ban"
+    options = one(ban["rate_limit_options"])
+    assert one(options["enforce_on_key"]) == "IP"
+    assert one(options["exceed_action"]) == "deny(429)"
+    assert "var.requests_per_minute" in str(one(options["rate_limit_threshold"])["count"])
+    assert one(rules[2147483647]["action"]) == "allow"
+    backend = resources(doc, "google_compute_backend_service")["ingest"]
+    assert "google_compute_security_policy.ingest.id" in str(backend["security_policy"])
+    neg = resources(doc, "google_compute_region_network_endpoint_group")["ingest"]
+    assert one(neg["network_endpoint_type"]) == "SERVERLESS"
+    tls = resources(doc, "google_compute_ssl_policy")["ingest"]
+    assert one(tls["min_tls_version"]) == "TLS_1_2"
+
+    root = load(TF / "main.tf")
+    modules = blocks(root, "module")
+    assert "var.edge_protection ? 1 : 0" in str(modules["edge"]["count"])
+    assert "module.function_ingest.service" in str(modules["edge"]["cloud_run_service"])
+    ingest = modules["function_ingest"]
+    assert 'TELEMETRY_TRUSTED_PROXY_HOPS = var.edge_protection ? "1" : "0"' in str(
+        ingest["environment"]
+    ).replace("'", '"')
+    assert "var.edge_protection" in str(ingest["behind_load_balancer"])
+    function = resources(
+        load(TF / "modules" / "cloud-function" / "main.tf"), "google_cloudfunctions2_function"
+    )
+    assert "ALLOW_INTERNAL_AND_GCLB" in str(function["function"]["service_config"])
+    variables = blocks(load(TF / "variables.tf"), "variable")
+    assert one(variables["edge_protection"]["default"]) is False

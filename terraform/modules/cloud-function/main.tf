@@ -20,7 +20,7 @@ resource "google_cloudfunctions2_function" "function" {
 
   service_config {
     service_account_email            = var.service_account_email
-    ingress_settings                 = var.public ? "ALLOW_ALL" : "ALLOW_INTERNAL_ONLY"
+    ingress_settings                 = var.public ? (var.behind_load_balancer ? "ALLOW_INTERNAL_AND_GCLB" : "ALLOW_ALL") : "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision   = true
     min_instance_count               = var.scaling.min_instances
     max_instance_count               = var.scaling.max_instances

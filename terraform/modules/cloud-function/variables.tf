@@ -80,6 +80,16 @@ variable "public" {
   }
 }
 
+variable "behind_load_balancer" {
+  description = "Whether a public function is reached only through an external load balancer (ingress internal and GCLB)."
+  type        = bool
+  default     = false
+  validation {
+    condition     = var.behind_load_balancer == true || var.behind_load_balancer == false
+    error_message = "behind_load_balancer must be a boolean."
+  }
+}
+
 variable "invokers" {
   description = "Members allowed to invoke a private function, e.g. serviceAccount:push@p.iam.gserviceaccount.com."
   type        = list(string)
