@@ -179,9 +179,10 @@ class Settings(msgspec.Struct, frozen=True, rename="upper", kw_only=True):
     #: A client IP: many people can share one (an office, carrier-grade NAT).
     telemetry_rate_ip_eps: Annotated[float, Meta(gt=0)] = 100.0
     telemetry_rate_ip_burst: Annotated[float, Meta(ge=1)] = 500.0
-    #: One site (Origin): half an instance's budget, so no single site takes a whole instance.
-    telemetry_rate_origin_eps: Annotated[float, Meta(gt=0)] = 17_000.0
-    telemetry_rate_origin_burst: Annotated[float, Meta(ge=1)] = 17_000.0
+    #: One site (Origin, ``-`` for servers): by default a whole instance's budget, as most
+    #: deployments serve one site; with several, set each one's share of an instance.
+    telemetry_rate_origin_eps: Annotated[float, Meta(gt=0)] = 34_000.0
+    telemetry_rate_origin_burst: Annotated[float, Meta(ge=1)] = 34_000.0
     #: The instance: the capacity model's events per second per instance at 60 % of one vCPU.
     telemetry_rate_instance_eps: Annotated[float, Meta(gt=0)] = 34_000.0
     telemetry_rate_instance_burst: Annotated[float, Meta(ge=1)] = 34_000.0

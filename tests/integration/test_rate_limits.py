@@ -91,6 +91,19 @@ def test_bad_sender_headers_are_clear_errors_on_the_real_server(limited_ingest: 
     chain = ", ".join(f"10.0.0.{n % 256}" for n in range(40))
     status, _, body = post(limited_ingest, beacon("s-x", 1), chain)
     assert status == 400 and "more than 16 addresses" in body["error"]
+    # A chain of 1,000 addresses is longer than the server takes for one header at all: the
+    # HTTP server (gunicorn) refuses the request before ingest runs, with 400.
+    chain = ", ".join(f"10.0.{n // 256}.{n % 256}" for n in range(1000))
+    request = urllib.request.Request(
+        limited_ingest,
+        data=beacon("s-x", 1),
+        headers={"Content-Type": "application/json", "X-Forwarded-For": chain},
+        method="POST",
+    )
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 400
+    assert b"Request Header Fields Too Large" in refused.value.read()
 
 
 def test_the_python_client_honours_429_and_loses_nothing(

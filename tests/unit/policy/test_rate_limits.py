@@ -149,7 +149,7 @@ def test_the_instance_budget_default_is_the_capacity_models_figure() -> None:
     )
     default = Settings().telemetry_rate_instance_eps
     assert abs(default - per_instance) / per_instance < 0.05
-    assert Settings().telemetry_rate_origin_eps == pytest.approx(default / 2, rel=0.05)
+    assert Settings().telemetry_rate_origin_eps == default  # one site may use a whole instance
 
 
 @pytest.mark.parametrize(
