@@ -92,7 +92,7 @@ def test_bad_sender_headers_are_clear_errors_on_the_real_server(limited_ingest: 
     status, _, body = post(limited_ingest, beacon("s-x", 1), chain)
     assert status == 400 and "more than 16 addresses" in body["error"]
     # A chain of 1,000 addresses is longer than the server takes for one header at all: the
-    # HTTP server (gunicorn) refuses the request before ingest runs, with 400.
+    # HTTP server (gunicorn) refuses the request before ingest runs, with 431.
     chain = ", ".join(f"10.0.{n // 256}.{n % 256}" for n in range(1000))
     request = urllib.request.Request(
         limited_ingest,
@@ -102,7 +102,7 @@ def test_bad_sender_headers_are_clear_errors_on_the_real_server(limited_ingest: 
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=30)
-    assert refused.value.code == 400
+    assert refused.value.code == 431
     assert b"Request Header Fields Too Large" in refused.value.read()
 
 
