@@ -141,3 +141,32 @@ def test_the_python_client_honours_429_and_loses_nothing(
     mine = [e for e in events if e["props"].get("operation") == f"limited-{tag}"]
     assert len(mine) == 30 and len({e["event_id"] for e in mine}) == 30
     assert sent == 30 and dropped == 0
+
+
+def test_a_flooding_address_raises_an_alert_naming_its_pseudonym_not_its_address(
+    services, function_server, topic_tap, tmp_path: Path
+) -> None:
+    """One address sends more than a fifth of the instance's budget in a summary interval:
+    ``ingest.sender_flood`` reaches the real alerts topic with the address's pseudonym only."""
+    env = {
+        **services.env(),
+        "TELEMETRY_LOG_SUMMARY_S": "1",
+        "TELEMETRY_RATE_INSTANCE_EPS": "1000",
+        "TELEMETRY_RATE_INSTANCE_BURST": "1000",
+        "TELEMETRY_RATE_ALERT_SHARE": "0.2",
+    }
+    address = "198.51.100.77"
+    with (
+        function_server("ingest", env, tmp_path) as url,
+        topic_tap(services.options.project, names.TOPIC_ALERTS) as tap,
+    ):
+        started = time.monotonic()
+        while time.monotonic() - started < 2.5:  # several summary intervals of flooding
+            post(f"{url}/v1/events", beacon(f"s-{uuid.uuid4().hex[:6]}", 20), address)
+        messages = tap.pull_all(expected=1, timeout=20)
+    alerts = [json.loads(m.data) for m in messages]
+    floods = [a for a in alerts if a["alert"] == "ingest.sender_flood"]
+    assert floods, alerts
+    flood = floods[0]
+    assert len(flood["details"]["sender"]) == 64 and flood["details"]["share"] > 0.2
+    assert address not in json.dumps(flood)
