@@ -126,3 +126,13 @@ def describe_decode_error(exc: Exception, where: str) -> tuple[str, str]:
     message, _, path = str(exc).partition(" - at `")
     field = where + path.rstrip("`").removeprefix("$") if path else where
     return f"{field}: {message}", field
+
+
+def retry_after_seconds(header: str | None) -> float | None:
+    """The seconds a ``Retry-After`` header asks to wait (delta-seconds; an HTTP date or a
+    malformed value is None, and the caller's own backoff applies)."""
+    try:
+        seconds = float(header) if header else None
+    except ValueError:
+        return None
+    return max(0.0, seconds) if seconds is not None else None

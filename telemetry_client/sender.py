@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from shared.errors import TransientError
+from shared.errors import TransientError, retry_after_seconds
 
 logger = logging.getLogger("telemetry_client")
 
@@ -87,7 +87,7 @@ class HttpTransport:
             if error.code >= 500 or error.code == 429:
                 raise TransientError(
                     f"ingest answered {error.code}",
-                    retry_after_s=_seconds(error.headers.get("Retry-After")),
+                    retry_after_s=retry_after_seconds(error.headers.get("Retry-After")),
                 ) from None
             self.stats.rejected += len(events)
             logger.warning("ingest refused a telemetry batch", extra={"status": error.code})
@@ -99,14 +99,6 @@ class HttpTransport:
             logger.warning(
                 "telemetry events rejected by ingest", extra={"rejected": len(answer["rejected"])}
             )
-
-
-def _seconds(header: str | None) -> float | None:
-    """A ``Retry-After`` of delta-seconds (an HTTP date is ignored: backoff applies)."""
-    try:
-        return float(header) if header else None
-    except ValueError:
-        return None
 
 
 _senders: weakref.WeakSet[BackgroundSender] = weakref.WeakSet()

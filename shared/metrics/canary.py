@@ -33,7 +33,7 @@ import msgspec
 from shared.contract.canary import CANARY_APP_VERSION, not_canary_sql
 from shared.contract.registry.keywords import SERVER_ONLY_CATEGORIES
 from shared.contract.registry.loader import Registry
-from shared.errors import TerminalError
+from shared.errors import TerminalError, retry_after_seconds
 from shared.metrics import sql
 from shared.metrics.catalog import Catalog, Metric
 from shared.metrics.drift import divergence
@@ -226,7 +226,8 @@ def send(url: str, events: list[dict[str, Any]], session: str, timeout_s: float)
                         f"the target's ingest answered {error.code}: {detail}"
                     ) from None
                 # A rate limit says when to come back: the canary is one session, paced as any.
-                wait = _retry_after(error.headers.get("Retry-After"))
+                wait = retry_after_seconds(error.headers.get("Retry-After"))
+                wait = 2.0 if wait is None else wait
                 time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
                 continue
             except OSError as exc:
@@ -234,14 +235,6 @@ def send(url: str, events: list[dict[str, Any]], session: str, timeout_s: float)
                     raise CanaryFailed(f"the target's ingest does not answer ({exc})") from None
             time.sleep(2.0)
     return accepted
-
-
-def _retry_after(value: str | None) -> float:
-    """A ``Retry-After`` of delta-seconds, else the canary's own pause of 2 s."""
-    try:
-        return max(0.0, float(value)) if value else 2.0
-    except ValueError:
-        return 2.0
 
 
 # -- comparing -----------------------------------------------------------------------------

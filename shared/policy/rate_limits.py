@@ -179,11 +179,9 @@ class RateLimiter:
             for name, key in drawn:
                 table = self.tables[name]
                 if table.tokens(key, now) < min(cost, table.limit.burst):
-                    wait = table.wait_s(key, cost, now)
                     if table.debt:
                         table.charge(key, cost, now)
-                        wait = table.wait_s(key, cost, now)
-                    return Refusal(name, max(1, math.ceil(wait)))
+                    return Refusal(name, max(1, math.ceil(table.wait_s(key, cost, now))))
             for name, key in drawn:
                 self.tables[name].charge(key, cost, now)
         return None

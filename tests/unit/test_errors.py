@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from shared.errors import (
     ConfigurationError,
     ContractViolation,
@@ -36,3 +38,21 @@ def test_errors_carry_their_context() -> None:
     assert unavailable.context["service"] == "pubsub"
     assert str(StackError("emulator died", "/x/pubsub.log")) == "emulator died (see /x/pubsub.log)"
     assert ContractViolation("ts: too old", "ts").field == "ts"
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("5", 5.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("Wed, 21 Oct 2026 07:28:00 GMT", None),
+    ],
+)
+def test_retry_after_is_delta_seconds_or_nothing(header: str | None, seconds: float | None) -> None:
+    from shared.errors import retry_after_seconds
+
+    assert retry_after_seconds(header) == seconds
