@@ -165,8 +165,12 @@ class IngestHandler:
         events = intake_events(
             counts, groups.get("rejected_by_field", {}), self.clock(), self.instance
         )
-        self.publisher.publish(events, "pipeline")
         self.floods.flush()
+        logger.info(
+            "rate limiter keys",
+            extra={"keys": self.limiter.sizes(), "forgotten": self.limiter.forgotten()},
+        )
+        self.publisher.publish(events, "pipeline")
 
     def handle(
         self,

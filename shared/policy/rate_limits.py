@@ -19,7 +19,7 @@ of getting a fresh trickle every second. Only the sender keys (session, IP) run 
 origin and instance buckets protect capacity and never punish.
 
 **Bounded memory.** Each table keeps at most ``max_keys`` buckets, least recently used
-forgotten first (about 200 bytes each). A forgotten key starts again with a full bucket, so the
+forgotten first (about 250 bytes each). A forgotten key starts again with a full bucket, so the
 documented error is: a key is forgotten only after ``max_keys`` other keys of its table were
 seen since its last request. A flood of distinct session ids cannot reset the IP bucket they
 share, since IPs have their own table.
@@ -65,6 +65,8 @@ class BucketTable:
         self.max_keys = max_keys
         self.debt = debt
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        #: Keys forgotten to keep the bound, since the table was made.
+        self.forgotten = 0
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -89,6 +91,7 @@ class BucketTable:
         self._buckets.move_to_end(key)
         while len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)
+            self.forgotten += 1
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,12 @@ class RateLimiter:
         """Buckets kept per table (each at most ``max_keys``)."""
         with self._lock:
             return {name: len(table) for name, table in self.tables.items()}
+
+    def forgotten(self) -> dict[str, int]:
+        """Keys each table has forgotten to keep its bound (a steady climb says
+        ``max_keys`` is smaller than the senders an instance sees)."""
+        with self._lock:
+            return {name: table.forgotten for name, table in self.tables.items()}
 
 
 class FloodWatch:

@@ -3,6 +3,8 @@ the others, buckets that refill, and a Python client that honours it and loses n
 
 from __future__ import annotations
 
+import concurrent.futures
+import http.client
 import json
 import os
 import subprocess
@@ -10,6 +12,7 @@ import sys
 import textwrap
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -170,3 +173,62 @@ def test_a_flooding_address_raises_an_alert_naming_its_pseudonym_not_its_address
     flood = floods[0]
     assert len(flood["details"]["sender"]) == 64 and flood["details"]["share"] > 0.2
     assert address not in json.dumps(flood)
+
+
+def distinct_senders(url: str, count: int, workers: int = 4) -> list[int]:
+    """``count`` requests, each from its own address and session, over keep-alive connections;
+    their statuses."""
+    parsed = urllib.parse.urlsplit(url)
+    body = beacon("s", 1)
+
+    def send(first: int) -> list[int]:
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        statuses = []
+        for n in range(first, count, workers):
+            session = f"s-{n}"
+            address = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+            connection.request(
+                "POST",
+                parsed.path,
+                body.replace(b'"s"', f'"{session}"'.encode()),
+                {"Content-Type": "application/json", "Origin": ORIGIN, "X-Forwarded-For": address},
+            )
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+        connection.close()
+        return statuses
+
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        return [status for part in pool.map(send, range(workers)) for status in part]
+
+
+def test_the_key_tables_stay_bounded_under_ten_times_their_size_in_distinct_senders(
+    services, function_server, tmp_path: Path
+) -> None:
+    """Every request a new address and a new session: the real ingest keeps ``max_keys`` of
+    each, forgets the rest, and says so in its log. (The million-key scale of the same bound is
+    `tests/unit/policy/test_rate_limits.py`, in process.)"""
+    max_keys, senders = 300, 3_000
+    env = {
+        **services.env(),
+        "TELEMETRY_LOG_SUMMARY_S": "1",
+        "TELEMETRY_RATE_MAX_KEYS": str(max_keys),
+    }
+    with function_server("ingest", env, tmp_path) as url:
+        statuses = distinct_senders(f"{url}/v1/events", senders)
+        time.sleep(1.1)
+        post(f"{url}/v1/events", beacon("s-last", 1), "10.255.255.254")  # flushes the summary
+    assert statuses.count(202) == senders  # each new sender has a full bucket
+    lines = [
+        json.loads(line)
+        for log in tmp_path.glob("ingest-*.log")
+        for line in log.read_text().splitlines()
+        if '"rate limiter keys"' in line
+    ]
+    assert lines, "the summary logs the limiter's tables"
+    last = lines[-1]
+    assert last["keys"]["session"] == max_keys and last["keys"]["ip"] == max_keys
+    assert last["forgotten"]["session"] == senders + 1 - max_keys
+    assert last["forgotten"]["ip"] == senders + 1 - max_keys
+    assert "10.0.0.1" not in "".join(json.dumps(line) for line in lines)
