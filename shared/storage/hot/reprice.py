@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from shared.llm.pricing import TOKEN_KINDS, PriceTable, Usage
-from shared.storage.hot.writer import copy_into, copy_text
+from shared.storage.hot.copy_format import copy_text
+from shared.storage.hot.writer import copy_into
 
 logger = logging.getLogger(__name__)
 #: Rows read per round trip.

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Engine, Table
 
 from shared.contract.stored_event import StoredEvent
 from shared.llm.pricing import TOKEN_KINDS
 from shared.storage.hot import suppression
+from shared.storage.hot.copy_format import LineRenderer
 from shared.storage.hot.errors import UNIQUE_VIOLATION, is_disconnect, sqlstate
 from shared.storage.hot.tables import (
     CALL_ENVELOPE_COLUMNS,
@@ -34,8 +32,6 @@ from shared.storage.hot.tables import (
     telemetry_events,
     written_columns,
 )
-
-_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 EVENT_COLUMNS = written_columns(telemetry_events)
 CALL_COLUMNS = written_columns(api_calls_log)
@@ -59,89 +55,42 @@ class WriteResult:
     suppressed: int = 0
 
 
+#: Where each column of ``api_calls_log`` filled from the envelope takes its value.
+CALL_ATTRIBUTES: dict[str, str] = {
+    name: {"call_id": "event_id", "ts": "event_ts"}.get(name, name)
+    for name in CALL_ENVELOPE_COLUMNS
+}
+_event_values = attrgetter(*EVENT_COLUMNS)
+
+
 def event_row(event: StoredEvent) -> tuple[Any, ...]:
     """The ``telemetry_events`` row of an event, in column order."""
-    return (
-        event.event_id,
-        event.name,
-        event.version,
-        event.category,
-        event.event_ts,
-        event.received_at,
-        event.session_id,
-        event.user_key,
-        event.key_id,
-        event.conversation_id,
-        event.app_version,
-        event.props,
-        event.sample_rate,
-    )
+    values: tuple[Any, ...] = _event_values(event)
+    return values
 
 
 def call_row(event: StoredEvent) -> tuple[Any, ...]:
     """The ``api_calls_log`` row of an ``llm.call`` event, in column order."""
     props = event.props
-    values: dict[str, Any] = {
-        "call_id": event.event_id,
-        "ts": event.event_ts,
-        "received_at": event.received_at,
-        "session_id": event.session_id,
-        "conversation_id": event.conversation_id,
-        "user_key": event.user_key,
-        "key_id": event.key_id,
-        "app_version": event.app_version,
-        "sample_rate": event.sample_rate,
-    }
-    for column in CALL_PROP_COLUMNS:
-        value = props.get(column)
-        values[column] = _CALL_DEFAULTS.get(column) if value is None else value
-    return tuple(values[c] for c in CALL_COLUMNS)
+    values = []
+    for column in CALL_COLUMNS:
+        if column in CALL_ATTRIBUTES:
+            values.append(getattr(event, CALL_ATTRIBUTES[column]))
+        else:
+            value = props.get(column)
+            values.append(_CALL_DEFAULTS.get(column) if value is None else value)
+    return tuple(values)
 
 
-_NEEDS_ESCAPE = re.compile(r"[\\\t\n\r]")
-
-
-def _text(value: str) -> str:
-    """A string in COPY's text format (most strings hold nothing to escape)."""
-    return value if _NEEDS_ESCAPE.search(value) is None else value.translate(_ESCAPES)
-
-
-def _json(value: Any) -> str:
-    """A JSON column: orjson escapes every control character inside strings, so the only
-    character COPY's text format needs escaped in its output is the backslash."""
-    text = orjson.dumps(value).decode()
-    return text.replace("\\", "\\\\") if "\\" in text else text
-
-
-#: How each column value type is written, looked up by exact type (a row has a dozen values,
-#: and a chain of isinstance tests cost more than the rest of the rendering).
-_RENDERERS: dict[type, Callable[[Any], str]] = {
-    str: _text,
-    type(None): lambda _: "\\N",
-    bool: lambda value: "t" if value else "f",
-    int: int.__repr__,
-    float: float.__repr__,
-    datetime: datetime.isoformat,
-    dict: _json,
-    list: _json,
-    Decimal: Decimal.__str__,
+#: Each table's COPY line of an event (see ``copy_format``).
+_LINES = {
+    telemetry_events.name: LineRenderer(
+        telemetry_events, EVENT_COLUMNS, {c: c for c in EVENT_COLUMNS}, {}, event_row
+    ),
+    api_calls_log.name: LineRenderer(
+        api_calls_log, CALL_COLUMNS, CALL_ATTRIBUTES, _CALL_DEFAULTS, call_row
+    ),
 }
-
-
-def _copy_field(value: Any) -> str:
-    render = _RENDERERS.get(type(value))
-    if render is not None:
-        return render(value)
-    # A subclass (an IntEnum, a str subclass): the first renderer of a type it derives from.
-    for kind, render in _RENDERERS.items():
-        if isinstance(value, kind):
-            return render(value)
-    return str(value)
-
-
-def copy_text(rows: Iterable[Sequence[Any]]) -> bytes:
-    """Rows in PostgreSQL's COPY text format (tab-separated, ``\\N`` for NULL, escaped)."""
-    return "".join("\t".join(map(_copy_field, row)) + "\n" for row in rows).encode("utf-8")
 
 
 _STAGED = "telemetry_staging_ready"
@@ -264,9 +213,16 @@ def _notices(conn: Connection) -> Any:
 
 def _render(events: Sequence[StoredEvent]) -> list[tuple[Table, bytes]]:
     """Each table's rows of a batch in COPY text form (tables without rows left out)."""
-    event_rows, call_rows = split_rows(events)
+    event_line, call_line = _LINES[telemetry_events.name], _LINES[api_calls_log.name]
+    event_lines: list[str] = []
+    call_lines: list[str] = []
+    for event in events:
+        if event.name == LLM_CALL_EVENT:
+            call_lines.append(call_line(event))
+        else:
+            event_lines.append(event_line(event))
     return [
-        (table, copy_text(rows))
-        for table, rows in zip(_TABLES, (event_rows, call_rows), strict=True)
-        if rows
+        (table, ("\n".join(lines) + "\n").encode("utf-8"))
+        for table, lines in zip(_TABLES, (event_lines, call_lines), strict=True)
+        if lines
     ]

@@ -11,8 +11,9 @@ from enum import IntEnum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.storage.hot.copy_format import copy_text
 from shared.storage.hot.tables import api_calls_log, telemetry_events, written_columns
-from shared.storage.hot.writer import call_row, copy_text, event_row
+from shared.storage.hot.writer import call_row, event_row
 
 NOW = datetime(2026, 11, 24, 12, tzinfo=UTC)
 
