@@ -239,7 +239,7 @@ class IngestHandler:
                 logger.exception("OTLP export failed unexpectedly")
                 answer = Answer(500, {"error": "internal error; the export was not accepted"})
                 outcome = OtlpOutcome(answer, error="internal error")
-            self.summary.add(outcome.counts(), {})
+            self.summary.add(outcome.counts(), {"token_anomalies": outcome.token_anomalies})
             status = outcome.answer.status
             if status != 200 or outcome.rejected:
                 level = logging.WARNING if status >= 500 else logging.INFO

@@ -9,7 +9,10 @@ under its own limits with the beacon's gzip-bomb guard. Every span is accounted 
 * GenAI model calls become ``llm.call`` events, validated, sampled and pseudonymised by the
   same intake as every event, and published; one that cannot be mapped or fails validation is
   rejected per OTLP's partial-success rule (``rejected_spans`` and a message naming the first
-  reason) and counted in the ingest summary.
+  reason) and counted in the ingest summary;
+* a call whose token counts break the ledger (``shared/llm/token_rules.py``) is stored as
+  sent, flagged ``token_anomaly``, and counted by invariant and source in the summary
+  (``token_anomalies``).
 
 The answer uses the request's encoding. Pub/Sub down: 503 with ``Retry-After``, which OTLP
 exporters honour; nothing of the request counts as accepted.
@@ -19,8 +22,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
@@ -59,6 +63,8 @@ class OtlpOutcome:
     rejected: int = 0
     result: IntakeResult | None = None
     error: str | None = None
+    #: Calls whose counts break the token ledger, by ``"<invariant> <token source>"``.
+    token_anomalies: Counter[str] = field(default_factory=Counter)
 
     def counts(self) -> dict[str, int]:
         """The summary's counts of this request."""
@@ -161,9 +167,14 @@ class OtlpHandler:
                 outcome.not_model_calls += 1
                 continue
             try:
-                events.append(genai.to_llm_call(span))
+                event = genai.to_llm_call(span)
             except ContractViolation as exc:
                 reasons.append(f"span {span.span_id}: {exc.reason}")
+                continue
+            events.append(event)
+            anomaly = event["props"].get("token_anomaly")
+            if anomaly is not None:
+                outcome.token_anomalies[f"{anomaly} {event['props']['token_source']}"] += 1
         received_at = self.clock()
         incident = self.flags.sampling_override(received_at)
         if events:

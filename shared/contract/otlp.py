@@ -49,6 +49,9 @@ class SpanRecord:
     end_ns: int
     status_code: int
     attributes: dict[str, Any] = field(default_factory=dict)
+    #: The instrumentation scope that made the span (its library), and its version.
+    scope_name: str = ""
+    scope_version: str = ""
 
 
 def decode_protobuf(body: bytes, wanted: Wanted) -> list[SpanRecord]:
@@ -68,6 +71,7 @@ def decode_protobuf(body: bytes, wanted: Wanted) -> list[SpanRecord]:
     for resource_spans in request.resource_spans:
         resource = _proto_attributes(resource_spans.resource.attributes, wanted)
         for scope_spans in resource_spans.scope_spans:
+            scope_name, scope_version = scope_spans.scope.name, scope_spans.scope.version
             for span in scope_spans.spans:
                 attributes = dict(resource)
                 attributes.update(_proto_attributes(span.attributes, wanted))
@@ -80,6 +84,8 @@ def decode_protobuf(body: bytes, wanted: Wanted) -> list[SpanRecord]:
                         span.end_time_unix_nano,
                         span.status.code,
                         attributes,
+                        scope_name,
+                        scope_version,
                     )
                 )
     return spans
@@ -119,6 +125,10 @@ def decode_json(body: bytes, wanted: Wanted) -> list[SpanRecord]:
         )
         scopes = "scopeSpans" if "scopeSpans" in resource_spans else "instrumentationLibrarySpans"
         for scope_path, scope_spans in _items(resource_spans, scopes, path):
+            scope = scope_spans.get("scope", scope_spans.get("instrumentationLibrary")) or {}
+            scope = _object(scope, f"{scope_path}.scope")
+            scope_name = str(scope.get("name") or "")[:256]
+            scope_version = str(scope.get("version") or "")[:64]
             for span_path, span in _items(scope_spans, "spans", scope_path):
                 attributes = dict(resource)
                 attributes.update(_json_attributes(span, span_path, wanted))
@@ -132,6 +142,8 @@ def decode_json(body: bytes, wanted: Wanted) -> list[SpanRecord]:
                         _int64(span.get("endTimeUnixNano", 0), f"{span_path}.endTimeUnixNano"),
                         _status_code(status.get("code", 0), f"{span_path}.status.code"),
                         attributes,
+                        scope_name,
+                        scope_version,
                     )
                 )
     return spans

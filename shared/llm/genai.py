@@ -8,15 +8,14 @@ Reads the current semantic conventions and the names still in use beside them:
   ``llm.model_name``);
 * tokens: ``gen_ai.usage.input_tokens`` / ``output_tokens`` (older: ``prompt_tokens`` /
   ``completion_tokens``), ``gen_ai.usage.cache_read.input_tokens``,
-  ``cache_creation.input_tokens``, ``reasoning.output_tokens`` (and their older underscore
-  spellings), OpenInference's ``llm.token_count.*``. Unknown ``gen_ai.usage.*`` keys are
-  ignored, never a reason to lose the span.
+  ``cache_write.input_tokens`` (and ``cache_creation.input_tokens``, the name it replaces),
+  ``reasoning.output_tokens``, each also in its older flat spelling
+  (``cache_read_input_tokens``), and OpenInference's ``llm.token_count.*``. Unknown
+  ``gen_ai.usage.*`` keys are ignored, never a reason to lose the span;
+* time to first chunk: ``gen_ai.response.time_to_first_chunk`` (seconds), for streams.
 
-Token counts are normalised to our kinds as the decorator does (``telemetry_client/usage.py``):
-under the conventions the cache figures are part of the input and reasoning is part of the
-output, so they are taken out once, and each token is priced once at its own rate. When an
-instrumentation reports the cache beside the input instead (the cache figures exceed it, as
-Anthropic's own usage does), the input is taken as uncached already.
+How a span's counts are read depends on the instrumentation that sent it (its scope), and the
+result must balance: see ``token_rules.py``. Each token is then priced once at its own rate.
 """
 
 from __future__ import annotations
@@ -32,9 +31,13 @@ from typing import Any
 from shared.contract.otlp import STATUS_ERROR, SpanRecord, Wanted
 from shared.errors import ContractViolation
 from shared.llm.pricing import TOKEN_KINDS, Usage, cost_props
+from shared.llm.token_rules import SentTokens, TokenAnomaly, read_tokens, rule_for
 
 #: Event ids are uuid5(this, trace id + span id): an exporter's retry maps to the same event.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1c1e52-4a43-4d47-9d1e-5e0bd9d0c7a1")
+#: The ``llm.call`` version spans become (the first with ``token_source`` and
+#: ``token_anomaly``).
+LLM_CALL_VERSION = 2
 #: Largest latency an ``llm.call`` holds (the registry's bound).
 MAX_LATENCY_MS = 3_600_000.0
 
@@ -57,6 +60,8 @@ _TOKENS: dict[str, tuple[str, ...]] = {
         "llm.token_count.prompt_details.cache_read",
     ),
     "cache_write": (
+        "gen_ai.usage.cache_write.input_tokens",
+        "gen_ai.usage.cache_write_input_tokens",
         "gen_ai.usage.cache_creation.input_tokens",
         "gen_ai.usage.cache_creation_input_tokens",
         "llm.token_count.prompt_details.cache_write",
@@ -74,6 +79,7 @@ _SINGLE_KEYS = frozenset(
         "gen_ai.operation.name",
         "gen_ai.conversation.id",
         "gen_ai.request.stream",
+        "gen_ai.response.time_to_first_chunk",
         "llm.is_streaming",
         "openinference.span.kind",
         "error.type",
@@ -156,22 +162,37 @@ def _count(attributes: dict[str, Any], kind: str) -> int:
     return 0
 
 
-def usage_of(attributes: dict[str, Any]) -> Usage:
-    """The span's tokens in our kinds (uncached input, output without reasoning, …)."""
-    total_in = _count(attributes, "input")
-    total_out = _count(attributes, "output")
-    read = _count(attributes, "cache_read")
-    write = _count(attributes, "cache_write")
-    reasoning = _count(attributes, "reasoning")
-    uncached = total_in - read - write if read + write <= total_in else total_in
-    visible = total_out - reasoning if reasoning <= total_out else total_out
-    return Usage(
-        input_tokens=uncached,
-        output_tokens=visible,
-        cached_input_tokens=read,
-        cache_write_tokens=write,
-        reasoning_tokens=reasoning,
+def sent_tokens(attributes: dict[str, Any]) -> SentTokens:
+    """The span's token counts as its source sent them."""
+    return SentTokens(
+        input=_count(attributes, "input"),
+        output=_count(attributes, "output"),
+        cache_read=_count(attributes, "cache_read"),
+        cache_write=_count(attributes, "cache_write"),
+        reasoning=_count(attributes, "reasoning"),
     )
+
+
+def token_source(span: SpanRecord) -> str:
+    """The instrumentation that counted the span's tokens: ``scope`` or ``scope@version``."""
+    name = span.scope_name[:120] or "unknown"
+    return f"{name}@{span.scope_version[:32]}" if span.scope_version else name
+
+
+def usage_of(span: SpanRecord, provider: str) -> tuple[Usage, TokenAnomaly | None]:
+    """The span's tokens in our kinds, read by its source's rule, and the invariant its
+    counts break, if any."""
+    rule = rule_for(span.scope_name, span.scope_version, provider)
+    return read_tokens(sent_tokens(span.attributes), rule)
+
+
+def _first_chunk_ms(attributes: dict[str, Any]) -> float | None:
+    seconds = attributes.get("gen_ai.response.time_to_first_chunk")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return None
+    if not 0 <= seconds * 1000 <= MAX_LATENCY_MS:
+        return None
+    return round(seconds * 1000, 3)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -202,7 +223,7 @@ def to_llm_call(span: SpanRecord) -> dict[str, Any]:
     provider = _name(_first(attributes, _PROVIDER) or "unknown", 32)
     model = str(model)[:128]
     operation = _name(attributes.get("gen_ai.operation.name") or "chat", 64)
-    usage = usage_of(attributes)
+    usage, anomaly = usage_of(span, provider)
     error_type = _text(attributes.get("error.type"), 128)
     status = "ok"
     if span.status_code == STATUS_ERROR or error_type:
@@ -219,13 +240,19 @@ def to_llm_call(span: SpanRecord) -> dict[str, Any]:
     }
     if error_type and status != "ok":
         props["error_type"] = error_type
+    first_chunk_ms = _first_chunk_ms(attributes)
+    if first_chunk_ms is not None:
+        props["time_to_first_chunk_ms"] = first_chunk_ms
+    props["token_source"] = token_source(span)
+    if anomaly is not None:
+        props["token_anomaly"] = anomaly
     for kind in TOKEN_KINDS:
         props[kind] = getattr(usage, kind)
     props.update(cost_props(provider, model, usage))
     event: dict[str, Any] = {
         "event_id": event_id(span),
         "name": "llm.call",
-        "version": 1,
+        "version": LLM_CALL_VERSION,
         "ts": datetime.fromtimestamp(span.start_ns / 1e9, UTC).isoformat(),
         "session_id": _text(attributes.get("session.id"), 128) or f"trace-{span.trace_id}",
         "props": props,

@@ -164,7 +164,7 @@ def _with_retries(attempt: Callable[[], bytes], deadline: float) -> bytes:
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(_retryable),
-        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
+        wait=tenacity.wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.05),
         stop=tenacity.stop_after_delay(max(0.0, deadline - time.monotonic())),
         reraise=True,
     )

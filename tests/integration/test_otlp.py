@@ -25,13 +25,14 @@ from shared.policy.privacy import Pseudonymiser
 from shared.pubsub.message import event_dicts
 from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring
 from shared.storage.hot.engine import make_engine
-from tests.integration.otlp.fake_llm import fake_llm
+from tests.integration.otlp.fake_llm import LEDGER, fake_llm
 
 pytestmark = pytest.mark.integration
 
 TOKEN = "otlp-test-token-1"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "otlp"
 APP = Path(__file__).resolve().parent / "otlp" / "instrumented_app.py"
+OFFICIAL_APP = Path(__file__).resolve().parent / "otlp" / "official_app.py"
 #: The golden payloads' clock: their times are moved to now, keeping each value's JSON type.
 FIXTURE_BASE_NS = 1_764_331_200_000_000_000
 
@@ -41,7 +42,11 @@ def otlp_ingest(
     services: Any, function_server: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Path]]:
     logs = tmp_path_factory.mktemp("otlp-logs")
-    env = {**services.env(), "TELEMETRY_OTLP_TOKENS": f"{TOKEN},second-token-xyz"}
+    env = {
+        **services.env(),
+        "TELEMETRY_OTLP_TOKENS": f"{TOKEN},second-token-xyz",
+        "TELEMETRY_LOG_SUMMARY_S": "1",
+    }
     with function_server("ingest", env, logs) as url:
         yield url, logs
 
@@ -91,12 +96,15 @@ def post(
         return error.code, dict(error.headers), error.read()
 
 
-def calls(tap: Any, expected: int) -> list[dict[str, Any]]:
-    """The llm.call events published, by event id."""
+def calls(tap: Any, expected: int, timeout: float = 20) -> list[dict[str, Any]]:
+    """The llm.call events published (not ingest's own pipeline.intake counts), by event id."""
     found: dict[str, dict[str, Any]] = {}
-    for message in tap.pull_all(expected=expected, timeout=20):
-        for event in event_dicts(message.data):
-            found[event["event_id"]] = event
+    deadline = time.monotonic() + timeout
+    while len(found) < expected and time.monotonic() < deadline:
+        for message in tap.pull_all(expected=1, timeout=max(0.1, deadline - time.monotonic())):
+            for event in event_dicts(message.data):
+                if event["name"] == "llm.call":
+                    found[event["event_id"]] = event
     return sorted(found.values(), key=lambda e: e["event_ts"])
 
 
@@ -330,3 +338,102 @@ def test_instrumentation_libraries_calling_the_real_openai_client(
     assert failed["props"]["error_type"]
     logged = "".join(p.read_text() for p in logs.glob("*.log"))
     assert "SECRET-PROMPT-CANARY" not in logged + json.dumps(stored)
+
+
+def retimed(name: str, scope_name: str | None = None) -> bytes:
+    """A captured export with its spans moved to a minute ago (and, given one, another scope
+    name on every scope)."""
+    data = json.loads((FIXTURES / name).read_text())
+    scopes = [scope for resource in data["resourceSpans"] for scope in resource["scopeSpans"]]
+    first = min(int(span["startTimeUnixNano"]) for scope in scopes for span in scope["spans"])
+    shift = time.time_ns() - 60_000_000_000 - first
+    for scope in scopes:
+        if scope_name is not None:
+            scope["scope"]["name"] = scope_name
+        for span in scope["spans"]:
+            span["traceId"] = uuid.uuid4().hex
+            for key in ("startTimeUnixNano", "endTimeUnixNano"):
+                span[key] = str(int(span[key]) + shift)
+    return json.dumps(data).encode()
+
+
+@pytest.mark.parametrize(
+    ("source", "provider"),
+    [
+        ("openai", "openai"),
+        ("anthropic", "anthropic"),
+        ("google-genai", "gemini"),
+        ("openlit-anthropic", "anthropic"),
+    ],
+)
+def test_genai_instrumentations_on_their_real_sdks_fill_a_balanced_ledger(
+    otlp_ingest: Any, tap: Any, source: str, provider: str
+) -> None:
+    """Each provider's real SDK, traced by its instrumentation, against the fake server: the
+    plain and the streamed call come to the provider's usage in our kinds, from cache and
+    reasoning tokens counted each its own way (``shared/llm/token_rules.py``)."""
+    url, logs = otlp_ingest
+    with fake_llm() as llm:
+        env = {
+            **os.environ,
+            "FAKE_LLM_URL": llm,
+            "OTLP_ENDPOINT": url,
+            "OTLP_TOKEN": TOKEN,
+            "OTEL_SDK_DISABLED": "false",
+        }
+        done = subprocess.run(
+            [sys.executable, str(OFFICIAL_APP), source],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    failing_is_genai = not source.startswith("openlit")  # OpenLIT's carries no GenAI attributes
+    stored = calls(tap, 3 if failing_is_genai else 2)
+    plain, streamed = stored[:2]
+    uncached, read, write, output, reasoning = LEDGER[provider]
+    for call in (plain, streamed):
+        props = call["props"]
+        assert props["provider"] == provider and call["version"] == 2
+        assert "token_anomaly" not in props
+        assert (props["input_tokens"], props["output_tokens"]) == (uncached, output), props
+        assert props["reasoning_tokens"] == reasoning
+        if not source.startswith("openlit"):  # OpenLIT's stream handler drops the cache counts
+            assert (props["cached_input_tokens"], props["cache_write_tokens"]) == (read, write)
+    assert streamed["props"]["streamed"] is True
+    if failing_is_genai:
+        assert stored[2]["props"]["status"] == "error"
+    logged = "".join(p.read_text() for p in logs.glob("*.log"))
+    assert "SECRET-PROMPT-CANARY" not in logged + json.dumps(stored)
+
+
+def test_a_call_that_breaks_the_ledger_is_stored_as_sent_and_flagged(
+    services: Any, otlp_ingest: Any, sink_url: str
+) -> None:
+    """Anthropic's counts (input without the cache) from an instrumentation no rule knows: read
+    by the conventions they cannot balance, so they are stored as sent, flagged, and counted
+    by invariant and source in the ingest summary."""
+    body = retimed("genai_openlit_anthropic.json", scope_name="acme.genai.anthropic")
+    status, _, raw = post(otlp_ingest[0], body)
+    assert status == 200 and json.loads(raw)["partialSuccess"] == {}
+    engine = make_engine(services.database_url)
+    query = text(
+        "SELECT input_tokens, cached_input_tokens, cache_write_tokens, token_anomaly,"
+        " token_source FROM api_calls_log WHERE token_source = 'acme.genai.anthropic'"
+    )
+    deadline = time.monotonic() + 30
+    rows: list[Any] = []
+    while len(rows) < 1 and time.monotonic() < deadline:
+        with engine.connect() as conn:
+            rows = list(conn.execute(query))
+        time.sleep(0.2)
+    assert (300, 900, 200, "cache_exceeds_input", "acme.genai.anthropic") in rows
+    summary = ""
+    deadline = time.monotonic() + 30
+    while "cache_exceeds_input acme.genai.anthropic" not in summary:
+        assert time.monotonic() < deadline, "no summary counted the anomaly"
+        post(otlp_ingest[0], retimed("genai_openai.json"))  # a later request flushes the summary
+        summary = "".join(p.read_text() for p in otlp_ingest[1].glob("*.log"))
+        time.sleep(0.5)

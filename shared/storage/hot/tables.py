@@ -73,6 +73,9 @@ api_calls_log = Table(
     Column("retry_count", Integer, nullable=False, server_default="0"),
     Column("fallback_used", Boolean, nullable=False, server_default="false"),
     Column("streamed", Boolean, nullable=False, server_default="false"),
+    # llm.call v2: the token ledger (migration 0007).
+    Column("token_source", Text),
+    Column("token_anomaly", Text),
     Column("conversation_id", Text),
     Column("user_key", Text),
     Column("key_id", Text),

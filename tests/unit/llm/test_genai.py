@@ -43,11 +43,22 @@ def test_current_conventions_take_cached_and_reasoning_out_once() -> None:
     assert event["event_id"] == genai.event_id(span())  # the same span, the same id
 
 
-def test_cache_reported_beside_the_input_is_not_subtracted() -> None:
-    usage = genai.usage_of(
-        {"gen_ai.usage.input_tokens": 50, "gen_ai.usage.cache_read.input_tokens": 900}
+def test_cache_beyond_the_input_is_stored_as_sent_and_flagged() -> None:
+    """Under the conventions the cache is inside the input: 900 cached of 50 cannot balance,
+    so the counts are kept as sent and the call names the broken invariant."""
+    event = genai.to_llm_call(
+        span(
+            **{
+                "gen_ai.request.model": "m",
+                "gen_ai.usage.input_tokens": 50,
+                "gen_ai.usage.cache_read.input_tokens": 900,
+            }
+        )
     )
-    assert (usage.input_tokens, usage.cached_input_tokens) == (50, 900)
+    props = event["props"]
+    assert (props["input_tokens"], props["cached_input_tokens"]) == (50, 900)
+    assert props["token_anomaly"] == "cache_exceeds_input"
+    assert props["token_source"] == "unknown"
 
 
 @pytest.mark.parametrize(
@@ -56,12 +67,29 @@ def test_cache_reported_beside_the_input_is_not_subtracted() -> None:
 )
 def test_bad_token_counts_are_named(value: Any, says: str) -> None:
     with pytest.raises(ContractViolation, match=says):
-        genai.usage_of({"gen_ai.usage.output_tokens": value})
+        genai.sent_tokens({"gen_ai.usage.output_tokens": value})
 
 
 def test_counts_as_strings_and_integral_floats_are_read() -> None:
-    usage = genai.usage_of({"gen_ai.usage.input_tokens": "25", "gen_ai.usage.output_tokens": 3.0})
-    assert (usage.input_tokens, usage.output_tokens) == (25, 3)
+    sent = genai.sent_tokens({"gen_ai.usage.input_tokens": "25", "gen_ai.usage.output_tokens": 3.0})
+    assert (sent.input, sent.output) == (25, 3)
+
+
+def test_cache_write_is_read_under_its_new_name_and_the_one_it_replaces() -> None:
+    for key in (
+        "gen_ai.usage.cache_write.input_tokens",
+        "gen_ai.usage.cache_write_input_tokens",
+        "gen_ai.usage.cache_creation.input_tokens",
+        "gen_ai.usage.cache_creation_input_tokens",
+    ):
+        assert genai.sent_tokens({key: 7}).cache_write == 7, key
+
+
+def test_time_to_first_chunk_is_read_in_seconds() -> None:
+    attributes = {"gen_ai.request.model": "m", "gen_ai.response.time_to_first_chunk": 0.25}
+    assert genai.to_llm_call(span(**attributes))["props"]["time_to_first_chunk_ms"] == 250.0
+    attributes["gen_ai.response.time_to_first_chunk"] = -1
+    assert "time_to_first_chunk_ms" not in genai.to_llm_call(span(**attributes))["props"]
 
 
 def test_status_error_type_and_timeout() -> None:
