@@ -48,6 +48,7 @@ PATHS = frozenset({"/", "/v1/events", "/v1/events/"})
 #: OTLP/HTTP trace exports (``otlp_http``, imported on the first of them: a beacon's cold
 #: start never loads the protobuf messages).
 OTLP_PATHS = frozenset({"/v1/traces", "/v1/traces/"})
+OTLP_LOGS_PATHS = frozenset({"/v1/logs", "/v1/logs/"})
 MEDIA_TYPES = frozenset({"application/json", "text/plain"})
 RETRY_AFTER_S = 5
 
@@ -188,8 +189,8 @@ class IngestHandler:
         """
         started = time.perf_counter()
         headers = lower_case_headers(headers)
-        if path in OTLP_PATHS:
-            return self._handle_otlp(method, headers, stream, started)
+        if path in OTLP_PATHS or path in OTLP_LOGS_PATHS:
+            return self._handle_otlp(method, path, headers, stream, started)
         if path == OPENAPI_PATH:
             return self._openapi(method)
         origin = headers.get("origin")
@@ -220,9 +221,9 @@ class IngestHandler:
             return outcome.answer
 
     def _handle_otlp(
-        self, method: str, headers: HeaderLookup, stream: IO[bytes], started: float
+        self, method: str, path: str, headers: HeaderLookup, stream: IO[bytes], started: float
     ) -> Answer:
-        """An OTLP trace export (server to server: no CORS)."""
+        """An OTLP trace or log export (server to server: no CORS)."""
         with request_context(
             project=self.settings.google_cloud_project,
             cloud_trace_context=headers.get("x-cloud-trace-context"),
@@ -232,7 +233,10 @@ class IngestHandler:
             from otlp_http import OtlpOutcome
 
             try:
-                outcome = self.otlp.handle(method, headers, stream)
+                if path in OTLP_LOGS_PATHS:
+                    outcome = self.otlp.handle_logs(method, headers, stream)
+                else:
+                    outcome = self.otlp.handle(method, headers, stream)
             except RequestProblem as problem:
                 outcome = OtlpOutcome(problem.answer(), error=problem.message)
             except Exception:

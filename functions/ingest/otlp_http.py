@@ -1,4 +1,5 @@
-"""``POST /v1/traces``: OTLP/HTTP trace exports whose GenAI spans become ``llm.call`` events.
+"""``POST /v1/traces``: OTLP/HTTP trace exports whose GenAI spans become ``llm.call`` events;
+``POST /v1/logs``: log exports, counted and refused, never stored.
 
 Server to server, so no CORS: a bearer token from ``TELEMETRY_OTLP_TOKENS`` is required (none:
 401, a wrong one: 403, each with a JSON error). The body is protobuf or JSON, gzip or plain,
@@ -65,6 +66,8 @@ class OtlpOutcome:
     error: str | None = None
     #: Calls whose counts break the token ledger, by ``"<invariant> <token source>"``.
     token_anomalies: Counter[str] = field(default_factory=Counter)
+    #: Log records of a ``/v1/logs`` export, none of them stored.
+    log_records: int = 0
 
     def counts(self) -> dict[str, int]:
         """The summary's counts of this request."""
@@ -78,6 +81,7 @@ class OtlpOutcome:
             "otlp_rejected": self.rejected,
             "otlp_accepted": len(result.accepted) if result else 0,
             "otlp_sampled_out": result.sampled_out if result else 0,
+            "otlp_log_records_dropped": self.log_records,
         }
 
 
@@ -107,14 +111,8 @@ class OtlpHandler:
         )
 
     def handle(self, method: str, headers: HeaderLookup, stream: IO[bytes]) -> OtlpOutcome:
-        """Answer one export request (``RequestProblem`` for whole-request problems)."""
-        if method != "POST":
-            raise RequestProblem(
-                405, f"method {method[:20]} is not allowed; use POST", {"Allow": "POST"}
-            )
-        token = self._authorise(headers.get("authorization"))
-        encoding, _ = parse_content_type(headers.get("content-type"))
-        raw = read_body(headers, stream, self.limits)
+        """Answer one trace export request (``RequestProblem`` for whole-request problems)."""
+        token, encoding, raw = self._read(method, headers, stream)
         try:
             if encoding == PROTOBUF:
                 spans = otlp.decode_protobuf(raw, genai.wanted)
@@ -128,15 +126,57 @@ class OtlpHandler:
                 f"{self.settings.telemetry_otlp_max_spans} per request"
             )
             return OtlpOutcome(self._error(encoding, 413, message), len(spans), error=message)
-        if self.limiter is not None:
-            # Per token (its digest: the token itself is a secret), in spans.
-            refusal = self.limiter.admit(Keys(token=_token_key(token)), len(spans))
-            if refusal is not None:
-                wait = str(refusal.retry_after_s)
-                message = f"rate limit ({refusal.reason}): retry after {wait} s"
-                answer = self._error(encoding, 429, message, {"Retry-After": wait})
-                return OtlpOutcome(answer, len(spans), error="rate limited")
+        refused = self._limit(encoding, token, len(spans))
+        if refused is not None:
+            return refused
         return self._export(encoding, spans, headers.get("traceparent"))
+
+    def handle_logs(self, method: str, headers: HeaderLookup, stream: IO[bytes]) -> OtlpOutcome:
+        """Answer one log export request: nothing is stored, every record is counted.
+
+        Instrumentations send message content as log events (``gen_ai.client.inference.
+        operation.details`` and the older ``gen_ai.*.message`` events). Content never enters
+        the pipeline, so the records are counted, not read, and the answer is OTLP's partial
+        success naming them all rejected, so the exporter neither retries nor believes them
+        stored.
+        """
+        token, encoding, raw = self._read(method, headers, stream)
+        try:
+            records = otlp.count_log_records(raw, encoding == PROTOBUF)
+        except ContractViolation as exc:
+            return OtlpOutcome(self._error(encoding, 400, exc.reason), error=exc.reason)
+        refused = self._limit(encoding, token, records)
+        if refused is not None:
+            return refused
+        outcome = OtlpOutcome(Answer(200, None), log_records=records)
+        outcome.answer = _logs_partial_success(encoding, records)
+        return outcome
+
+    def _read(
+        self, method: str, headers: HeaderLookup, stream: IO[bytes]
+    ) -> tuple[bytes, str, bytes]:
+        """An export request's bearer token, encoding and body (``RequestProblem`` for a
+        request that cannot be one)."""
+        if method != "POST":
+            raise RequestProblem(
+                405, f"method {method[:20]} is not allowed; use POST", {"Allow": "POST"}
+            )
+        token = self._authorise(headers.get("authorization"))
+        encoding, _ = parse_content_type(headers.get("content-type"))
+        return token, encoding, read_body(headers, stream, self.limits)
+
+    def _limit(self, encoding: str, token: bytes, items: int) -> OtlpOutcome | None:
+        """The 429 answer when the token's bucket cannot take ``items`` (spans or records)."""
+        if self.limiter is None:
+            return None
+        # Per token (its digest: the token itself is a secret).
+        refusal = self.limiter.admit(Keys(token=_token_key(token)), items)
+        if refusal is None:
+            return None
+        wait = str(refusal.retry_after_s)
+        message = f"rate limit ({refusal.reason}): retry after {wait} s"
+        answer = self._error(encoding, 429, message, {"Retry-After": wait})
+        return OtlpOutcome(answer, items, error="rate limited")
 
     def _authorise(self, header: str | None) -> bytes:
         """The request's bearer token, when it is one this deployment accepts."""
@@ -234,6 +274,35 @@ class OtlpHandler:
             body = Status(code=code, message=message).SerializeToString()
             return Answer(status, None, {**(headers or {}), "Content-Type": PROTOBUF}, body)
         return Answer(status, {"error": message}, dict(headers or {}))
+
+
+#: Why a log export's records are all refused (the partial-success message).
+LOGS_NOT_STORED = (
+    "log records are not stored: message content stays out of telemetry (send GenAI spans to"
+    " /v1/traces)"
+)
+
+
+def _logs_partial_success(encoding: str, records: int) -> Answer:
+    """OTLP's answer to a log export whose ``records`` were all refused."""
+    if encoding == PROTOBUF:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsPartialSuccess,
+            ExportLogsServiceResponse,
+        )
+
+        response = ExportLogsServiceResponse()
+        if records:
+            response.partial_success.CopyFrom(
+                ExportLogsPartialSuccess(
+                    rejected_log_records=records, error_message=LOGS_NOT_STORED
+                )
+            )
+        return Answer(200, None, {"Content-Type": PROTOBUF}, response.SerializeToString())
+    partial: dict[str, Any] = {}
+    if records:
+        partial = {"rejectedLogRecords": records, "errorMessage": LOGS_NOT_STORED}
+    return Answer(200, {"partialSuccess": partial})
 
 
 def _token_key(token: bytes) -> str:

@@ -149,6 +149,38 @@ def decode_json(body: bytes, wanted: Wanted) -> list[SpanRecord]:
     return spans
 
 
+def count_log_records(body: bytes, protobuf: bool) -> int:
+    """How many log records an OTLP ``ExportLogsServiceRequest`` holds (protobuf or JSON).
+
+    Only the structure is read: no record's body or attributes are turned into values."""
+    if protobuf:
+        from google.protobuf.message import DecodeError
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+            ExportLogsServiceRequest,
+        )
+
+        try:
+            request = ExportLogsServiceRequest.FromString(body)
+        except DecodeError:
+            raise ContractViolation(
+                "body is not an OTLP ExportLogsServiceRequest (protobuf)"
+            ) from None
+        return sum(
+            len(scope_logs.log_records)
+            for resource_logs in request.resource_logs
+            for scope_logs in resource_logs.scope_logs
+        )
+    try:
+        request_json = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise ContractViolation("body is not JSON") from None
+    records = 0
+    for path, resource_logs in _items(request_json, "resourceLogs", "body"):
+        for scope_path, scope_logs in _items(resource_logs, "scopeLogs", path):
+            records += sum(1 for _ in _items(scope_logs, "logRecords", scope_path))
+    return records
+
+
 def _object(value: Any, path: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ContractViolation(f"{path}: expected an object", path)

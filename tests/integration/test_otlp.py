@@ -437,3 +437,49 @@ def test_a_call_that_breaks_the_ledger_is_stored_as_sent_and_flagged(
         post(otlp_ingest[0], retimed("genai_openai.json"))  # a later request flushes the summary
         summary = "".join(p.read_text() for p in otlp_ingest[1].glob("*.log"))
         time.sleep(0.5)
+
+
+def test_content_capture_on_stores_no_content_and_refuses_the_details_log_event(
+    otlp_ingest: Any, tap: Any
+) -> None:
+    """An app with content capture on sends its prompts in span attributes and in the
+    ``gen_ai.client.inference.operation.details`` log event: the calls are stored without them,
+    and ``/v1/logs`` answers that its records are not stored (and counts them)."""
+    url, logs = otlp_ingest
+    with fake_llm() as llm:
+        env = {
+            **os.environ,
+            "FAKE_LLM_URL": llm,
+            "OTLP_ENDPOINT": url,
+            "OTLP_TOKEN": TOKEN,
+            "OTEL_SDK_DISABLED": "false",
+            "CAPTURE_CONTENT": "1",
+        }
+        done = subprocess.run(
+            [sys.executable, str(OFFICIAL_APP), "openai"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    stored = calls(tap, 3)
+    assert len(stored) == 3 and stored[0]["props"]["input_tokens"] == 400
+    deadline = time.monotonic() + 30
+    while dropped_log_records(logs) < 3:  # one details event per call
+        assert time.monotonic() < deadline, "no summary counted the log records"
+        post(url, retimed("genai_openai.json"))  # a later request flushes the summary
+        time.sleep(0.5)
+    logged = "".join(p.read_text() for p in logs.glob("*.log"))
+    assert "SECRET-PROMPT-CANARY" not in logged + json.dumps(stored)
+
+
+def dropped_log_records(logs: Path) -> int:
+    """The log records the ingest summaries counted as dropped so far."""
+    total = 0
+    for log in logs.glob("*.log"):
+        for line in log.read_text().splitlines():
+            if '"ingest summary"' in line:
+                total += json.loads(line).get("otlp_log_records_dropped", 0)
+    return total

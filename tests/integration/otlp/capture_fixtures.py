@@ -4,7 +4,7 @@ tests.integration.otlp.capture_fixtures``.
 For each source of ``official_app.py`` it runs the app against the fake LLM server, receives
 what its exporter sends (OTLP/HTTP protobuf, as ingest would) on a local capture server, and
 writes the export as OTLP/JSON (hex ids, as the OTLP/JSON encoding has them) to
-``tests/fixtures/otlp/genai_<source>.json``. The files are committed; rerun this when an
+``genai_<source>.json`` in the golden fixtures folder. The files are committed; rerun this when an
 instrumentation's release changes what it sends, and review the diff.
 """
 

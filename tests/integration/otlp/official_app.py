@@ -5,7 +5,9 @@ base URL), ``OTLP_ENDPOINT`` (ingest's base URL, or the capture server of
 ``capture_fixtures.py``) and ``OTLP_TOKEN``. The sources: the official instrumentations
 ``openai``, ``anthropic`` and ``google-genai``, and OpenLIT on the Anthropic SDK
 (``openlit-anthropic``). Each provider's real SDK makes three calls against the fake server:
-plain, streamed and failing.
+plain, streamed and failing. With ``CAPTURE_CONTENT=1`` an official instrumentation records
+message content in its spans and sends the ``gen_ai.client.inference.operation.details`` log
+event to ``OTLP_ENDPOINT``'s ``/v1/logs``, as an app with content capture turned on does.
 """
 
 from __future__ import annotations
@@ -89,6 +91,21 @@ CALLS: dict[str, Callable[..., None]] = {
 }
 
 
+def send_content_events(endpoint: str, headers: dict[str, str]) -> None:
+    """Content in the spans and in the details log event, exported to ``/v1/logs``."""
+    from opentelemetry import _logs
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+
+    os.environ["OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"] = "SPAN_AND_EVENT"
+    os.environ["OTEL_INSTRUMENTATION_GENAI_EMIT_EVENT"] = "true"
+    logs = LoggerProvider()
+    exporter = OTLPLogExporter(endpoint=f"{endpoint}/v1/logs", headers=headers)
+    logs.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    _logs.set_logger_provider(logs)
+
+
 def main(source: str) -> None:
     endpoint, token = os.environ["OTLP_ENDPOINT"], os.environ["OTLP_TOKEN"]
     headers = {"Authorization": f"Bearer {token}"}
@@ -110,7 +127,13 @@ def main(source: str) -> None:
         exporter = OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", headers=headers)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
+        if os.environ.get("CAPTURE_CONTENT") == "1":
+            send_content_events(endpoint, headers)
         CALLS[source](os.environ["FAKE_LLM_URL"])
+        if os.environ.get("CAPTURE_CONTENT") == "1":
+            from opentelemetry import _logs
+
+            _logs.get_logger_provider().force_flush()  # type: ignore[attr-defined]
     provider_now: Any = trace.get_tracer_provider()
     provider_now.force_flush()
     print("done", flush=True)

@@ -101,3 +101,66 @@ def test_an_export_without_genai_calls_publishes_nothing(make_handler, make_publ
     answer = otlp(handler_with(make_handler, publisher), json.dumps(data).encode())
     assert answer.status == 200 and answer.body == {"partialSuccess": {}}
     assert publisher.batches == []
+
+
+def logs_json(records: int) -> bytes:
+    """A log export carrying ``records`` GenAI content events (the new details event)."""
+    record = {
+        "timeUnixNano": str(NOW_NS),
+        "eventName": "gen_ai.client.inference.operation.details",
+        "body": {"stringValue": "SECRET-PROMPT-CANARY"},
+    }
+    scope = {"scope": {"name": "opentelemetry.instrumentation.genai.openai"}}
+    scope["logRecords"] = [record] * records
+    return json.dumps({"resourceLogs": [{"scopeLogs": [scope]}]}).encode()
+
+
+def test_log_exports_are_counted_refused_and_never_stored(make_handler, make_publisher) -> None:
+    publisher = make_publisher()
+    handler = handler_with(make_handler, publisher)
+    answer = handler.handle(
+        "POST",
+        "/v1/logs",
+        {"Content-Type": "application/json", "Authorization": "Bearer tok-1"},
+        io.BytesIO(logs_json(3)),
+    )
+    assert answer.status == 200
+    partial = answer.body["partialSuccess"]
+    assert partial["rejectedLogRecords"] == 3 and "not stored" in partial["errorMessage"]
+    assert publisher.events == []
+
+
+def test_log_exports_in_protobuf_are_answered_in_protobuf(make_handler, make_publisher) -> None:
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+        ExportLogsServiceRequest,
+        ExportLogsServiceResponse,
+    )
+    from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
+
+    request = ExportLogsServiceRequest(
+        resource_logs=[ResourceLogs(scope_logs=[ScopeLogs(log_records=[LogRecord()] * 2)])]
+    )
+    answer = handler_with(make_handler, make_publisher()).handle(
+        "POST",
+        "/v1/logs",
+        {"Content-Type": "application/x-protobuf", "Authorization": "Bearer tok-1"},
+        io.BytesIO(request.SerializeToString()),
+    )
+    assert answer.status == 200 and answer.headers["Content-Type"] == "application/x-protobuf"
+    response = ExportLogsServiceResponse.FromString(answer.raw or b"")
+    assert response.partial_success.rejected_log_records == 2
+
+
+def test_log_exports_need_a_token_and_an_export_body(make_handler, make_publisher) -> None:
+    handler = handler_with(make_handler, make_publisher())
+    no_token = handler.handle(
+        "POST", "/v1/logs", {"Content-Type": "application/json"}, io.BytesIO(logs_json(1))
+    )
+    assert no_token.status == 401
+    bad = handler.handle(
+        "POST",
+        "/v1/logs",
+        {"Content-Type": "application/json", "Authorization": "Bearer tok-1"},
+        io.BytesIO(b'{"resourceLogs": {}}'),
+    )
+    assert bad.status == 400 and "resourceLogs: expected a list" in bad.body["error"]
