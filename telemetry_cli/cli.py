@@ -27,6 +27,7 @@ from telemetry_cli.commands.generate import generate
 from telemetry_cli.commands.lifecycle import archive, audit, erase, retention
 from telemetry_cli.commands.logs import logs
 from telemetry_cli.commands.migrate import migrate
+from telemetry_cli.commands.otlp import otlp
 from telemetry_cli.commands.query import query
 from telemetry_cli.commands.registry import registry
 from telemetry_cli.commands.sampling import sampling
@@ -106,6 +107,7 @@ for _command in (
     dlq,
     snapshot,
     query,
+    otlp,
     check,
     logs,
     retention,

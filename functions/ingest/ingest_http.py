@@ -20,7 +20,8 @@ import orjson
 
 from shared.contract.intake import Intake, IntakeResult
 from shared.contract.openapi import OPENAPI_PATH, openapi_document
-from shared.contract.pipeline_events import intake_events
+from shared.contract.otlp_report import OtlpTally
+from shared.contract.pipeline_events import intake_events, otlp_events
 from shared.errors import ContractViolation, ServiceUnavailable
 from shared.http import (
     Answer,
@@ -135,6 +136,7 @@ class IngestHandler:
             logger, "ingest summary", settings.telemetry_log_summary_s, on_flush=self._store_counts
         )
         self._otlp: OtlpHandler | None = None
+        self.otlp_tally = OtlpTally()
 
     @property
     def otlp(self) -> OtlpHandler:
@@ -163,9 +165,9 @@ class IngestHandler:
     ) -> None:
         """Publish the interval's intake counts as ``pipeline.intake`` events (the rejected-event
         rate's source), beside the summary log line that also holds them."""
-        events = intake_events(
-            counts, groups.get("rejected_by_field", {}), self.clock(), self.instance
-        )
+        now = self.clock()
+        events = intake_events(counts, groups.get("rejected_by_field", {}), now, self.instance)
+        events += otlp_events(self.otlp_tally.take(), now, self.instance)
         self.floods.flush()
         logger.info(
             "rate limiter keys",
@@ -243,6 +245,7 @@ class IngestHandler:
                 logger.exception("OTLP export failed unexpectedly")
                 answer = Answer(500, {"error": "internal error; the export was not accepted"})
                 outcome = OtlpOutcome(answer, error="internal error")
+            self.otlp_tally.add(outcome.tally)
             self.summary.add(outcome.counts(), {"token_anomalies": outcome.token_anomalies})
             status = outcome.answer.status
             if status != 200 or outcome.rejected:

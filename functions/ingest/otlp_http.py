@@ -33,6 +33,7 @@ import orjson
 
 from shared.contract import otlp
 from shared.contract.intake import Intake, IntakeResult, Rejection
+from shared.contract.otlp_report import Row, attribute_name
 from shared.errors import ContractViolation, ServiceUnavailable
 from shared.http import (
     Answer,
@@ -68,6 +69,8 @@ class OtlpOutcome:
     token_anomalies: Counter[str] = field(default_factory=Counter)
     #: Log records of a ``/v1/logs`` export, none of them stored.
     log_records: int = 0
+    #: What this request's exports came to per instrumentation (``otlp_report.py``).
+    tally: Counter[Row] = field(default_factory=Counter)
 
     def counts(self) -> dict[str, int]:
         """The summary's counts of this request."""
@@ -145,11 +148,13 @@ class OtlpHandler:
             records = otlp.count_log_records(raw, encoding == PROTOBUF)
         except ContractViolation as exc:
             return OtlpOutcome(self._error(encoding, 400, exc.reason), error=exc.reason)
-        refused = self._limit(encoding, token, records)
+        total = sum(records.values())
+        refused = self._limit(encoding, token, total)
         if refused is not None:
             return refused
-        outcome = OtlpOutcome(Answer(200, None), log_records=records)
-        outcome.answer = _logs_partial_success(encoding, records)
+        outcome = OtlpOutcome(_logs_partial_success(encoding, total), log_records=total)
+        for (scope, version), count in records.items():
+            outcome.tally[(scope, version, "log_records", "")] += count
         return outcome
 
     def _read(
@@ -197,24 +202,37 @@ class OtlpHandler:
         self, encoding: str, spans: list[otlp.SpanRecord], traceparent: str | None
     ) -> OtlpOutcome:
         outcome = OtlpOutcome(Answer(200, None), spans=len(spans))
+        tally = outcome.tally
         events: list[Any] = []
+        scope_of: dict[str, tuple[str, str]] = {}  # each call's event id: its span's scope
         reasons: list[str] = []
         for span in spans:
+            scope = (span.scope_name, span.scope_version)
+            tally[(*scope, "spans", "")] += 1
+            for key in span.dropped:
+                tally[(*scope, "dropped_attribute", attribute_name(key))] += 1
+            if span.events:
+                tally[(*scope, "span_events", "")] += span.events
             if not genai.is_genai(span):
                 outcome.not_genai += 1
+                tally[(*scope, "not_genai", "")] += 1
                 continue
             if not genai.is_model_call(span):
                 outcome.not_model_calls += 1
+                tally[(*scope, "not_model_call", "")] += 1
                 continue
             try:
                 event = genai.to_llm_call(span)
             except ContractViolation as exc:
                 reasons.append(f"span {span.span_id}: {exc.reason}")
+                tally[(*scope, "refused", exc.field or "span")] += 1
                 continue
             events.append(event)
+            scope_of[event["event_id"]] = scope
             anomaly = event["props"].get("token_anomaly")
             if anomaly is not None:
                 outcome.token_anomalies[f"{anomaly} {event['props']['token_source']}"] += 1
+                tally[(*scope, "token_anomaly", anomaly)] += 1
         received_at = self.clock()
         incident = self.flags.sampling_override(received_at)
         if events:
@@ -225,6 +243,12 @@ class OtlpHandler:
         else:  # nothing to store: no GenAI call in the export, or none that maps
             result = self.intake.process_events([], {}, received_at, incident)
         reasons += [_reason(r) for r in result.rejected]
+        for rejection in result.rejected:
+            scope = scope_of.get(rejection.event_id or "", ("", ""))
+            tally[(*scope, "refused", rejection.field or "event")] += 1
+        calls = Counter(scope_of[e.event_id] for e in result.accepted if e.event_id in scope_of)
+        for scope, count in calls.items():
+            tally[(*scope, "calls", "")] += count
         outcome.result = result
         outcome.rejected = len(reasons)
         if result.accepted:

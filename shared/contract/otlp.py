@@ -2,7 +2,8 @@
 
 Only the attributes the GenAI mapping reads are decoded (:data:`shared.llm.genai.WANTED`):
 message content (``gen_ai.input.messages``, prompts, completions, tool arguments) is never
-even turned into a Python string, so it cannot reach storage or a log line.
+even turned into a Python string, so it cannot reach storage or a log line. The names of a
+span's other attributes are kept, for ``telemetry otlp report``; their values never are.
 
 OTLP/JSON is not protobuf's own JSON mapping: trace and span ids are hex, not base64, and every
 int64 may be a number or a string (``{"intValue": "25"}``); both are read here, as are the
@@ -52,6 +53,10 @@ class SpanRecord:
     #: The instrumentation scope that made the span (its library), and its version.
     scope_name: str = ""
     scope_version: str = ""
+    #: The names of the span's own attributes that were not decoded (never their values).
+    dropped: tuple[str, ...] = ()
+    #: Span events (where older instrumentations put message content), never decoded.
+    events: int = 0
 
 
 def decode_protobuf(body: bytes, wanted: Wanted) -> list[SpanRecord]:
@@ -74,7 +79,8 @@ def decode_protobuf(body: bytes, wanted: Wanted) -> list[SpanRecord]:
             scope_name, scope_version = scope_spans.scope.name, scope_spans.scope.version
             for span in scope_spans.spans:
                 attributes = dict(resource)
-                attributes.update(_proto_attributes(span.attributes, wanted))
+                dropped: list[str] = []
+                attributes.update(_proto_attributes(span.attributes, wanted, dropped))
                 spans.append(
                     SpanRecord(
                         span.trace_id.hex(),
@@ -86,18 +92,24 @@ def decode_protobuf(body: bytes, wanted: Wanted) -> list[SpanRecord]:
                         attributes,
                         scope_name,
                         scope_version,
+                        tuple(dropped),
+                        len(span.events),
                     )
                 )
     return spans
 
 
-def _proto_attributes(attributes: Any, wanted: Wanted) -> dict[str, Any]:
+def _proto_attributes(
+    attributes: Any, wanted: Wanted, dropped: list[str] | None = None
+) -> dict[str, Any]:
     keys, prefixes = wanted.keys, wanted.prefixes  # inlined: this loop is the hot path
     out: dict[str, Any] = {}
     for kv in attributes:
         key = kv.key
         if key in keys or key.startswith(prefixes):
             out[key] = _proto_value(kv.value)
+        elif dropped is not None:
+            dropped.append(key)
     return out
 
 
@@ -131,7 +143,9 @@ def decode_json(body: bytes, wanted: Wanted) -> list[SpanRecord]:
             scope_version = str(scope.get("version") or "")[:64]
             for span_path, span in _items(scope_spans, "spans", scope_path):
                 attributes = dict(resource)
-                attributes.update(_json_attributes(span, span_path, wanted))
+                dropped: list[str] = []
+                attributes.update(_json_attributes(span, span_path, wanted, dropped))
+                events = span.get("events") or []
                 status = _object(span.get("status") or {}, f"{span_path}.status")
                 spans.append(
                     SpanRecord(
@@ -144,15 +158,19 @@ def decode_json(body: bytes, wanted: Wanted) -> list[SpanRecord]:
                         attributes,
                         scope_name,
                         scope_version,
+                        tuple(dropped),
+                        len(events) if isinstance(events, list) else 0,
                     )
                 )
     return spans
 
 
-def count_log_records(body: bytes, protobuf: bool) -> int:
-    """How many log records an OTLP ``ExportLogsServiceRequest`` holds (protobuf or JSON).
+def count_log_records(body: bytes, protobuf: bool) -> dict[tuple[str, str], int]:
+    """How many log records an OTLP ``ExportLogsServiceRequest`` holds (protobuf or JSON), by
+    instrumentation scope ``(name, version)``.
 
     Only the structure is read: no record's body or attributes are turned into values."""
+    records: dict[tuple[str, str], int] = {}
     if protobuf:
         from google.protobuf.message import DecodeError
         from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -165,19 +183,24 @@ def count_log_records(body: bytes, protobuf: bool) -> int:
             raise ContractViolation(
                 "body is not an OTLP ExportLogsServiceRequest (protobuf)"
             ) from None
-        return sum(
-            len(scope_logs.log_records)
-            for resource_logs in request.resource_logs
-            for scope_logs in resource_logs.scope_logs
-        )
+        for resource_logs in request.resource_logs:
+            for scope_logs in resource_logs.scope_logs:
+                scope = (scope_logs.scope.name[:256], scope_logs.scope.version[:64])
+                records[scope] = records.get(scope, 0) + len(scope_logs.log_records)
+        return records
     try:
         request_json = orjson.loads(body)
     except orjson.JSONDecodeError:
         raise ContractViolation("body is not JSON") from None
-    records = 0
     for path, resource_logs in _items(request_json, "resourceLogs", "body"):
         for scope_path, scope_logs in _items(resource_logs, "scopeLogs", path):
-            records += sum(1 for _ in _items(scope_logs, "logRecords", scope_path))
+            scope_json = _object(scope_logs.get("scope") or {}, f"{scope_path}.scope")
+            scope = (
+                str(scope_json.get("name") or "")[:256],
+                str(scope_json.get("version") or "")[:64],
+            )
+            count = sum(1 for _ in _items(scope_logs, "logRecords", scope_path))
+            records[scope] = records.get(scope, 0) + count
     return records
 
 
@@ -199,7 +222,9 @@ def _items(parent: Any, key: str, path: str) -> Iterator[tuple[str, dict[str, An
         yield item_path, _object(value, item_path)
 
 
-def _json_attributes(holder: Mapping[str, Any], path: str, wanted: Wanted) -> dict[str, Any]:
+def _json_attributes(
+    holder: Mapping[str, Any], path: str, wanted: Wanted, dropped: list[str] | None = None
+) -> dict[str, Any]:
     attributes = holder.get("attributes")
     if attributes is None:
         attributes = []
@@ -211,6 +236,8 @@ def _json_attributes(holder: Mapping[str, Any], path: str, wanted: Wanted) -> di
             raise ContractViolation(f"{path}.attributes[{index}]: expected {{key, value}}")
         if wanted(kv["key"]):
             out[kv["key"]] = _json_value(kv.get("value"), f"{path}.attributes[{index}].value")
+        elif dropped is not None:
+            dropped.append(kv["key"])
     return out
 
 

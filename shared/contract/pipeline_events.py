@@ -1,4 +1,5 @@
-"""The pipeline's own events: ingest's counts per summary interval, stored like any event.
+"""The pipeline's own events: ingest's counts per summary interval, stored like any event
+(beacon intake in ``pipeline.intake``, OTLP exports per instrumentation in ``pipeline.otlp``).
 
 Ingest refuses a client's ``pipeline.*`` event (``SERVER_ONLY_CATEGORIES``); it builds these in
 their stored form itself, so the rejected-event rate is a metric of the catalog like the others.
@@ -11,9 +12,12 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 
+from shared.contract.otlp_report import Row
 from shared.contract.stored_event import StoredEvent
 
 INTAKE_EVENT = "pipeline.intake"
+#: What ingest's OTLP routes made of each instrumentation's exports (``otlp_report.py``).
+OTLP_EVENT = "pipeline.otlp"
 #: The reason of the totals row.
 ALL_REASONS = "all"
 _REASON_UNSAFE = re.compile(r"[^A-Za-z0-9_.\[\]-]")
@@ -58,3 +62,29 @@ def intake_events(
         zero = {"received": 0, "accepted": 0, "sampled_out": 0}
         out.append(event(_reason(field), {**zero, "rejected": int(rejected)}))
     return out
+
+
+def otlp_events(rows: Mapping[Row, int], now: datetime, instance: str) -> list[StoredEvent]:
+    """One ``pipeline.otlp`` event per (scope, version, measure, item) of an interval."""
+    session = f"pipeline-ingest-{instance}"
+    return [
+        StoredEvent(
+            event_id=str(uuid.uuid4()),
+            name=OTLP_EVENT,
+            version=1,
+            category="pipeline",
+            event_ts=now,
+            received_at=now,
+            session_id=session,
+            props={
+                "otlp_scope": scope or "(none)",
+                "otlp_scope_version": version,
+                "measure": measure,
+                "item": item,
+                "occurrences": int(count),
+            },
+            sample_rate=1.0,
+        )
+        for (scope, version, measure, item), count in sorted(rows.items())
+        if count
+    ]

@@ -13,18 +13,21 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import text
 
 from shared.contract import otlp
 from shared.llm import genai
 from shared.policy.privacy import Pseudonymiser
 from shared.pubsub.message import event_dicts
-from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring
-from shared.storage.hot.engine import make_engine
+from shared.settings import DEV_PSEUDONYM_KEY, parse_keyring, reset_settings
+from shared.storage.hot.engine import dispose_engine, make_engine
+from telemetry_cli.cli import cli
 from tests.integration.otlp.fake_llm import LEDGER, fake_llm
 
 pytestmark = pytest.mark.integration
@@ -483,3 +486,60 @@ def dropped_log_records(logs: Path) -> int:
             if '"ingest summary"' in line:
                 total += json.loads(line).get("otlp_log_records_dropped", 0)
     return total
+
+
+def test_the_otlp_report_lists_each_sources_drops_by_name_never_by_value(
+    services: Any, otlp_ingest: Any, sink_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Content capture on: the report names the content attributes the official openai
+    instrumentation sent and how often, the log records refused and the calls stored, read
+    from the pipeline.otlp events that went through the sink into the hot tier."""
+    url, _ = otlp_ingest
+    with fake_llm() as llm:
+        env = {
+            **os.environ,
+            "FAKE_LLM_URL": llm,
+            "OTLP_ENDPOINT": url,
+            "OTLP_TOKEN": TOKEN,
+            "OTEL_SDK_DISABLED": "false",
+            "CAPTURE_CONTENT": "1",
+        }
+        done = subprocess.run(
+            [sys.executable, str(OFFICIAL_APP), "openai"], env=env, timeout=120, check=False
+        )
+    assert done.returncode == 0
+    engine = make_engine(services.database_url)
+    query = text(
+        "SELECT count(*) FROM telemetry_events WHERE name = 'pipeline.otlp'"
+        " AND props->>'measure' = 'log_records'"
+    )
+    deadline = time.monotonic() + 60
+    while True:
+        with engine.connect() as conn:
+            if conn.execute(query).scalar_one():
+                break
+        assert time.monotonic() < deadline, "no pipeline.otlp events reached the hot tier"
+        post(url, retimed("genai_openai.json"))  # a later request flushes the summary
+        time.sleep(0.5)
+    for name, value in services.env().items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
+    dispose_engine()
+    try:
+        today = datetime.now(UTC).strftime("%Y-%m-%d")
+        result = CliRunner().invoke(
+            cli, ["otlp", "report", "--since", today, "--format", "json"], catch_exceptions=False
+        )
+        text_result = CliRunner().invoke(cli, ["otlp", "report", "--since", today])
+    finally:
+        reset_settings()
+        dispose_engine()
+    assert result.exit_code == 0, result.output
+    sources = {s["scope"]: s for s in json.loads(result.output)}
+    openai_source = sources["opentelemetry.instrumentation.genai.openai"]
+    assert openai_source["version"] and openai_source["calls"] >= 3
+    assert openai_source["log_records"] >= 3
+    dropped = openai_source["by_item"]["dropped_attribute"]
+    assert dropped["gen_ai.input.messages"] >= 3 and dropped["server.address"] >= 3
+    assert "SECRET-PROMPT-CANARY" not in result.output + text_result.output
+    assert "attributes dropped, by name" in text_result.output

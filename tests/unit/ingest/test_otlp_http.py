@@ -164,3 +164,20 @@ def test_log_exports_need_a_token_and_an_export_body(make_handler, make_publishe
         io.BytesIO(b'{"resourceLogs": {}}'),
     )
     assert bad.status == 400 and "resourceLogs: expected a list" in bad.body["error"]
+
+
+def test_each_export_is_tallied_per_instrumentation(make_handler, make_publisher) -> None:
+    handler = handler_with(make_handler, make_publisher())
+    otlp(handler, body())
+    handler.handle(
+        "POST",
+        "/v1/logs",
+        {"Content-Type": "application/json", "Authorization": "Bearer tok-1"},
+        io.BytesIO(logs_json(2)),
+    )
+    rows = handler.otlp_tally.take()
+    scopes = {row[0] for row in rows}
+    assert "opentelemetry.instrumentation.genai.openai" in scopes  # the log export's scope
+    assert rows[("opentelemetry.instrumentation.genai.openai", "", "log_records", "")] == 2
+    spans = {row: n for row, n in rows.items() if row[2] in ("spans", "calls")}
+    assert sorted(spans.values()) == [1, 1]
