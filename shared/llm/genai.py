@@ -248,12 +248,13 @@ def to_llm_call(span: SpanRecord) -> dict[str, Any]:
         props["token_anomaly"] = anomaly
     for kind in TOKEN_KINDS:
         props[kind] = getattr(usage, kind)
-    props.update(cost_props(provider, model, usage))
+    started = datetime.fromtimestamp(span.start_ns / 1e9, UTC)
+    props.update(cost_props(provider, model, usage, started))
     event: dict[str, Any] = {
         "event_id": event_id(span),
         "name": "llm.call",
         "version": LLM_CALL_VERSION,
-        "ts": datetime.fromtimestamp(span.start_ns / 1e9, UTC).isoformat(),
+        "ts": started.isoformat(),
         "session_id": _text(attributes.get("session.id"), 128) or f"trace-{span.trace_id}",
         "props": props,
     }

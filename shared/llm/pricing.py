@@ -3,12 +3,18 @@
 Each token kind has its own price: uncached input, cached input read, cache write, output and
 reasoning; cached tokens are priced once, at their own rate. A model with no price is not an
 error: :meth:`PriceTable.cost` returns ``None`` and a note saying why.
+
+A model's prices may change over time: its entry is then a list of prices, each with the day
+it applies ``from`` (UTC; the first may leave it out: since always). A call is priced by the
+entry in force when it was made, so a price change applies from its date and never before,
+and a reprice of past calls keeps each at the price of its own day.
 """
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,30 +51,62 @@ class Cost:
     note: str | None = None
 
 
+#: One model's prices from a day on (``None``: since always).
+Dated = tuple[date | None, dict[str, Decimal]]
+
+
+def _dated(entry: Any, where: str) -> tuple[Dated, ...]:
+    """A model's entry (one price mapping, or a list of them with ``from`` days), oldest first."""
+    entries = entry if isinstance(entry, list) else [entry]
+    dated: list[Dated] = []
+    for index, given in enumerate(entries):
+        prices = dict(given)
+        start = prices.pop("from", None)
+        if start is not None and not isinstance(start, date):
+            start = date.fromisoformat(str(start))
+        if start is None and index:
+            raise ValueError(f"{where}: only the first of several prices may leave out `from`")
+        dated.append((start, {k: Decimal(str(v)) for k, v in prices.items()}))
+    days = [d for d, _ in dated if d is not None]
+    if days != sorted(set(days)):
+        raise ValueError(f"{where}: the `from` days must be in order, each once")
+    return tuple(dated)
+
+
 class PriceTable:
-    """Prices per provider and model, with the table's version."""
+    """Prices per provider and model (each dated where it changed), with the table's version."""
 
     def __init__(self, data: dict[str, Any]) -> None:
         self.version = str(data["version"])
-        self._models: dict[str, dict[str, dict[str, Decimal]]] = {
+        self._models: dict[str, dict[str, tuple[Dated, ...]]] = {
             provider: {
-                model: {k: Decimal(str(v)) for k, v in prices.items()}
-                for model, prices in models.items()
+                model: _dated(entry, f"{provider}/{model}") for model, entry in models.items()
             }
             for provider, models in data["models"].items()
         }
-        self._found: dict[tuple[str, str], dict[str, Decimal] | None] = {}
+        self._found: dict[tuple[str, str], tuple[Dated, ...] | None] = {}
 
-    def prices_for(self, provider: str, model: str) -> dict[str, Decimal] | None:
-        """The prices of a model; an unknown dated variant falls back to its base name."""
+    def prices_for(
+        self, provider: str, model: str, on: date | None = None
+    ) -> dict[str, Decimal] | None:
+        """The prices of a model on day ``on`` (UTC; None: today); an unknown dated variant
+        falls back to its base name."""
         key = (provider, model)
         if key not in self._found:
             if len(self._found) > 4096:  # bounded: model names come from outside
                 self._found.clear()
             self._found[key] = self._look_up(provider, model)
-        return self._found[key]
+        dated = self._found[key]
+        if dated is None:
+            return None
+        day = on or datetime.now(UTC).date()
+        in_force = None
+        for start, prices in dated:
+            if start is None or start <= day:
+                in_force = prices
+        return in_force
 
-    def _look_up(self, provider: str, model: str) -> dict[str, Decimal] | None:
+    def _look_up(self, provider: str, model: str) -> tuple[Dated, ...] | None:
         models = self._models.get(provider, {})
         if model in models:
             return models[model]
@@ -77,11 +115,15 @@ class PriceTable:
                 return models[known]
         return None
 
-    def cost(self, provider: str, model: str, usage: Usage) -> Cost:
-        """Cost of one call in USD under this table."""
-        prices = self.prices_for(provider, model)
+    def cost(self, provider: str, model: str, usage: Usage, at: datetime | None = None) -> Cost:
+        """Cost of one call made at ``at`` (None: now) in USD under this table."""
+        on = at.astimezone(UTC).date() if at is not None else None
+        prices = self.prices_for(provider, model, on)
         if prices is None:
-            return Cost(None, self.version, f"no price for {provider}/{model} in {self.version}")
+            known = self._found.get((provider, model)) is not None
+            when = f" on {on or datetime.now(UTC).date()}" if known else ""
+            note = f"no price for {provider}/{model}{when} in {self.version}"
+            return Cost(None, self.version, note)
         zero = Decimal(0)
         output = prices.get("output", zero)
         tokens = (
@@ -107,10 +149,13 @@ def default_price_table() -> PriceTable:
     return load_price_table()
 
 
-def cost_props(provider: str, model: str, usage: Usage) -> dict[str, Any]:
-    """The ``llm.call`` props of a call's cost: ``cost_usd``, ``price_version`` and, when the
-    model has no price, ``cost_note`` (the decorator and OTLP ingest both use this)."""
-    cost = default_price_table().cost(provider, model, usage)
+def cost_props(
+    provider: str, model: str, usage: Usage, at: datetime | None = None
+) -> dict[str, Any]:
+    """The ``llm.call`` props of a call's cost at ``at`` (None: now): ``cost_usd``,
+    ``price_version`` and, when the model has no price, ``cost_note`` (the decorator and OTLP
+    ingest both use this)."""
+    cost = default_price_table().cost(provider, model, usage, at)
     props: dict[str, Any] = {
         "cost_usd": float(cost.usd) if cost.usd is not None else None,
         "price_version": cost.price_version,

@@ -1,5 +1,5 @@
 """Cost reconciliation: past calls' ``cost_usd`` recomputed from their stored tokens under the
-current price table.
+current price table, each at the price in force on its own day.
 
 Prices change and tables get corrected; a dashboard that mixes price versions misleads. A
 reprice reads the hot tier's calls since a day, recomputes each cost with the same
@@ -114,7 +114,7 @@ def _recompute(
         **{kind: int(values[kind] or 0) for kind in TOKEN_KINDS},
         audio_seconds=float(values["audio_seconds"] or 0.0),
     )
-    cost = prices.cost(values["provider"], values["model"], usage)
+    cost = prices.cost(values["provider"], values["model"], usage, values["ts"])
     delta = report.models.setdefault((values["provider"], values["model"]), ModelDelta())
     delta.calls += 1
     before = values["cost_usd"]

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
+
+import pytest
 
 from shared.llm.pricing import PriceTable, Usage, default_price_table
 
@@ -55,3 +58,48 @@ def test_bundled_table_loads_with_a_version() -> None:
     table = default_price_table()
     assert table.version
     assert table.prices_for("anthropic", "claude-sonnet-4") is not None
+
+
+DATED = PriceTable(
+    {
+        "version": "t2",
+        "models": {
+            "openai": {
+                "m": [
+                    {"input": 10, "output": 20},
+                    {"from": "2026-12-01", "input": 5, "output": 10},
+                ],
+                "launched": [{"from": "2026-06-01", "input": 1}],
+            }
+        },
+    }
+)
+
+
+def test_a_price_change_applies_from_its_day_and_not_before() -> None:
+    million = Usage(input_tokens=10**6)
+    before = datetime(2026, 11, 30, 23, 59, tzinfo=UTC)
+    after = datetime(2026, 12, 1, 0, 0, tzinfo=UTC)
+    assert DATED.cost("openai", "m", million, before).usd == Decimal(10)
+    assert DATED.cost("openai", "m", million, after).usd == Decimal(5)
+    assert DATED.cost("openai", "m-2026", million, after).usd == Decimal(5)  # a dated variant
+
+
+def test_a_call_before_a_models_first_price_has_none_and_says_so() -> None:
+    early = DATED.cost(
+        "openai", "launched", Usage(input_tokens=1), datetime(2026, 1, 1, tzinfo=UTC)
+    )
+    assert early.usd is None and early.note == "no price for openai/launched on 2026-01-01 in t2"
+    assert DATED.cost("openai", "launched", Usage(input_tokens=10**6)).usd == Decimal(1)
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ([{"input": 1}, {"input": 2}], "only the first"),
+        ([{"from": "2026-02-01", "input": 1}, {"from": "2026-01-01", "input": 2}], "in order"),
+    ],
+)
+def test_dated_prices_must_be_ordered_and_dated(entry: list[dict[str, object]], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        PriceTable({"version": "x", "models": {"p": {"m": entry}}})
