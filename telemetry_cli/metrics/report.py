@@ -4,6 +4,10 @@ For people without Grafana: the same metrics, grouped like the dashboards, each 
 and critical thresholds and a link to its runbook, plus the alerts the period's values would
 have sent (the backtest's state machine). plotly.js is embedded in the page, so it opens offline
 with no CDN. Each chart's ``div`` carries ``data-metric`` and ``data-points`` for checks.
+
+It shows only what happened: every series stops at the time the page is generated (a window
+that has not closed yet has no value), and a chart with nothing to draw says so and why
+(``data-empty``) instead of drawing a bare axis.
 """
 
 from __future__ import annotations
@@ -36,7 +40,21 @@ a { color: #6e9fff; } .alerts { color: #ff7383; } .quiet { color: #73bf69; }
 """
 
 
-def _figure(metric: Metric, observations: list[Observation]) -> tuple[go.Figure, int]:
+def empty_reason(metric: Metric, observations: list[Observation]) -> str:
+    """Why a metric has no point to draw in a period."""
+    if any(o.status == "error" for o in observations):
+        return "no data in this period: the metric could not be evaluated"
+    if any(o.status == "insufficient" for o in observations):
+        return (
+            "no data in this period: every window held fewer than the minimum sample of"
+            f" {metric.min_sample}"
+        )
+    return "no data in this period: no events"
+
+
+def _figure(
+    metric: Metric, observations: list[Observation], start: datetime, end: datetime
+) -> tuple[go.Figure, int]:
     fig = go.Figure()
     if metric.kind == "distribution":
         categories = sorted({c for o in observations for c in o.shares})
@@ -68,6 +86,20 @@ def _figure(metric: Metric, observations: list[Observation]) -> tuple[go.Figure,
         for level, colour in (("warn", "#fade2a"), ("critical", "#f2495c")):
             value = getattr(metric.thresholds, level)
             fig.add_hline(y=value, line={"color": colour, "dash": "dash", "width": 1})
+    if count == 0:
+        fig.data = ()
+        fig.layout.shapes = ()
+        fig.add_annotation(
+            text=empty_reason(metric, observations),
+            showarrow=False,
+            xref="paper",
+            yref="paper",
+            x=0.5,
+            y=0.5,
+            font={"size": 13, "color": "#8e8e8e"},
+        )
+        fig.update_xaxes(range=[start, end])
+        fig.update_yaxes(visible=False)
     fig.update_layout(
         template="plotly_dark",
         paper_bgcolor="#181b1f",
@@ -108,18 +140,28 @@ def render_report(
     end: datetime,
     runbook_base: str,
     live: bool = False,
+    now: datetime | None = None,
 ) -> str:
-    """The whole page."""
+    """The whole page, as of ``now`` (None: the present): nothing after it is drawn."""
+    made_at = now or datetime.now(UTC)
+    end = min(end, made_at)
     sections = []
     for title in DASHBOARDS:
         cards = []
         for metric in catalog:
             if metric.dashboard != title or metric.kind == "gauge":
                 continue
-            observations = evaluator.evaluate(metric, grid_for(metric, start, end))
+            observations = (
+                evaluator.evaluate(metric, grid_for(metric, start, end)) if start < end else []
+            )
             _, notices = replay(metric, observations)
             fired = [n for n in notices if n.kind == "firing"]
-            fig, points = _figure(metric, observations)
+            fig, points = _figure(metric, observations, start, end)
+            empty = (
+                f' data-empty="{html.escape(empty_reason(metric, observations), quote=True)}"'
+                if points == 0
+                else ""
+            )
             chart = fig.to_html(
                 full_html=False,
                 include_plotlyjs=False,
@@ -136,7 +178,8 @@ def render_report(
             runbook = html.escape(runbook_base + metric.runbook, quote=True)
             slices = _breakdowns(evaluator, metric, start, end)
             cards.append(
-                f'<div class="card" data-metric="{metric.name}" data-points="{points}">{chart}'
+                f'<div class="card" data-metric="{metric.name}" data-points="{points}"{empty}>'
+                f"{chart}"
                 f'<div class="meta">{html.escape(metric.description)} · window {metric.window}'
                 f' · {alerts} · <a href="{runbook}">runbook</a></div>{slices}</div>'
             )
@@ -145,7 +188,7 @@ def render_report(
                 f'<h2>{html.escape(title)}</h2><div class="grid">{"".join(cards)}</div>'
             )
     refresh = '<meta http-equiv="refresh" content="60">' if live else ""
-    made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    made = made_at.strftime("%Y-%m-%d %H:%M UTC")
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>Telemetry report {start:%Y-%m-%d} to {end:%Y-%m-%d}</title>{refresh}"

@@ -350,3 +350,57 @@ def test_a_breakdown_by_speaker_equals_the_metric_over_that_speakers_rows(histor
     assert drift and all(0 <= s.value <= 1 for s in drift if s.value is not None)
     with pytest.raises(ValueError, match="cannot be broken down"):
         breakdown(Evaluator(DuckDbRunner(con), registry), metric, "model", start, END)
+
+
+def test_the_report_draws_nothing_after_it_was_made_and_says_why_a_chart_is_empty(
+    history: Warm, browser: Any
+) -> None:
+    """Regression: a report asked for a period ending in the future drew values for windows
+    that had not closed, and an empty chart drew a bare axis from -1 to 6."""
+    from telemetry_cli.metrics.report import render_report
+
+    registry = default_registry()
+    con = open_views(history.settings, history.engine, registry, "both")
+    evaluator = Evaluator(DuckDbRunner(con), registry)
+    catalog = default_catalog()
+    made = END - timedelta(hours=2, minutes=29)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+    def charts(html: str) -> list[dict[str, Any]]:
+        page.set_content(html, timeout=120_000)
+        page.wait_for_function(
+            "[...document.querySelectorAll('.card')].every(c => c.querySelector('.main-svg'))",
+            timeout=120_000,
+        )
+        return list(
+            page.evaluate(
+                """() => [...document.querySelectorAll('.card')].map(c => ({
+                    metric: c.dataset.metric,
+                    empty: c.dataset.empty || null,
+                    last: Math.max(0, ...(c.querySelector('.js-plotly-plot')._fullData || [])
+                        .flatMap(t => (t.x || []).map(x => {
+                            const iso = String(x).replace(' ', 'T');
+                            return Date.parse(/(Z|[+-]\d\d:?\d\d)$/.test(iso) ? iso : iso + 'Z');
+                        }))),
+                    note: c.querySelector('.annotation-text')?.textContent || null,
+                    yticks: c.querySelectorAll('.ytick').length,
+                }))"""
+            )
+        )
+
+    recent = charts(
+        render_report(
+            catalog, evaluator, END - timedelta(days=1), END + timedelta(hours=6), "r/", now=made
+        )
+    )
+    drawn = [c for c in recent if c["empty"] is None]
+    assert drawn, recent
+    for chart in drawn:
+        assert 0 < chart["last"] <= made.timestamp() * 1000, chart
+
+    quiet = START - timedelta(days=40)
+    empty = charts(render_report(catalog, evaluator, quiet, quiet + timedelta(days=1), "r/"))
+    assert {c["metric"] for c in empty} == {m.name for m in catalog if m.kind != "gauge"}
+    for chart in empty:
+        assert chart["empty"] == "no data in this period: no events", chart
+        assert chart["note"] == chart["empty"] and chart["yticks"] == 0, chart
