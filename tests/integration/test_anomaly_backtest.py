@@ -374,7 +374,7 @@ def test_the_report_draws_nothing_after_it_was_made_and_says_why_a_chart_is_empt
         )
         return list(
             page.evaluate(
-                """() => [...document.querySelectorAll('.card')].map(c => ({
+                r"""() => [...document.querySelectorAll('.card')].map(c => ({
                     metric: c.dataset.metric,
                     empty: c.dataset.empty || null,
                     last: Math.max(0, ...(c.querySelector('.js-plotly-plot')._fullData || [])
