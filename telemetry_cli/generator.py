@@ -58,6 +58,10 @@ _FRAME_P = 0.3
 _STEELMAN_P = 0.4
 _SECOND_CALL_P = 0.5
 
+#: The user whose sessions a ``runaway_user`` incident multiplies.
+RUNAWAY_USER = "u-runaway"
+#: The operation whose prompt a ``cache_collapse`` incident changes.
+CACHE_COLLAPSE_OPERATION = "bias_prefilter"
 #: What a planted incident does to the events made while it lasts.
 INCIDENT_KINDS = {
     "llm_errors": "a fifth of LLM calls fail",
@@ -66,6 +70,8 @@ INCIDENT_KINDS = {
     "simulacra_shift": "the Simulacra level mix turns upside down",
     "token_burn": "LLM calls use ten times the tokens",
     "bad_client": "a client release sends a tenth of its node events with a negative depth",
+    "runaway_user": f"one user ({RUNAWAY_USER}) runs half of all sessions, as a script would",
+    "cache_collapse": f"the {CACHE_COLLAPSE_OPERATION} prompt stops hitting the prompt cache",
 }
 
 
@@ -180,6 +186,8 @@ class EventGenerator:
             burn = 10 if "token_burn" in self._active else 1
             prompt = max(1, int(rng.gauss(typical_in, typical_in / 4))) * burn
             cached = int(prompt * rng.uniform(0, 0.7)) if provider == "anthropic" else 0
+            if "cache_collapse" in self._active and operation == CACHE_COLLAPSE_OPERATION:
+                cached = 0
             usage = Usage(
                 input_tokens=prompt - cached,
                 output_tokens=max(1, int(rng.gauss(typical_out, typical_out / 3))),
@@ -222,6 +230,9 @@ class EventGenerator:
         conversation = f"c-{rng.randint(1, 20000)}"
         count = events or rng.randint(5, 40)
         ts = self.now - timedelta(minutes=rng.uniform(1, 55))
+        runaway = any(i.kind == "runaway_user" and i.start <= ts < i.end for i in self.incidents)
+        if runaway and rng.random() < 0.5:
+            user_id = RUNAWAY_USER
         out: list[dict[str, Any]] = []
         ui_names = [n for n in _UI_WEIGHTS if n in self._latest]
         ui_weights = [_UI_WEIGHTS[n] for n in ui_names]

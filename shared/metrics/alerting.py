@@ -13,6 +13,11 @@ Each evaluation moves a metric's :class:`AlertState` and may give :class:`Notice
   and when it ends, never silence. Too few observations (below the metric's minimum sample) hold
   the state as it is: no judgement either way.
 * An evaluation time at or before the last one is ignored, so a rerun sends nothing twice.
+* A grouped metric (``group_by``) runs one machine per group (:func:`replay_groups`): each
+  group fires, escalates and resolves on its own, with its own N of M, ``keep_firing_for`` and
+  cooldown, and its notices name the group (a pseudonym, never a raw identifier). At most
+  ``max_groups`` groups fire per evaluation run, the worst first; the others wait, and the
+  notices that are sent say how many more breach.
 
 The machine is pure: the live run keeps its state in PostgreSQL, the backtest in memory.
 """
@@ -20,6 +25,7 @@ The machine is pure: the live run keeps its state in PostgreSQL, the backtest in
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -49,6 +55,13 @@ class AlertState:
     fired_at: datetime | None = None
     resolved_at: datetime | None = None
     alert_id: str | None = None
+    #: A grouped metric's state per group (its own fields then hold the metric's conditions).
+    groups: Mapping[str, AlertState] = field(default_factory=dict)
+
+    @property
+    def firing(self) -> bool:
+        """Whether the alert, or any group's, is firing."""
+        return self.status == "firing" or any(s.status == "firing" for s in self.groups.values())
 
     def to_json(self) -> dict[str, Any]:
         """The state as stored."""
@@ -62,6 +75,8 @@ class AlertState:
         for name in ("last_eval_at", "last_breach_at", "fired_at", "resolved_at"):
             value = getattr(self, name)
             out[name] = value.isoformat() if value else None
+        if self.groups:
+            out["groups"] = {group: state.to_json() for group, state in self.groups.items()}
         return out
 
     @classmethod
@@ -77,6 +92,7 @@ class AlertState:
             history=tuple(data.get("history") or ()),
             condition=data.get("condition"),
             alert_id=data.get("alert_id"),
+            groups={g: cls.from_json(s) for g, s in (data.get("groups") or {}).items()},
             **times,
         )
 
@@ -91,15 +107,20 @@ class Notice:
     alert_id: str
     severity: Literal["info", "warning", "critical"]
     observation: Observation = field(compare=False)
+    #: The group it is about (a grouped metric), and how many more groups breach than fired.
+    group: str | None = None
+    more_groups: int = 0
 
     @property
     def key(self) -> str:
-        """Unique per metric, kind and evaluation time: the outbox's idempotency key."""
-        return f"{self.metric}|{self.kind}|{self.at.isoformat()}"
+        """Unique per metric, group, kind and evaluation time: the outbox's idempotency key."""
+        group = f"{self.group}|" if self.group is not None else ""
+        return f"{self.metric}|{group}{self.kind}|{self.at.isoformat()}"
 
 
-def _alert_id(metric: Metric, at: datetime, what: str) -> str:
-    return str(uuid.uuid5(_ALERT_IDS, f"{metric.name}|{metric.window}|{what}|{at.isoformat()}"))
+def _alert_id(metric: Metric, at: datetime, what: str, group: str | None = None) -> str:
+    scope = f"{metric.name}|{metric.window}" + (f"|{group}" if group is not None else "")
+    return str(uuid.uuid5(_ALERT_IDS, f"{scope}|{what}|{at.isoformat()}"))
 
 
 def _condition_notices(
@@ -185,3 +206,70 @@ def replay(
         current, notices = step(metric, current, obs)
         sent.extend(notices)
     return current, sent
+
+
+def _settled(metric: Metric, state: AlertState) -> bool:
+    """A group's state that holds nothing worth keeping (it would start over the same)."""
+    if state.status != "ok" or any(level != "ok" for level in state.history):
+        return False
+    return state.resolved_at is None or (
+        state.last_eval_at is not None
+        and state.last_eval_at >= state.resolved_at + metric.cooldown_td
+    )
+
+
+def _worst_first(metric: Metric, value: float | None) -> float:
+    if value is None:
+        return 0.0
+    return -value if metric.thresholds.direction == "above" else value
+
+
+def replay_groups(
+    metric: Metric,
+    observations: Mapping[str, list[Observation]],
+    states: Mapping[str, AlertState],
+) -> tuple[dict[str, AlertState], list[Notice]]:
+    """Run each group's machine over its observations; at most ``max_groups`` fire.
+
+    Groups that would fire beyond the bound keep their previous state (they fire on a later
+    run if they still breach), and the notices that are sent carry how many more breach.
+    """
+    moved: dict[str, tuple[AlertState, list[Notice]]] = {}
+    for group, group_observations in observations.items():
+        state, notices = replay(metric, group_observations, states.get(group))
+        named = [
+            replace(
+                n,
+                group=group,
+                alert_id=n.alert_id
+                if n.kind != "firing"
+                else _alert_id(metric, n.at, "firing", group),
+            )
+            for n in notices
+        ]
+        if state.alert_id is not None and any(n.kind == "firing" for n in named):
+            state = replace(state, alert_id=next(n.alert_id for n in named if n.kind == "firing"))
+        moved[group] = (state, named)
+    firing = sorted(
+        (g for g, (_, notices) in moved.items() if any(n.kind == "firing" for n in notices)),
+        key=lambda g: _worst_first(
+            metric, next(n for n in moved[g][1] if n.kind == "firing").observation.value
+        ),
+    )
+    held = set(firing[metric.max_groups :])
+    more = len(held)
+    out_states: dict[str, AlertState] = {}
+    sent: list[Notice] = []
+    for group, (state, notices) in moved.items():
+        if group in held:
+            previous = states.get(group)
+            if previous is not None:
+                out_states[group] = previous
+            continue
+        if not _settled(metric, state):
+            out_states[group] = state
+        sent.extend(replace(n, more_groups=more) if n.kind == "firing" else n for n in notices)
+    for group, state in states.items():  # groups with nothing observed keep their state
+        if group not in observations and not _settled(metric, state):
+            out_states[group] = state
+    return out_states, sorted(sent, key=lambda n: (n.at, n.group or "", n.kind))

@@ -1,7 +1,9 @@
 """The metrics catalog (``catalog.yaml``) as typed objects.
 
-A metric is a ratio of two measures, a weighted quantile of one, the drift of one's
-distribution from a baseline, or a gauge read by a probe. A measure is a filtered set of rows of
+A metric is a ratio of two measures, a total of one, a weighted quantile of one, the drift of
+one's distribution from a baseline, or a gauge read by a probe. A ratio or a total may be
+grouped (``group_by``: one alert per user, operation or model) and compared with its own
+``baseline``. A measure is a filtered set of rows of
 one hot-tier table (``telemetry_events`` by event name or category, or ``api_calls_log``)
 aggregated by count, sum or distinct count. The catalog is parsed once; the rules a person can
 break while editing it are checked by ``telemetry metrics lint``.
@@ -129,7 +131,9 @@ class Drift(_Strict):
         return value
 
 
-Kind = Literal["ratio", "quantile", "distribution", "gauge"]
+Kind = Literal["ratio", "quantile", "distribution", "gauge", "total"]
+#: The fields a metric may be grouped by: who, what for, and with which model.
+GROUP_FIELDS = ("user_key", "operation", "model", "provider")
 Source = Literal["hot", "warm", "both"]
 Channel = Literal["webhook", "topic"]
 
@@ -167,11 +171,26 @@ class Metric(_Strict):
     #: A ratio's breakdown divides each group's numerator by the whole denominator (each
     #: reason's share of everything received), not by the group's own.
     breakdown_over_total: bool = False
+    #: Alert per value of this field (the pseudonymous user, the operation, the model): each
+    #: group that breaches fires on its own, with its own N of M, keep_firing_for and cooldown.
+    group_by: str | None = None
+    #: The most groups one evaluation may fire for; the alert says how many more breach.
+    max_groups: int = Field(default=10, ge=1, le=100)
+    #: Compare each value with its own level over this period before the window (a ratio of
+    #: the two: 3.0 is three times the usual), instead of with a fixed number.
+    baseline: str | None = None
 
     @field_validator("window", "grain", "keep_firing_for", "cooldown")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("baseline")
+    @classmethod
+    def _baseline(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
         return value
 
     @model_validator(mode="after")
@@ -181,6 +200,7 @@ class Metric(_Strict):
             "quantile": ("measure", "quantile"),
             "distribution": ("measure", "drift"),
             "gauge": ("probe",),
+            "total": ("measure",),
         }[self.kind]
         for name in needs:
             if getattr(self, name) is None:
@@ -189,6 +209,20 @@ class Metric(_Strict):
             raise ValueError(f"a {self.kind} metric's measure needs a field")
         if self.breakdowns and self.kind == "gauge":
             raise ValueError("a gauge cannot be broken down")
+        if self.kind == "total" and self.measure and self.measure.agg == "count_distinct":
+            raise ValueError("a total counts or sums: count_distinct has no total per grain")
+        if self.group_by is not None:
+            if self.group_by not in GROUP_FIELDS:
+                raise ValueError(f"group_by must be one of {', '.join(GROUP_FIELDS)}")
+            if self.kind not in ("ratio", "total"):
+                raise ValueError("only a ratio or a total can be grouped")
+            if any(m.agg == "count_distinct" for m in self.measures):
+                raise ValueError("a grouped metric counts or sums (no count_distinct)")
+        if self.baseline is not None:
+            if self.group_by is None or self.kind not in ("ratio", "total"):
+                raise ValueError("a baseline compares a grouped ratio or total with itself")
+            if parse_duration(self.baseline) < self.window_td:
+                raise ValueError("a baseline spans at least one window")
         grains = self.window_td / self.grain_td
         if grains != int(grains) or not 1 <= grains <= MAX_GRAINS_PER_WINDOW:
             raise ValueError(

@@ -8,7 +8,7 @@ is what the live run does on the same rows.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -144,6 +144,10 @@ class Evaluator:
             return [_judged(metric, at, *values.get(i, (None, 0))) for i, at in _times(grid)]
         if metric.kind == "distribution":
             return self._distribution(metric, grid)
+        if metric.kind == "total":  # over every group (a grouped metric alerts per group)
+            assert metric.measure
+            totals = self.measure(metric.measure, grid)
+            return [_judged(metric, at, *(totals.get(i) or (0.0, 0))) for i, at in _times(grid)]
         if probe is None:
             raise ValueError(f"gauge {metric.name} has no probe here")
         value = probe()
@@ -213,6 +217,101 @@ class Evaluator:
             judged = _judged(metric, at, value, n)
             out.append(Observation(judged.at, judged.status, judged.value, judged.n, shares=shares))
         return out
+
+
+#: Per group, per grain bucket: (value, observations).
+Buckets = dict[str, dict[int, tuple[float, int]]]
+
+
+def _window(buckets: dict[int, tuple[float, int]], last: int, grains: int) -> tuple[float, int]:
+    """The sum of ``grains`` buckets ending at ``last``."""
+    value, n = 0.0, 0
+    for b in range(last - grains + 1, last + 1):
+        v, c = buckets.get(b, (0.0, 0))
+        value += v
+        n += c
+    return value, n
+
+
+class GroupedEvaluation:
+    """A grouped metric (``group_by``) at every evaluation time of a grid, per group.
+
+    A total's value is the window's sum (a group with no rows has spent nothing: 0, judged);
+    a ratio's is its numerator over its denominator (no denominator: not judged). With a
+    ``baseline``, the value is divided by the group's own level over the baseline period
+    before the window (a total's as an average per window), so 3.0 reads "three times the
+    usual"; a group without enough baseline is not judged.
+    """
+
+    def __init__(self, evaluator: Evaluator, metric: Metric) -> None:
+        assert metric.group_by is not None
+        self.evaluator = evaluator
+        self.metric = metric
+        self.baseline_grains = (
+            int(parse_duration(metric.baseline) / metric.grain_td) if metric.baseline else 0
+        )
+
+    def _buckets(self, measure: Measure, grid: sql.Grid) -> Buckets:
+        metric, runner = self.metric, self.evaluator.runner
+        assert metric.group_by is not None
+        g = grid.grain_s
+        span = sql.Span((grid.first - grid.grains - self.baseline_grains) * g, grid.last * g)
+        query = sql.grouped_buckets_sql(
+            measure, runner.dialect, self.evaluator.registry, span, g, metric.group_by
+        )
+        out: Buckets = {}
+        for group, bucket, value, n in runner.rows(query):
+            out.setdefault(str(group), {})[int(bucket)] = (float(value or 0), int(n))
+        return out
+
+    def evaluate(self, grid: sql.Grid, known: Iterable[str] = ()) -> dict[str, list[Observation]]:
+        """Each group's observations: every group with rows in reach, and each ``known`` one
+        (a group whose alert stands must be judged even when it went quiet)."""
+        metric = self.metric
+        if metric.kind == "total":
+            assert metric.measure is not None
+            parts = [self._buckets(metric.measure, grid)]
+        else:
+            assert metric.numerator is not None and metric.denominator is not None
+            parts = [self._buckets(metric.numerator, grid), self._buckets(metric.denominator, grid)]
+        groups = sorted({g for part in parts for g in part} | set(known))
+        return {
+            group: [
+                self._observe(i, at, grid, [p.get(group, {}) for p in parts])
+                for i, at in _times(grid)
+            ]
+            for group in groups
+        }
+
+    def _observe(
+        self, i: int, at: datetime, grid: sql.Grid, parts: list[dict[int, tuple[float, int]]]
+    ) -> Observation:
+        metric, k, b = self.metric, grid.grains, self.baseline_grains
+        if metric.kind == "total":
+            value, n = _window(parts[0], i, k)
+            base = None
+            if b:
+                base_value, base_n = _window(parts[0], i - k, b)
+                base = base_value * k / b if base_n >= metric.min_sample else None
+        else:
+            num, _ = _window(parts[0], i, k)
+            den, n = _window(parts[1], i, k)
+            if not den:
+                return Observation(at, "insufficient", None, n)
+            value = metric.scale * num / den
+            base = None
+            if b:
+                base_num, _ = _window(parts[0], i - k, b)
+                base_den, base_n = _window(parts[1], i - k, b)
+                if base_den and base_n >= metric.min_sample:
+                    base = metric.scale * base_num / base_den
+        if b:
+            if not base:
+                return Observation(at, "insufficient", None, n)
+            value = value / base
+        if metric.kind == "total" and n == 0:
+            return Observation(at, "ok", value, 0)  # nothing spent is a fact, not a lack of data
+        return Observation(at, "ok" if n >= metric.min_sample else "insufficient", value, n)
 
 
 @dataclass(frozen=True)

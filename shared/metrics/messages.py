@@ -1,7 +1,8 @@
 """What an alert says: the Slack-compatible webhook body and the topic message.
 
 Both carry the value, the threshold, the window, ``n`` and the runbook link, and nothing else
-of the data: no property value, no identifier.
+of the data: no property value, no identifier. A grouped metric's alert names its group: a
+pseudonym (``user_key``) or a name of ours (an operation, a model), never a raw identifier.
 """
 
 from __future__ import annotations
@@ -49,7 +50,24 @@ def details(metric: Metric, notice: Notice, runbook_base: str) -> dict[str, Any]
     }
     if obs.error:
         out["error"] = obs.error
+    if notice.group is not None:
+        out["group_by"] = metric.group_by
+        out["group"] = notice.group
+        out["more_groups_breaching"] = notice.more_groups
+    if metric.baseline:
+        out["baseline"] = metric.baseline
     return out
+
+
+def _subject(metric: Metric, notice: Notice) -> str:
+    """The metric, and the group a grouped metric's alert is about."""
+    if notice.group is None:
+        return metric.name
+    return f"{metric.name} for {metric.group_by} {notice.group[:16]}"
+
+
+def _more(notice: Notice) -> str:
+    return f"; {notice.more_groups} more breach (held back)" if notice.more_groups else ""
 
 
 def summary(metric: Metric, notice: Notice) -> str:
@@ -68,9 +86,12 @@ def summary(metric: Metric, notice: Notice) -> str:
     thresholds = metric.thresholds
     limit = thresholds.critical if notice.severity == "critical" else thresholds.warn
     relation = ">" if thresholds.direction == "above" else "<"
+    unit = f"x its {metric.baseline} baseline" if metric.baseline else metric.unit
+    limit_unit = "x" if metric.baseline else metric.unit
     return (
-        f"[{title}{severity}] {metric.name} = {_number(facts.value)} {metric.unit} "
-        f"(threshold {relation} {_number(limit)} {metric.unit}) over {metric.window}, n={facts.n}"
+        f"[{title}{severity}] {_subject(metric, notice)} = {_number(facts.value)} {unit} "
+        f"(threshold {relation} {_number(limit)} {limit_unit}) over {metric.window}, "
+        f"n={facts.n}" + _more(notice)
     )
 
 

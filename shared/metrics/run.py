@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,12 +20,13 @@ from sqlalchemy import Engine
 
 from shared.contract.registry.loader import Registry
 from shared.metrics import messages
-from shared.metrics.alerting import AlertState, Notice, replay
+from shared.metrics.alerting import AlertState, Notice, replay, replay_groups
 from shared.metrics.catalog import Catalog, Metric
 from shared.metrics.deliver import Deliverer, DeliveryReport
 from shared.metrics.evaluate import (
     DuckDbRunner,
     Evaluator,
+    GroupedEvaluation,
     Observation,
     PostgresRunner,
     SqlRunner,
@@ -61,10 +62,15 @@ class MetricOutcome:
         return {
             "metric": self.metric,
             **(self.observation.to_json() if self.observation else {"status": "unchanged"}),
-            "alert": self.alert.status,
+            "alert": "firing" if self.alert.firing else self.alert.status,
             "severity": self.alert.severity,
             "condition": self.alert.condition,
             "queued": self.queued,
+            **(
+                {"groups_firing": sorted(g for g, s in self.alert.groups.items() if s.firing)}
+                if self.alert.groups
+                else {}
+            ),
         }
 
 
@@ -81,7 +87,7 @@ class RunReport:
         return {
             "metrics": [o.to_json() for o in self.outcomes],
             "failed": sum(1 for o in self.outcomes if o.failed),
-            "firing": sorted(o.metric for o in self.outcomes if o.alert.status == "firing"),
+            "firing": sorted(o.metric for o in self.outcomes if o.alert.firing),
             "delivery": self.delivery.to_json(),
             "seconds": round(self.seconds, 3),
         }
@@ -152,9 +158,58 @@ class AnomalyRun:
             logger.exception("metric evaluation failed", extra={"metric": metric.name})
             return [failed(latest, exc)]
 
+    def _observe_groups(
+        self, metric: Metric, state: AlertState, now: datetime
+    ) -> dict[str, list[Observation]] | list[Observation]:
+        """A grouped metric's observations per group, or (it could not be evaluated) the
+        failure as the metric's own observation."""
+        latest = latest_time(metric, now)
+        start = latest - metric.grain_td * (metric.fire.m - 1)
+        if state.last_eval_at is not None:
+            start = max(start, state.last_eval_at + metric.grain_td)
+        if start > latest:
+            return {}
+        try:
+            grouped = GroupedEvaluation(
+                Evaluator(self.runners(metric.source), self.registry), metric
+            )
+            return grouped.evaluate(grid_for(metric, start, latest), state.groups.keys())
+        except Exception as exc:
+            logger.exception("metric evaluation failed", extra={"metric": metric.name})
+            return [failed(latest, exc)]
+
+    def _run_grouped(
+        self, metric: Metric, state: AlertState, now: datetime
+    ) -> tuple[AlertState, list[Notice], Observation | None]:
+        """Move each group's alert (and the metric's own evaluation-failed condition)."""
+        observed = self._observe_groups(metric, state, now)
+        if isinstance(observed, list):  # the evaluation failed: the metric's condition
+            new_state, notices = replay(metric, observed, state)
+            return new_state, notices, observed[-1]
+        if not observed:
+            return state, [], None
+        groups, notices = replay_groups(metric, observed, state.groups)
+        last = max(obs[-1].at for obs in observed.values())
+        recovered: list[Notice] = []
+        if state.condition is not None:  # evaluates again: close the condition
+            probe = Observation(last, "insufficient", None, 0)
+            state, recovered = replay(metric, [probe], state)
+        new_state = replace(state, last_eval_at=last, groups=groups)
+        judged = [o[-1] for o in observed.values() if o[-1].status == "ok"]
+        newest = Observation(last, "ok" if judged else "insufficient", None, len(judged))
+        return new_state, recovered + notices, newest
+
     def run_metric(self, metric: Metric, now: datetime) -> MetricOutcome:
-        """Evaluate one metric and move its alert."""
+        """Evaluate one metric and move its alert (a grouped metric: each group's)."""
         with self.store.locked(metric) as (conn, state):
+            if metric.group_by is not None:
+                new_state, notices, newest = self._run_grouped(metric, state, now)
+                if newest is None:
+                    return MetricOutcome(metric.name, None, state, 0)
+                queued = self.store.save(
+                    conn, metric, new_state, [self._queued(metric, n) for n in notices]
+                )
+                return MetricOutcome(metric.name, newest, new_state, queued)
             observations = self._observe(metric, state, now)
             if not observations:
                 return MetricOutcome(metric.name, None, state, 0)
@@ -211,7 +266,7 @@ class AnomalyRun:
             extra={
                 "metrics": len(report.outcomes),
                 "failed": sum(1 for o in report.outcomes if o.failed),
-                "firing": sum(1 for o in report.outcomes if o.alert.status == "firing"),
+                "firing": sum(1 for o in report.outcomes if o.alert.firing),
                 "delivery": report.delivery.to_json(),
                 "seconds": round(report.seconds, 3),
             },

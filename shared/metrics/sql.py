@@ -315,6 +315,10 @@ def view_sql(metric: Metric, registry: Registry, days: int = HOT_RETENTION_DAYS)
             f"SELECT to_timestamp(de.i * {g}) AS time, {metric.scale!r} * ({value}) AS value, "
             f"de.n AS n FROM ({den}) de LEFT JOIN ({num}) nu ON nu.i = de.i WHERE de.val > 0"
         )
+    if metric.kind == "total" and metric.measure:
+        # Over every group: a grouped metric's panel shows the whole (its alerts are per group).
+        t = aggregate_sql(metric.measure, "postgres", registry, grid)
+        return f"SELECT to_timestamp(i * {g}) AS time, val AS value, n FROM ({t}) t"
     if metric.kind == "quantile" and metric.measure and metric.quantile:
         q = quantile_sql(metric.measure, metric.quantile, "postgres", registry, grid)
         return f"SELECT to_timestamp(i * {g}) AS time, val AS value, n FROM ({q}) q"
@@ -377,3 +381,16 @@ def total_sql(measure: Measure, dialect: Dialect, registry: Registry, span: Span
     rows = rows_sql(measure, dialect, registry, span, None)
     total = _total(measure)
     return f"SELECT {total} AS val, count(*) AS n FROM ({rows}) r"
+
+
+def grouped_buckets_sql(
+    measure: Measure, dialect: Dialect, registry: Registry, span: Span, grain_s: int, by: str
+) -> str:
+    """Per value ``g`` of the field ``by`` and grain bucket ``b`` (the first evaluation index
+    whose window holds it) over ``span``: the measure's ``val`` and ``n`` (count or sum)."""
+    rows = rows_sql(measure, dialect, registry, span, None, group=by)
+    return (
+        f"SELECT g, CAST(floor(extract(epoch FROM r.ts) / {grain_s}) AS BIGINT) + 1 AS b, "
+        f"{_total(measure)} AS val, count(*) AS n FROM ({rows}) r WHERE g IS NOT NULL "
+        "GROUP BY 1, 2"
+    )

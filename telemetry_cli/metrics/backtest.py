@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from shared.metrics.alerting import Notice, replay
+from shared.metrics.alerting import Notice, replay, replay_groups
 from shared.metrics.catalog import Catalog, Metric
-from shared.metrics.evaluate import Evaluator, Observation, grid_for
+from shared.metrics.evaluate import Evaluator, GroupedEvaluation, Observation, grid_for
 
 
 @dataclass
@@ -58,6 +58,7 @@ class MetricBacktest:
             },
             "notices": [
                 {"kind": n.kind, "at": n.at.isoformat(), "severity": n.severity}
+                | ({"group": n.group} if n.group is not None else {})
                 for n in self.notices
             ],
         }
@@ -77,7 +78,16 @@ def backtest(
             from shared.metrics.catalog import parse_duration
 
             first += parse_duration(metric.drift.baseline)
-        observations = evaluator.evaluate(metric, grid_for(metric, first, end))
-        _, notices = replay(metric, observations)
+        if metric.baseline:
+            from shared.metrics.catalog import parse_duration
+
+            first += parse_duration(metric.baseline)
+        grid = grid_for(metric, first, end)
+        observations = evaluator.evaluate(metric, grid)
+        if metric.group_by is not None:  # one machine per group, as the live run
+            per_group = GroupedEvaluation(evaluator, metric).evaluate(grid)
+            _, notices = replay_groups(metric, per_group, {})
+        else:
+            _, notices = replay(metric, observations)
         out.append(MetricBacktest(metric, observations, notices))
     return out

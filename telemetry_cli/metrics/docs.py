@@ -44,6 +44,8 @@ def _definition(metric: Metric) -> str:
         if metric.complement:
             ratio = f"1 − ({ratio})"
         return f"{ratio} × {metric.scale:g}" if metric.scale != 1 else ratio
+    if metric.kind == "total" and metric.measure:
+        return f"total of {_measure(metric.measure)}"
     if metric.kind == "quantile" and metric.measure:
         return f"weighted p{(metric.quantile or 0) * 100:g} of {_measure(metric.measure)}"
     if metric.kind == "distribution" and metric.measure and metric.drift:
@@ -74,6 +76,12 @@ def render_markdown(catalog: Catalog) -> str:
             f"breaching evaluations; keeps firing for {m.keep_firing_for}; cooldown {m.cooldown}\n"
         )
         out.append(f"- **minimum sample** {m.min_sample}; **channels** {', '.join(m.channels)}\n")
+        if m.group_by:
+            against = f", against its own {m.baseline} before the window" if m.baseline else ""
+            out.append(
+                f"- **grouped** by `{m.group_by}`: one alert per group that breaches{against}; "
+                f"at most {m.max_groups} groups fire per run\n"
+            )
         if m.breakdowns:
             by = ", ".join(f"`{b}`" for b in m.breakdowns)
             out.append(f"- **breakdowns** {by} (`telemetry metrics breakdown {m.name} --by …`)\n")

@@ -54,7 +54,8 @@ def lint_catalog(
     problems = []
     for metric in catalog:
         for measure in metric.measures:
-            found = _measure_problems(measure, registry, metric.breakdowns)
+            grouped = (metric.group_by,) if metric.group_by else ()
+            found = _measure_problems(measure, registry, (*metric.breakdowns, *grouped))
             problems += [f"{metric.name}: {p}" for p in found]
         if metric.kind == "gauge" and metric.probe not in PROBE_NAMES:
             problems.append(

@@ -4,7 +4,7 @@ nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,10 @@ from shared.contract.registry import default_registry
 from shared.metrics import messages
 from shared.metrics.catalog import default_catalog
 from shared.metrics.evaluate import DuckDbRunner, Evaluator, PostgresRunner, grid_for
+from shared.policy.privacy import Pseudonymiser
+from shared.settings import Settings
 from shared.storage.warm.query import open_views
-from telemetry_cli.generator import Incident
+from telemetry_cli.generator import CACHE_COLLAPSE_OPERATION, RUNAWAY_USER, Incident
 from telemetry_cli.history import fill_history
 from telemetry_cli.metrics.backtest import MetricBacktest, backtest
 from tests.integration.tiers import Warm, fresh_tiers
@@ -32,7 +34,9 @@ PLANTED = {
     "token_burn": (110, 8),
     "bias_flags": (70, 4),
     "llm_errors": (40, 3),
+    "runaway_user": (36, 4),
     "simulacra_shift": (20, 8),
+    "cache_collapse": (14, 4),
 }
 #: The metrics each incident must fire, with their runbook page.
 FIRES = {
@@ -45,6 +49,8 @@ FIRES = {
     "llm_error_rate": ("llm_errors", "llm-errors.md"),
     "llm_success_pct": ("llm_errors", "llm-errors.md"),
     "simulacra_level_drift": ("simulacra_shift", "simulacra-drift.md"),
+    "llm_spend_per_user": ("runaway_user", "llm-spend.md"),
+    "cache_hit_rate_vs_baseline": ("cache_collapse", "llm-cache.md"),
 }
 
 
@@ -79,10 +85,18 @@ def test_the_backtest_reads_both_tiers(history: Warm) -> None:
     assert history.files("telemetry_events") and history.files("api_calls_log")
 
 
+#: The group each grouped metric's incident must name (the runaway user as its pseudonym).
+GROUPS: dict[str, Callable[[Settings], str]] = {
+    "llm_spend_per_user": lambda s: Pseudonymiser(s.pseudonym_keys).pseudonym(RUNAWAY_USER)[1],
+    "cache_hit_rate_vs_baseline": lambda s: CACHE_COLLAPSE_OPERATION,
+}
+
+
 @pytest.mark.parametrize("name", sorted(FIRES))
 def test_each_planted_incident_fires_once_and_resolves_once_with_its_runbook(
-    replay: dict[str, MetricBacktest], name: str
+    replay: dict[str, MetricBacktest], history: Warm, name: str
 ) -> None:
+    history_settings = history.settings
     result = replay[name]
     kind, runbook = FIRES[name]
     start_h, hours = PLANTED[kind]
@@ -96,6 +110,10 @@ def test_each_planted_incident_fires_once_and_resolves_once_with_its_runbook(
     facts = messages.details(result.metric, firing[0], "docs/runbooks/")
     assert facts["runbook"] == f"docs/runbooks/{runbook}"
     assert facts["n"] >= result.metric.min_sample and facts["value"] is not None
+    if result.metric.group_by is not None:  # the right group, named, resolved once
+        assert firing[0].group == resolved[0].group == GROUPS[name](history_settings)
+        assert facts["group"] == firing[0].group and facts["more_groups_breaching"] == 0
+        assert firing[0].group[:16] in messages.summary(result.metric, firing[0])
 
 
 def test_normal_traffic_fires_nothing_else(replay: dict[str, MetricBacktest]) -> None:
