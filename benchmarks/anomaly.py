@@ -43,7 +43,14 @@ from shared.contract.registry.loader import Registry  # noqa: E402
 from shared.metrics import sql  # noqa: E402
 from shared.metrics.catalog import Catalog, Measure, Metric, default_catalog, parse_duration  # noqa: E402
 from shared.metrics.deliver import Deliverer  # noqa: E402
-from shared.metrics.evaluate import DuckDbRunner, Evaluator, SqlRunner, grid_for, latest_time  # noqa: E402
+from shared.metrics.evaluate import (  # noqa: E402
+    DuckDbRunner,
+    Evaluator,
+    GroupedEvaluation,
+    SqlRunner,
+    grid_for,
+    latest_time,
+)
 from shared.metrics.run import AnomalyRun, runner_factory  # noqa: E402
 from shared.metrics.store import AlertStore  # noqa: E402
 from shared.settings import get_settings, reset_settings  # noqa: E402
@@ -65,11 +72,35 @@ def bare_measure(measure: Measure, dialect: sql.Dialect, registry: Registry, gri
     return f"SELECT {'sum(w * v)' if measure.agg == 'sum' else 'sum(w)'} FROM ({rows}) r"
 
 
+def bare_grouped(
+    measure: Measure, dialect: sql.Dialect, registry: Registry, span: sql.Span, by: str
+) -> str:
+    rows = sql.rows_sql(measure, dialect, registry, span, None, group=by)
+    total = "sum(w * v)" if measure.agg == "sum" else "sum(w)"
+    return f"SELECT g, {total} FROM ({rows}) r GROUP BY g"
+
+
 def bare_queries(
     metric: Metric, dialect: sql.Dialect, registry: Registry, at: datetime
 ) -> list[str]:
-    """The plainest SQL for the metric's value at ``at`` (one window, no expansion)."""
+    """The plainest SQL for the metric's value at ``at`` (one window, no expansion; a grouped
+    metric: one GROUP BY per measure over its window, and one over its baseline)."""
     grid = grid_for(metric, at, at)
+    if metric.group_by is not None:
+        end = int(at.timestamp())
+        spans = [sql.Span(end - int(metric.window_td.total_seconds()), end)]
+        if metric.baseline:
+            start = spans[0].start_s
+            spans.append(
+                sql.Span(start - int(parse_duration(metric.baseline).total_seconds()), start)
+            )
+        return [
+            bare_grouped(m, dialect, registry, span, metric.group_by)
+            for m in metric.measures
+            for span in spans
+        ]
+    if metric.kind == "total" and metric.measure:
+        return [bare_measure(metric.measure, dialect, registry, grid)]
     if metric.kind == "ratio" and metric.numerator and metric.denominator:
         return [
             bare_measure(m, dialect, registry, grid) for m in (metric.numerator, metric.denominator)
@@ -176,7 +207,10 @@ def main() -> None:
                 hot_done = time.perf_counter()
                 for metric in catalog:
                     at = latest_time(metric, end)
-                    warm_eval.evaluate(metric, grid_for(metric, at, at))
+                    if metric.group_by is not None:
+                        GroupedEvaluation(warm_eval, metric).evaluate(grid_for(metric, at, at))
+                    else:
+                        warm_eval.evaluate(metric, grid_for(metric, at, at))
                 split["hot"] = hot_done - started
                 split["warm"] = time.perf_counter() - hot_done
 

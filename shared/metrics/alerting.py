@@ -144,8 +144,10 @@ def _condition_notices(
     return replace(state, condition=wanted, alert_id=alert_id), notices
 
 
-def step(metric: Metric, state: AlertState, obs: Observation) -> tuple[AlertState, list[Notice]]:
-    """The state after ``obs``, and what to send."""
+def step(
+    metric: Metric, state: AlertState, obs: Observation, group: str | None = None
+) -> tuple[AlertState, list[Notice]]:
+    """The state after ``obs``, and what to send (about ``group``, for a grouped metric)."""
     if state.last_eval_at is not None and obs.at <= state.last_eval_at:
         return state, []
     state = replace(state, last_eval_at=obs.at)
@@ -178,7 +180,7 @@ def step(metric: Metric, state: AlertState, obs: Observation) -> tuple[AlertStat
         if state.resolved_at is not None and obs.at < state.resolved_at + metric.cooldown_td:
             return replace(state, status="cooldown"), notices
         severity: Literal["warn", "critical"] = "critical" if critical >= metric.fire.n else "warn"
-        alert_id = _alert_id(metric, obs.at, "firing")
+        alert_id = _alert_id(metric, obs.at, "firing", group)
         state = replace(
             state, status="firing", severity=severity, fired_at=obs.at, alert_id=alert_id
         )
@@ -197,14 +199,18 @@ def step(metric: Metric, state: AlertState, obs: Observation) -> tuple[AlertStat
 
 
 def replay(
-    metric: Metric, observations: list[Observation], state: AlertState | None = None
+    metric: Metric,
+    observations: list[Observation],
+    state: AlertState | None = None,
+    group: str | None = None,
 ) -> tuple[AlertState, list[Notice]]:
-    """Run the machine over ``observations`` in order (the backtest and the live catch-up)."""
+    """Run the machine over ``observations`` in order (the backtest and the live catch-up);
+    with ``group``, one group's machine of a grouped metric, its notices naming it."""
     current = state or AlertState()
     sent: list[Notice] = []
     for obs in observations:
-        current, notices = step(metric, current, obs)
-        sent.extend(notices)
+        current, notices = step(metric, current, obs, group)
+        sent.extend(notices if group is None else [replace(n, group=group) for n in notices])
     return current, sent
 
 
@@ -234,22 +240,10 @@ def replay_groups(
     Groups that would fire beyond the bound keep their previous state (they fire on a later
     run if they still breach), and the notices that are sent carry how many more breach.
     """
-    moved: dict[str, tuple[AlertState, list[Notice]]] = {}
-    for group, group_observations in observations.items():
-        state, notices = replay(metric, group_observations, states.get(group))
-        named = [
-            replace(
-                n,
-                group=group,
-                alert_id=n.alert_id
-                if n.kind != "firing"
-                else _alert_id(metric, n.at, "firing", group),
-            )
-            for n in notices
-        ]
-        if state.alert_id is not None and any(n.kind == "firing" for n in named):
-            state = replace(state, alert_id=next(n.alert_id for n in named if n.kind == "firing"))
-        moved[group] = (state, named)
+    moved: dict[str, tuple[AlertState, list[Notice]]] = {
+        group: replay(metric, group_observations, states.get(group), group)
+        for group, group_observations in observations.items()
+    }
     firing = sorted(
         (g for g, (_, notices) in moved.items() if any(n.kind == "firing" for n in notices)),
         key=lambda g: _worst_first(

@@ -238,3 +238,37 @@ def test_the_anomaly_role_granted_by_migrate_can_do_its_whole_job(failing_llm: W
         assert set(refresh_views(engine, catalog, registry).values()) == {"refreshed"}
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def runaway_user(services: Any, tmp_path: Path) -> Iterator[Warm]:
+    """A day of traffic whose last six hours have one user running half of all sessions."""
+    with fresh_tiers(services, tmp_path) as tiers:
+        incident = Incident("runaway_user", NOW - timedelta(hours=6), NOW + timedelta(hours=1))
+        fill_history(tiers.engine, tiers.settings, NOW - timedelta(hours=26), NOW, 50, [incident])
+        yield tiers
+
+
+def test_a_grouped_alert_names_the_runaway_users_pseudonym_once_in_the_live_run(
+    runaway_user: Warm,
+) -> None:
+    """The live run on the real hot tier: the runaway user's spend fires one alert naming its
+    pseudonym (never the raw id), its state is kept per group, and a rerun sends nothing."""
+    from shared.policy.privacy import Pseudonymiser
+    from telemetry_cli.generator import RUNAWAY_USER
+
+    catalog = Catalog(metrics=(default_catalog().get("llm_spend_per_user"),))
+    pseudonym = Pseudonymiser(runaway_user.settings.pseudonym_keys).pseudonym(RUNAWAY_USER)[1]
+    with webhook_server() as hook:
+        run = _run(runaway_user, hook, catalog, {})
+        first = run.run(now=NOW)
+        outcome = first.outcomes[0].to_json()
+        assert outcome["groups_firing"] == [pseudonym], outcome
+        assert first.to_json()["firing"] == ["llm_spend_per_user"]
+        texts = hook.texts()
+        assert len(texts) == 1 and pseudonym[:16] in texts[0] and RUNAWAY_USER not in texts[0]
+        state = run.store.states()["llm_spend_per_user"]
+        assert state.groups[pseudonym].status == "firing"
+        assert run.run(now=NOW + timedelta(minutes=5)).delivery.sent == {"webhook": 0, "topic": 0}
+        sent = run.store.sent()
+        assert [(r["kind"], r["metric"]) for r in sent] == [("firing", "llm_spend_per_user")]
