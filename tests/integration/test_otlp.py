@@ -492,8 +492,9 @@ def test_the_otlp_report_lists_each_sources_drops_by_name_never_by_value(
     services: Any, otlp_ingest: Any, sink_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Content capture on: the report names the content attributes the official openai
-    instrumentation sent and how often, the log records refused and the calls stored, read
-    from the pipeline.otlp events that went through the sink into the hot tier."""
+    instrumentation sent and how often, the log records refused and the calls stored, and a
+    planted unknown attribute of an unknown instrumentation by name and count, never its value;
+    read from the pipeline.otlp events that went through the sink into the hot tier."""
     url, _ = otlp_ingest
     with fake_llm() as llm:
         env = {
@@ -508,17 +509,31 @@ def test_the_otlp_report_lists_each_sources_drops_by_name_never_by_value(
             [sys.executable, str(OFFICIAL_APP), "openai"], env=env, timeout=120, check=False
         )
     assert done.returncode == 0
+    # An instrumentation no one knows, sending an attribute no one reads, twice.
+    planted = json.loads(retimed("genai_openai.json", scope_name="acme.planted"))
+    for resource in planted["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            for span in scope["spans"]:
+                span["attributes"].append(
+                    {"key": "acme.unknown_attribute", "value": {"stringValue": "PLANTED-VALUE"}}
+                )
+    for _ in range(2):
+        assert post(url, json.dumps(planted).encode())[0] == 200
     engine = make_engine(services.database_url)
     totals = text(
-        "SELECT props->>'measure', sum((props->>'occurrences')::int) FROM telemetry_events"
-        " WHERE name = 'pipeline.otlp'"
-        " AND props->>'otlp_scope' = 'opentelemetry.instrumentation.genai.openai' GROUP BY 1"
+        "SELECT props->>'otlp_scope', props->>'measure', sum((props->>'occurrences')::int)"
+        " FROM telemetry_events WHERE name = 'pipeline.otlp' GROUP BY 1, 2"
     )
     deadline = time.monotonic() + 60
     while True:  # until the summaries of this run's exports went through the sink
         with engine.connect() as conn:
-            stored = dict(conn.execute(totals).all())
-        if stored.get("calls", 0) >= 3 and stored.get("log_records", 0) >= 3:
+            stored = {(scope, m): n for scope, m, n in conn.execute(totals).all()}
+        official = "opentelemetry.instrumentation.genai.openai"
+        if (
+            stored.get((official, "calls"), 0) >= 3
+            and stored.get((official, "log_records"), 0) >= 3
+            and stored.get(("acme.planted", "spans"), 0) >= 6
+        ):
             break
         assert time.monotonic() < deadline, f"pipeline.otlp events so far: {stored}"
         post(url, retimed("genai_openai.json"))  # a later request flushes the summary
@@ -545,3 +560,7 @@ def test_the_otlp_report_lists_each_sources_drops_by_name_never_by_value(
     assert dropped["gen_ai.input.messages"] >= 3 and dropped["server.address"] >= 3
     assert "SECRET-PROMPT-CANARY" not in result.output + text_result.output
     assert "attributes dropped, by name" in text_result.output
+    unknown = sources["acme.planted"]["by_item"]["dropped_attribute"]
+    assert unknown["acme.unknown_attribute"] == 6  # three spans an export, two exports
+    assert "acme.unknown_attribute" in text_result.output
+    assert "PLANTED-VALUE" not in result.output + text_result.output
