@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import orjson
 
@@ -152,7 +152,8 @@ class OtlpHandler:
         refused = self._limit(encoding, token, total)
         if refused is not None:
             return refused
-        outcome = OtlpOutcome(_logs_partial_success(encoding, total), log_records=total)
+        answer = partial_success(encoding, "logs", total, LOGS_NOT_STORED)
+        outcome = OtlpOutcome(answer, log_records=total)
         for (scope, version), count in records.items():
             outcome.tally[(scope, version, "log_records", "")] += count
         return outcome
@@ -262,29 +263,10 @@ class OtlpHandler:
                 )
                 outcome.error = message
                 return outcome
-        outcome.answer = self._partial_success(
-            encoding, len(reasons), reasons[0] if reasons else ""
+        outcome.answer = partial_success(
+            encoding, "traces", len(reasons), reasons[0] if reasons else ""
         )
         return outcome
-
-    @staticmethod
-    def _partial_success(encoding: str, rejected: int, message: str) -> Answer:
-        if encoding == PROTOBUF:
-            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-                ExportTracePartialSuccess,
-                ExportTraceServiceResponse,
-            )
-
-            response = ExportTraceServiceResponse()
-            if rejected:
-                response.partial_success.CopyFrom(
-                    ExportTracePartialSuccess(rejected_spans=rejected, error_message=message)
-                )
-            return Answer(200, None, {"Content-Type": PROTOBUF}, response.SerializeToString())
-        partial: dict[str, Any] = {}
-        if rejected:
-            partial = {"rejectedSpans": rejected, "errorMessage": message}
-        return Answer(200, {"partialSuccess": partial})
 
     @staticmethod
     def _error(
@@ -307,25 +289,36 @@ LOGS_NOT_STORED = (
 )
 
 
-def _logs_partial_success(encoding: str, records: int) -> Answer:
-    """OTLP's answer to a log export whose ``records`` were all refused."""
+def partial_success(
+    encoding: str, signal: Literal["traces", "logs"], rejected: int, message: str
+) -> Answer:
+    """OTLP's answer to an export of which ``rejected`` items (spans, log records) were
+    refused, in the request's encoding."""
     if encoding == PROTOBUF:
-        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
-            ExportLogsPartialSuccess,
-            ExportLogsServiceResponse,
-        )
-
-        response = ExportLogsServiceResponse()
-        if records:
-            response.partial_success.CopyFrom(
-                ExportLogsPartialSuccess(
-                    rejected_log_records=records, error_message=LOGS_NOT_STORED
-                )
+        response: Any
+        if signal == "traces":
+            from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+                ExportTraceServiceResponse,
             )
+
+            response = ExportTraceServiceResponse()
+            if rejected:
+                response.partial_success.rejected_spans = rejected
+        else:
+            from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+                ExportLogsServiceResponse,
+            )
+
+            response = ExportLogsServiceResponse()
+            if rejected:
+                response.partial_success.rejected_log_records = rejected
+        if rejected:
+            response.partial_success.error_message = message
         return Answer(200, None, {"Content-Type": PROTOBUF}, response.SerializeToString())
     partial: dict[str, Any] = {}
-    if records:
-        partial = {"rejectedLogRecords": records, "errorMessage": LOGS_NOT_STORED}
+    if rejected:
+        key = "rejectedSpans" if signal == "traces" else "rejectedLogRecords"
+        partial = {key: rejected, "errorMessage": message}
     return Answer(200, {"partialSuccess": partial})
 
 

@@ -99,6 +99,31 @@ def post(
         return error.code, dict(error.headers), error.read()
 
 
+def run_app(
+    app: Path, source: str, ingest_url: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run an instrumented app (``source`` its library) against a fresh fake LLM server,
+    exporting to ``ingest_url``; it must succeed."""
+    with fake_llm() as llm:
+        done = subprocess.run(
+            [sys.executable, str(app), source],
+            env={
+                **os.environ,
+                "FAKE_LLM_URL": llm,
+                "OTLP_ENDPOINT": ingest_url,
+                "OTLP_TOKEN": TOKEN,
+                "OTEL_SDK_DISABLED": "false",
+                **env,
+            },
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def calls(tap: Any, expected: int, timeout: float = 20) -> list[dict[str, Any]]:
     """The llm.call events published (not ingest's own pipeline.intake counts), by event id."""
     found: dict[str, dict[str, Any]] = {}
@@ -309,24 +334,7 @@ def test_instrumentation_libraries_calling_the_real_openai_client(
     otlp_ingest: Any, tap: Any, library: str, tmp_path: Path
 ) -> None:
     url, logs = otlp_ingest
-    with fake_llm() as llm:
-        env = {
-            **os.environ,
-            "FAKE_LLM_URL": llm,
-            "OTLP_ENDPOINT": url,
-            "OTLP_TOKEN": TOKEN,
-            "TRACELOOP_TELEMETRY": "false",
-            "OTEL_SDK_DISABLED": "false",
-        }
-        done = subprocess.run(
-            [sys.executable, str(APP), library],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_app(APP, library, url, TRACELOOP_TELEMETRY="false")
     stored = calls(tap, 3)
     assert len(stored) == 3, [c["props"] for c in stored]
     plain, streamed, failed = stored
@@ -376,23 +384,7 @@ def test_genai_instrumentations_on_their_real_sdks_fill_a_balanced_ledger(
     plain and the streamed call come to the provider's usage in our kinds, from cache and
     reasoning tokens counted each its own way (``shared/llm/token_rules.py``)."""
     url, logs = otlp_ingest
-    with fake_llm() as llm:
-        env = {
-            **os.environ,
-            "FAKE_LLM_URL": llm,
-            "OTLP_ENDPOINT": url,
-            "OTLP_TOKEN": TOKEN,
-            "OTEL_SDK_DISABLED": "false",
-        }
-        done = subprocess.run(
-            [sys.executable, str(OFFICIAL_APP), source],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_app(OFFICIAL_APP, source, url)
     failing_is_genai = not source.startswith("openlit")  # OpenLIT's carries no GenAI attributes
     stored = calls(tap, 3 if failing_is_genai else 2)
     plain, streamed = stored[:2]
@@ -449,24 +441,7 @@ def test_content_capture_on_stores_no_content_and_refuses_the_details_log_event(
     ``gen_ai.client.inference.operation.details`` log event: the calls are stored without them,
     and ``/v1/logs`` answers that its records are not stored (and counts them)."""
     url, logs = otlp_ingest
-    with fake_llm() as llm:
-        env = {
-            **os.environ,
-            "FAKE_LLM_URL": llm,
-            "OTLP_ENDPOINT": url,
-            "OTLP_TOKEN": TOKEN,
-            "OTEL_SDK_DISABLED": "false",
-            "CAPTURE_CONTENT": "1",
-        }
-        done = subprocess.run(
-            [sys.executable, str(OFFICIAL_APP), "openai"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_app(OFFICIAL_APP, "openai", url, CAPTURE_CONTENT="1")
     stored = calls(tap, 3)
     assert len(stored) == 3 and stored[0]["props"]["input_tokens"] == 400
     deadline = time.monotonic() + 30
@@ -496,19 +471,7 @@ def test_the_otlp_report_lists_each_sources_drops_by_name_never_by_value(
     planted unknown attribute of an unknown instrumentation by name and count, never its value;
     read from the pipeline.otlp events that went through the sink into the hot tier."""
     url, _ = otlp_ingest
-    with fake_llm() as llm:
-        env = {
-            **os.environ,
-            "FAKE_LLM_URL": llm,
-            "OTLP_ENDPOINT": url,
-            "OTLP_TOKEN": TOKEN,
-            "OTEL_SDK_DISABLED": "false",
-            "CAPTURE_CONTENT": "1",
-        }
-        done = subprocess.run(
-            [sys.executable, str(OFFICIAL_APP), "openai"], env=env, timeout=120, check=False
-        )
-    assert done.returncode == 0
+    run_app(OFFICIAL_APP, "openai", url, CAPTURE_CONTENT="1")
     # An instrumentation no one knows, sending an attribute no one reads, twice.
     planted = json.loads(retimed("genai_openai.json", scope_name="acme.planted"))
     for resource in planted["resourceSpans"]:
