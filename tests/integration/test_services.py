@@ -134,7 +134,7 @@ def test_migrations_are_idempotent(engine: Engine) -> None:
 
     run_migrations(engine)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head == "0006"
+    assert head == "0007"
     with engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
 
