@@ -11,6 +11,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from shared.contract.otlp_report import Row
 from shared.contract.stored_event import StoredEvent
@@ -27,6 +28,21 @@ def _reason(field: str) -> str:
     return _REASON_UNSAFE.sub("_", field)[:64] or "event"
 
 
+def _pipeline_event(name: str, props: dict[str, Any], now: datetime, instance: str) -> StoredEvent:
+    """One of ingest's own events for an interval of one instance, in its stored form."""
+    return StoredEvent(
+        event_id=str(uuid.uuid4()),
+        name=name,
+        version=1,
+        category="pipeline",
+        event_ts=now,
+        received_at=now,
+        session_id=f"pipeline-ingest-{instance}",
+        props=props,
+        sample_rate=1.0,
+    )
+
+
 def intake_events(
     counts: Mapping[str, int],
     rejected_by_field: Mapping[str, int],
@@ -34,21 +50,6 @@ def intake_events(
     instance: str,
 ) -> list[StoredEvent]:
     """One totals row and one row per rejection reason for an interval of beacon intake."""
-    session = f"pipeline-ingest-{instance}"
-
-    def event(reason: str, props: dict[str, int]) -> StoredEvent:
-        return StoredEvent(
-            event_id=str(uuid.uuid4()),
-            name=INTAKE_EVENT,
-            version=1,
-            category="pipeline",
-            event_ts=now,
-            received_at=now,
-            session_id=session,
-            props={"reason": reason, **props},
-            sample_rate=1.0,
-        )
-
     total = {
         "received": int(counts.get("events", 0)),
         "accepted": int(counts.get("accepted", 0)),
@@ -57,33 +58,28 @@ def intake_events(
     }
     if not any(total.values()):
         return []
-    out = [event(ALL_REASONS, total)]
+    out = [_pipeline_event(INTAKE_EVENT, {"reason": ALL_REASONS, **total}, now, instance)]
     for field, rejected in sorted(rejected_by_field.items()):
-        zero = {"received": 0, "accepted": 0, "sampled_out": 0}
-        out.append(event(_reason(field), {**zero, "rejected": int(rejected)}))
+        props = {"reason": _reason(field), "received": 0, "accepted": 0, "sampled_out": 0}
+        props["rejected"] = int(rejected)
+        out.append(_pipeline_event(INTAKE_EVENT, props, now, instance))
     return out
 
 
 def otlp_events(rows: Mapping[Row, int], now: datetime, instance: str) -> list[StoredEvent]:
     """One ``pipeline.otlp`` event per (scope, version, measure, item) of an interval."""
-    session = f"pipeline-ingest-{instance}"
     return [
-        StoredEvent(
-            event_id=str(uuid.uuid4()),
-            name=OTLP_EVENT,
-            version=1,
-            category="pipeline",
-            event_ts=now,
-            received_at=now,
-            session_id=session,
-            props={
+        _pipeline_event(
+            OTLP_EVENT,
+            {
                 "otlp_scope": scope or "(none)",
                 "otlp_scope_version": version,
                 "measure": measure,
                 "item": item,
                 "occurrences": int(count),
             },
-            sample_rate=1.0,
+            now,
+            instance,
         )
         for (scope, version, measure, item), count in sorted(rows.items())
         if count

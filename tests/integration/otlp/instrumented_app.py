@@ -14,7 +14,8 @@ import sys
 import openai
 
 
-def main(library: str) -> None:
+def init_library(library: str) -> None:
+    """Set up OpenLLMetry (``traceloop``) or OpenLIT (``openlit``) to export to ingest."""
     endpoint, token = os.environ["OTLP_ENDPOINT"], os.environ["OTLP_TOKEN"]
     headers = {"Authorization": f"Bearer {token}"}
     if library == "traceloop":
@@ -37,6 +38,10 @@ def main(library: str) -> None:
             disable_metrics=True,
             application_name="otlp-test",
         )
+
+
+def main(library: str) -> None:
+    init_library(library)
     client = openai.OpenAI(base_url=os.environ["FAKE_LLM_URL"], api_key="fake", max_retries=0)
     messages = [{"role": "user", "content": "SECRET-PROMPT-CANARY"}]
     client.chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]

@@ -110,15 +110,9 @@ def main(source: str) -> None:
     endpoint, token = os.environ["OTLP_ENDPOINT"], os.environ["OTLP_TOKEN"]
     headers = {"Authorization": f"Bearer {token}"}
     if source.startswith("openlit-"):
-        import openlit
+        from instrumented_app import init_library  # this script's sibling
 
-        openlit.init(
-            otlp_endpoint=endpoint,
-            otlp_headers=headers,
-            disable_batch=True,
-            disable_metrics=True,
-            application_name="otlp-test",
-        )
+        init_library("openlit")
         CALLS[source.removeprefix("openlit-")](os.environ["FAKE_LLM_URL"], instrument=False)
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
