@@ -113,16 +113,22 @@ def metrics_check(names: tuple[str, ...], as_json: bool) -> None:
         except Exception as exc:
             obs = failed(at, exc)
         state = states.get(metric.name)
-        level = metric.thresholds.level(obs.value) if obs.value is not None else "-"
-        rows.append(
-            {
-                "metric": metric.name,
-                **obs.to_json(),
-                "level": level,
-                "alert": state.status if state else "never evaluated",
-                "condition": state.condition if state else None,
-            }
-        )
+        # A grouped metric's thresholds judge each group (a baseline metric's, each group
+        # against its own week): the whole's value is shown, not judged.
+        judged = obs.value is not None and metric.group_by is None
+        level = metric.thresholds.level(obs.value) if judged and obs.value is not None else "-"
+        row: dict[str, Any] = {
+            "metric": metric.name,
+            **obs.to_json(),
+            "level": level,
+            "alert": state.status if state else "never evaluated",
+            "condition": state.condition if state else None,
+        }
+        if metric.group_by is not None and state is not None:
+            firing = sorted(g for g, s in state.groups.items() if s.status == "firing")
+            row["alert"] = f"firing for {len(firing)} {metric.group_by}(s)" if firing else "ok"
+            row["groups_firing"] = [g[:16] for g in firing]
+        rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
     else:

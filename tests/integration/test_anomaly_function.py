@@ -250,7 +250,7 @@ def runaway_user(services: Any, tmp_path: Path) -> Iterator[Warm]:
 
 
 def test_a_grouped_alert_names_the_runaway_users_pseudonym_once_in_the_live_run(
-    runaway_user: Warm,
+    runaway_user: Warm, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The live run on the real hot tier: the runaway user's spend fires one alert naming its
     pseudonym (never the raw id), its state is kept per group, and a rerun sends nothing."""
@@ -272,3 +272,26 @@ def test_a_grouped_alert_names_the_runaway_users_pseudonym_once_in_the_live_run(
         assert run.run(now=NOW + timedelta(minutes=5)).delivery.sent == {"webhook": 0, "topic": 0}
         sent = run.store.sent()
         assert [(r["kind"], r["metric"]) for r in sent] == [("firing", "llm_spend_per_user")]
+    # `telemetry metrics check` shows the group's alert, and does not judge the whole's value
+    # by a threshold meant for one user.
+    from click.testing import CliRunner
+
+    from shared.settings import reset_settings
+    from shared.storage.hot.engine import dispose_engine
+    from telemetry_cli.cli import cli
+
+    assert runaway_user.settings.database_url is not None
+    monkeypatch.setenv("DATABASE_URL", runaway_user.settings.database_url.get_secret_value())
+    reset_settings()
+    dispose_engine()
+    try:
+        result = CliRunner().invoke(
+            cli, ["metrics", "check", "--metric", "llm_spend_per_user", "--json"]
+        )
+    finally:
+        reset_settings()
+        dispose_engine()
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)
+    assert row["alert"] == "firing for 1 user_key(s)" and row["level"] == "-"
+    assert row["groups_firing"] == [pseudonym[:16]]
