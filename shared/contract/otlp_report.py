@@ -53,12 +53,12 @@ class OtlpTally:
         self._rows: Counter[Row] = Counter()
 
     def add(self, rows: Mapping[Row, int]) -> None:
-        """Add one request's counts."""
+        """Add one request's counts (names cut to what a ``pipeline.otlp`` event holds)."""
         with self._lock:
-            for row, count in rows.items():
-                kept = row
-                if row not in self._rows and len(self._rows) >= self.max_rows:
-                    kept = (row[0], row[1], row[2], OTHER)
+            for (scope, version, measure, item), count in rows.items():
+                kept = (scope[:256], version[:64], measure, item[:128])
+                if kept not in self._rows and len(self._rows) >= self.max_rows:
+                    kept = (kept[0], kept[1], measure, OTHER)
                 self._rows[kept] += count
 
     def take(self) -> dict[Row, int]:

@@ -71,3 +71,16 @@ def test_pipeline_events_and_the_report_built_from_their_rows() -> None:
     assert "lib.a 1.0" in text and "lib.b (no version)" in text
     assert "attributes dropped, by name (1):" in text and "gen_ai.input.messages" in text
     assert render_text([], SINCE, 5).startswith("no OTLP exports since")
+
+
+def test_long_names_are_cut_to_what_a_pipeline_event_holds() -> None:
+    """Regression: a refusing field named from outside (a long prop path) made a
+    pipeline.otlp event the sink refused, so the interval's counts were dead-lettered."""
+    from shared.contract.stored_check import StoredEventCheck
+    from shared.contract.stored_event import StoredEvent
+
+    tally = OtlpTally()
+    tally.add({("s" * 300, "v" * 100, "refused", "events[0].props." + "x" * 300): 1})
+    (event,) = otlp_events(tally.take(), SINCE, "i-1")
+    StoredEventCheck().check(event)  # what the sink applies: no ContractViolation
+    assert isinstance(event, StoredEvent) and len(event.props["item"]) == 128
