@@ -141,11 +141,18 @@ class AnomalyRun:
             c for c in metric.channels if c != "webhook" or self.deliverer.webhook_url is not None
         )
 
-    def _observe(self, metric: Metric, state: AlertState, now: datetime) -> list[Observation]:
+    @staticmethod
+    def _due(metric: Metric, state: AlertState, now: datetime) -> tuple[datetime, datetime]:
+        """The evaluation times not judged yet, up to ``now`` (at most ``m`` of them): first
+        and last (first after last: none)."""
         latest = latest_time(metric, now)
         start = latest - metric.grain_td * (metric.fire.m - 1)
         if state.last_eval_at is not None:
             start = max(start, state.last_eval_at + metric.grain_td)
+        return start, latest
+
+    def _observe(self, metric: Metric, state: AlertState, now: datetime) -> list[Observation]:
+        start, latest = self._due(metric, state, now)
         if start > latest:
             return []
         try:
@@ -163,10 +170,7 @@ class AnomalyRun:
     ) -> dict[str, list[Observation]] | list[Observation]:
         """A grouped metric's observations per group, or (it could not be evaluated) the
         failure as the metric's own observation."""
-        latest = latest_time(metric, now)
-        start = latest - metric.grain_td * (metric.fire.m - 1)
-        if state.last_eval_at is not None:
-            start = max(start, state.last_eval_at + metric.grain_td)
+        start, latest = self._due(metric, state, now)
         if start > latest:
             return {}
         try:
